@@ -1,0 +1,34 @@
+"""Every side effect of the workflows: writing the read model, sending email. Built with the engine they use."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from temporalio import activity
+
+from safeguarding.case_records import CaseSnapshot
+from safeguarding.settings import Settings
+
+
+class CaseActivities:
+    """Synchronous activities (run in the worker's thread pool) bound to one database and settings."""
+
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine, self.settings = engine, settings
+        self.secret = settings.resolved_secret_key()
+
+    @activity.defn(name="sync_case")
+    def sync_case(self, snap: CaseSnapshot) -> bool:
+        from activities.read_model import apply_snapshot
+
+        return apply_snapshot(self.engine, snap, self.secret)
+
+    @activity.defn(name="deliver_outbox")
+    def deliver_outbox(self, message_ids: list[str]) -> dict[str, str]:
+        from activities.email import deliver
+
+        return deliver(self.engine, self.settings, message_ids)
+
+
+def build_activities(engine: Engine, settings: Settings) -> list:
+    acts = CaseActivities(engine, settings)
+    return [acts.sync_case, acts.deliver_outbox]

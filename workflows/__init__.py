@@ -1,0 +1,5 @@
+"""Temporal workflows: deterministic, driven by each case's pinned arrangements version."""
+
+from workflows.incident import IncidentCase
+
+WORKFLOWS = [IncidentCase]

@@ -1,0 +1,114 @@
+"""What crosses the Temporal boundary for a case: workflow input, task commands, read-model snapshots.
+
+Plain dataclasses of JSON types (dates as ISO strings) so the default data converter carries them and a
+replay decodes them the same way. Shared by the workflows, the activities and the web app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+NATIONAL_PANEL = "national_panel"  # candidate role of tasks for national-body users
+
+
+@dataclass
+class Actor:
+    """Who is acting, as the web app authenticated them."""
+
+    user_ref: str
+    kind: str  # partnership_lead | reviewer | national_body | scrutineer | administrator
+    partnership_id: str | None = None
+    display_name: str = ""
+
+
+@dataclass
+class IncidentInput:
+    """Everything an incident case workflow needs, fixed when it starts (never re-read)."""
+
+    partnership_id: str
+    case_ref: str
+    arrangements_version: int
+    arrangements: dict[str, Any]  # the pinned, validated document
+    calendar: dict[str, Any]  # WorkingCalendar.to_payload()
+    aware_date: str
+    category: str
+    children: list[dict[str, str]]  # [{"pseudonym": ..., "local_ref": ...}] — never names
+    summary: str
+    agencies: list[str]
+    opened_by: Actor
+    opened_at: str  # ISO datetime (UTC)
+
+
+@dataclass
+class TaskCommand:
+    task_key: str
+    actor: Actor
+    data: dict[str, Any] = field(default_factory=dict)
+    request_id: str = ""  # the caller's idempotency key, echoed into the timeline
+
+
+@dataclass
+class TaskResult:
+    task_key: str
+    status: str
+    case_status: str
+    message: str
+
+
+@dataclass
+class TaskRecord:
+    key: str
+    type: str
+    title: str
+    form: str
+    candidate_role: str
+    candidate_label: str
+    candidate_users: list[str]
+    opened_at: str
+    status: str = "open"  # open | done | cancelled
+    due_date: str | None = None
+    follow_up_date: str | None = None
+    overdue: bool = False
+    reminded: bool = False
+    claimed_by: str | None = None
+    completed_by: str | None = None
+    completed_at: str | None = None
+    days_late: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EventRecord:
+    seq: int
+    at: str
+    actor: str
+    kind: str
+    message: str
+    task_key: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MessageRecord:
+    """An email to queue in the outbox; addresses are resolved from user refs by the activity."""
+
+    seq: int
+    to_user_refs: list[str]
+    subject: str
+    body: str
+
+
+@dataclass
+class CaseSnapshot:
+    """The case as the workflow sees it now, plus the events and messages not yet written."""
+
+    case_id: str
+    partnership_id: str
+    case_ref: str
+    process: str
+    revision: int
+    fields: dict[str, Any]  # the Case row's columns (status, stage, due dates…)
+    tasks: list[TaskRecord]
+    events: list[EventRecord]
+    messages: list[MessageRecord]

@@ -1,0 +1,124 @@
+"""Every setting the engine reads, from environment variables, in one place.
+
+The README's settings table is generated from the ``Field`` descriptions below; keep them readable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(
+        Path(".data"),
+        validation_alias=_env("SGFLOW_DATA_DIR"),
+        description="Folder for embedded data: the SQLite database, the Temporal dev server's file, "
+        "the generated secret key.",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL"),
+        description="SQLAlchemy URL of the application database. Default: SQLite file "
+        "`<data dir>/sgflow.db`. Production: `postgresql+psycopg://user:pass@host:5432/sgflow`.",
+    )
+    temporal_address: str = Field(
+        "127.0.0.1:7233",
+        validation_alias=_env("TEMPORAL_ADDRESS"),
+        description="Temporal frontend host:port. `sgflow up` starts a dev server here if none answers "
+        "and the address is local.",
+    )
+    temporal_namespace: str = Field(
+        "default", validation_alias=_env("TEMPORAL_NAMESPACE"), description="Temporal namespace."
+    )
+    temporal_api_key: str | None = Field(
+        None,
+        validation_alias=_env("TEMPORAL_API_KEY"),
+        description="API key for Temporal Cloud or a secured cluster (enables TLS). Unset locally.",
+    )
+    temporal_ui_port: int = Field(
+        8233,
+        validation_alias=_env("SGFLOW_TEMPORAL_UI_PORT"),
+        description="Port of the Temporal web UI that `sgflow up` starts with the dev server.",
+    )
+    task_queue: str = Field(
+        "sgflow", validation_alias=_env("SGFLOW_TASK_QUEUE"), description="Temporal task queue of our worker."
+    )
+    web_host: str = Field(
+        "127.0.0.1", validation_alias=_env("SGFLOW_WEB_HOST"), description="Interface the web app binds to."
+    )
+    web_port: int = Field(8000, validation_alias=_env("SGFLOW_WEB_PORT"), description="Web app port.")
+    public_url: str | None = Field(
+        None,
+        validation_alias=_env("SGFLOW_PUBLIC_URL"),
+        description="Address users reach the app at, used in emails. Default: http://<web host>:<web port>.",
+    )
+    secret_key: str | None = Field(
+        None,
+        validation_alias=_env("SGFLOW_SECRET_KEY"),
+        description="Signs session cookies and CSRF tokens. Default: generated once into "
+        "`<data dir>/secret_key`. Set it in production (all web replicas share it).",
+    )
+    seed_demo: bool = Field(
+        True,
+        validation_alias=_env("SGFLOW_SEED_DEMO"),
+        description="`sgflow up` seeds a demo partnership and demo users once. Set to false in production.",
+    )
+    smtp_host: str | None = Field(
+        None,
+        validation_alias=_env("SMTP_HOST"),
+        description="SMTP server for email. Unset (default): emails stay in the outbox, readable in the app; "
+        "nothing leaves the machine.",
+    )
+    smtp_port: int = Field(587, validation_alias=_env("SMTP_PORT"), description="SMTP port.")
+    smtp_username: str | None = Field(None, validation_alias=_env("SMTP_USERNAME"), description="SMTP user.")
+    smtp_password: str | None = Field(
+        None, validation_alias=_env("SMTP_PASSWORD"), description="SMTP password."
+    )
+    smtp_starttls: bool = Field(True, validation_alias=_env("SMTP_STARTTLS"), description="Use STARTTLS.")
+    smtp_from: str = Field(
+        "sgflow@localhost", validation_alias=_env("SMTP_FROM"), description="Sender address of emails."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sgflow.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.temporal_ui_port}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The run command: sets up .venv (Python 3.11+) with the engine installed, then `sgflow up`: the Temporal dev
+# server (persistent file in .data/), the database (SQLite in .data/), the demo seed, the worker and the web
+# app. Ctrl-C stops it all; running it again carries on with the same data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
+.venv/bin/python -m pip install --quiet -e .
+exec .venv/bin/sgflow up "$@"

@@ -1,0 +1,3 @@
+from sgflow.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""The demo seed: the example partnerships' arrangements and a user for every person they name. Idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from safeguarding.accounts import hash_password
+from safeguarding.arrangements import load
+from safeguarding.tables import User
+from safeguarding.versions import store_version
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+DEMO_FILES = ("riverford-and-vale.json", "northmoor-and-eastholme.yaml")
+DEMO_PASSWORD = "demo-password"  # noqa: S105 (printed on purpose: demo accounts only)
+DEMO_AUTHOR = "demo seed"
+NATIONAL_USERS = [("u-panel-analyst", "panel@demo.test", "Panel analyst (demo)", "national_body"),
+                  ("u-sgflow-admin", "admin@demo.test", "Administrator (demo)", "administrator")]
+# Fictional names, so the demo looks real and name-scanning tests have names to look for.
+_NAMES = ["Alex Morgan", "Priya Shah", "Tom Okafor", "Sian Evans", "Grace Liu", "Daniel Hughes", "Fatima Khan",
+          "Owen Price", "Ruth Adeyemi", "Mark Bell", "Hannah Cole", "Imran Aziz", "Lucy Ward", "Ben Carter",
+          "Chloe Fisher", "Sam Patel", "Joanna Reid", "Kwame Mensah", "Emma Doyle", "Raj Kapoor"]
+
+
+def _people(doc: dict) -> dict[str, dict]:
+    """user_ref -> {kind, agency_id, title} for everyone an arrangements document names."""
+    people: dict[str, dict] = {}
+    lead_roles = {r for r in ("business_manager", "partnership_lead")}
+    scrutineer_role = (doc.get("independent_scrutiny") or {}).get("scrutineer_role")
+    agency_of_role = {a["contact_role"]: a["id"] for a in doc.get("relevant_agencies", []) if a.get("contact_role")}
+    for partner in doc.get("safeguarding_partners", []):
+        for post in ("lead", "delegate"):
+            person = partner.get(post) or {}
+            if person.get("user_ref"):
+                people.setdefault(person["user_ref"], {"kind": "reviewer", "agency_id": partner["id"],
+                                                       "title": f"{person.get('role_title', post)}, "
+                                                                f"{partner.get('organisation', partner['id'])}"})
+    for role in doc.get("roles", []):
+        for ref in role.get("members", []):
+            entry = people.setdefault(ref, {"kind": "reviewer", "agency_id": agency_of_role.get(role["id"]),
+                                            "title": role.get("title", role["id"])})
+            if role["id"] in lead_roles:
+                entry["kind"] = "partnership_lead"
+            elif role["id"] == scrutineer_role and entry["kind"] == "reviewer":
+                entry["kind"] = "scrutineer"
+    return people
+
+
+def seed_demo(engine: Engine) -> Iterator[str]:
+    """Store the demo arrangements (unchanged ones are skipped) and create missing demo users."""
+    password_hash: str | None = None
+    name_index = 0
+    with Session(engine) as session:
+        for filename in DEMO_FILES:
+            path = EXAMPLES / filename
+            doc = load(path.read_bytes(), filename=filename)
+            pid = doc["partnership"]["id"]
+            stored = store_version(session, pid, doc, author=DEMO_AUTHOR, change_note="demo arrangements")
+            if stored.created:
+                yield f"stored {pid} arrangements v{stored.number}"
+            existing = {u.user_ref for u in session.exec(select(User).where(User.partnership_id == pid))}
+            for ref, person in sorted(_people(doc).items()):
+                name_index += 1
+                if ref in existing:
+                    continue
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
+                session.add(User(email=f"{ref.removeprefix('u-')}@demo.test",
+                                 display_name=f"{_NAMES[name_index % len(_NAMES)]} ({person['title']})"[:200],
+                                 user_ref=ref, kind=person["kind"], partnership_id=pid,
+                                 agency_id=person["agency_id"], password_hash=password_hash))
+        existing = {u.user_ref for u in session.exec(select(User).where(User.partnership_id.is_(None)))}
+        for ref, email, name, kind in NATIONAL_USERS:
+            if ref not in existing:
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
+                session.add(User(email=email, display_name=name, user_ref=ref, kind=kind, password_hash=password_hash))
+        session.commit()
+    if password_hash:
+        yield "created demo users"
+
+
+def demo_signins(engine: Engine) -> list[tuple[str, str]]:
+    """A few demo accounts worth printing: one of each kind for the first partnership, and national ones."""
+    with Session(engine) as session:
+        users = list(session.exec(select(User).order_by(User.id)))
+    if not users:
+        return []
+    first_pid = next((u.partnership_id for u in users if u.partnership_id), None)
+    chosen: dict[str, User] = {}
+    for user in users:
+        if user.partnership_id in (first_pid, None) and user.kind not in chosen:
+            chosen[user.kind] = user
+    return [(u.email, f"{u.kind.replace('_', ' ')}: {u.display_name}") for u in chosen.values()]

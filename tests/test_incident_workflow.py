@@ -1,0 +1,358 @@
+"""The serious incident -> notification -> rapid review -> Panel response process, on the time-skipping server.
+
+Cases are opened through the same intake the API uses, tasks completed through the same Update calls,
+and every assertion reads the read model (what a person would see on the pages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.worker import Worker
+
+from activities import build_activities
+from safeguarding.accounts import Principal
+from safeguarding.calendar import WorkingCalendar
+from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, User
+from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
+from web.errors import ApiError
+from workflows import WORKFLOWS
+
+RV = "riverford-and-vale"
+NE = "northmoor-and-eastholme"
+
+
+def principal(engine, user_ref: str) -> Principal:
+    with Session(engine) as session:
+        return Principal.of(session.exec(select(User).where(User.user_ref == user_ref)).one())
+
+
+@asynccontextmanager
+async def running_worker(env, engine, settings):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        async with Worker(env.client, task_queue=settings.task_queue, workflows=WORKFLOWS,
+                          activities=build_activities(engine, settings), activity_executor=pool):
+            yield
+
+
+class CaseDriver:
+    """Drives one case as its people would, through intake and Updates."""
+
+    def __init__(self, env, engine, settings, partnership=RV):
+        self.env, self.engine, self.settings, self.partnership = env, engine, settings, partnership
+
+    async def open(self, aware: date, *, category="serious_harm_abuse_neglect", agencies=None, opener=None,
+                   ref=None) -> str:
+        lead = principal(self.engine, opener or ("u-rv-business-manager" if self.partnership == RV
+                                                 else self._lead()))
+        incident = IncidentIn(case_ref=ref or f"T-{uuid.uuid4().hex[:8]}", aware_date=aware, category=category,
+                              children=[{"pseudonym": "Child A"}], summary="Infant admitted with injuries.",
+                              agencies=agencies if agencies is not None else ["riverford-council", "vale-icb",
+                                                                              "riverford-schools"])
+        self.case_id, status = await open_incident(self.engine, self.env.client, self.settings.task_queue, lead,
+                                                   self.partnership, incident)
+        assert status == "open"
+        return self.case_id
+
+    def _lead(self) -> str:
+        with Session(self.engine) as session:
+            return session.exec(select(User.user_ref).where(User.partnership_id == self.partnership,
+                                                            User.kind == "partnership_lead")).first()
+
+    def task(self, key: str) -> Task:
+        with Session(self.engine) as session:
+            return session.get(Task, f"{self.case_id}/{key}")
+
+    def case(self) -> Case:
+        with Session(self.engine) as session:
+            return session.get(Case, self.case_id)
+
+    def events(self, kind: str | None = None) -> list[CaseEvent]:
+        with Session(self.engine) as session:
+            query = select(CaseEvent).where(CaseEvent.case_id == self.case_id).order_by(CaseEvent.seq)
+            return [e for e in session.exec(query) if kind is None or e.kind == kind]
+
+    def candidates(self, key: str) -> list[str]:
+        from safeguarding.tables import TaskCandidate
+
+        with Session(self.engine) as session:
+            return sorted(session.exec(select(TaskCandidate.user_ref).where(
+                TaskCandidate.task_id == f"{self.case_id}/{key}")))
+
+    async def complete(self, key: str, data: dict, user_ref: str | None = None):
+        from safeguarding.case_records import TaskCommand
+
+        user_ref = user_ref or self.candidates(key)[0] if user_ref is None and self.candidates(key) else user_ref
+        who = principal(self.engine, user_ref or "u-panel-analyst")
+        return await act_on_task(self.env.client, self.case_id, "complete",
+                                 TaskCommand(task_key=key, actor=actor_of(who), data=data))
+
+    async def through_rapid_review(self, *, today: date, decision="yes"):
+        for agency in ("riverford-council", "vale-icb", "riverford-schools"):
+            await self.complete(f"summary-{agency}", {"involvement": "Health visiting since birth."})
+        await self.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+        await self.complete("decision", {"hold_lcspr": decision, "national_importance": False,
+                                         "rationale": "Agencies did not share information.",
+                                         "learning": "Information sharing at weekends."})
+        for partner in ("riverford-council", "vale-icb", "vale-police"):
+            await self.complete(f"signoff-{partner}", {"agree": True})
+        await self.complete("submission", {"submitted_on": today.isoformat()})
+
+
+async def eventually(check, timeout: float = 10.0) -> None:
+    """For work the workflow hands to background activities (email delivery)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def calendar_for(engine, partnership=RV) -> WorkingCalendar:
+    from safeguarding.versions import document_of, get_version
+
+    with Session(engine) as session:
+        doc = document_of(get_version(session, partnership))
+    return WorkingCalendar.for_config(doc["calendar"], 2018, date.today().year + 3)
+
+
+@pytest.fixture
+async def driver(time_env, seeded_engine, settings):
+    async with running_worker(time_env, seeded_engine, settings):
+        yield CaseDriver(time_env, seeded_engine, settings)
+
+
+async def test_on_time_case_runs_to_the_panel_and_closes(driver):
+    today = london_today()
+    cal = calendar_for(driver.engine)
+    await driver.open(today)
+    case = driver.case()
+    assert case.status == "open" and case.arrangements_version == 1
+    assert case.notification_due == cal.add_working_days(today, 5)
+    assert case.rapid_review_due == cal.add_working_days(today, 15)
+    # the rapid review starts at once (clock from awareness): a summary per agency, and the meeting record
+    assert driver.task("summary-riverford-schools").candidate_label.startswith("Education")
+    assert driver.candidates("summary-riverford-schools") == ["u-rv-education-lead"]
+    assert driver.candidates("notification") == ["u-rv-la-dcs", "u-rv-la-head-qa"]
+    assert driver.task("summary-vale-icb").due_date == cal.add_working_days(today, 10)
+
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    assert driver.case().notification_days_late == 0
+    await driver.through_rapid_review(today=today, decision="no")
+    case = driver.case()
+    assert case.rapid_review_submitted_on == today and case.rapid_review_days_late == 0
+    assert case.stage == "Awaiting the Panel's response"
+    # the Panel's response is a national-body task; its 10-working-day expectation is shown, not enforced
+    panel = driver.task("panel-response")
+    assert panel.candidate_role == "national_panel" and panel.due_date is None
+    assert panel.follow_up_date == cal.add_working_days(today, 10)
+    result = await driver.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+    assert result.case_status == "closed"
+    case = driver.case()
+    assert (case.status, case.panel_response, case.lcspr_decision) == ("closed", "agrees", "no")
+    kinds = [e.kind for e in driver.events()]
+    assert kinds[0] == "case_opened" and kinds[-1] == "case_closed"
+    assert kinds.count("task_completed") == 1 + 3 + 1 + 1 + 3 + 1 + 1
+    assert all(e.actor for e in driver.events())
+    completed = driver.events("task_completed")
+    assert completed[0].actor in ("u-rv-la-dcs", "u-rv-la-head-qa")
+    assert "(on time)" in completed[0].message
+    with Session(driver.engine) as session:
+        open_tasks = session.exec(select(Task).where(Task.case_id == driver.case_id, Task.status == "open")).all()
+    assert open_tasks == []
+
+
+async def test_late_notification_is_overdue_escalated_and_counted_in_working_days(driver):
+    today = london_today()
+    cal = calendar_for(driver.engine)
+    aware = today - timedelta(days=12)
+    await driver.open(aware)
+    due = cal.add_working_days(aware, 5)
+    assert due < today
+    # the deadline had already passed when the case opened: overdue at once, handed to the overdue ladder
+    task = driver.task("notification")
+    assert task.overdue
+    escalated = driver.events("escalated")
+    assert escalated and "Overdue work" in escalated[0].message and "stage 1" in escalated[0].message
+    def overdue_mail() -> OutboxMessage:
+        with Session(driver.engine) as session:
+            return session.exec(select(OutboxMessage).where(OutboxMessage.case_id == driver.case_id,
+                                                            OutboxMessage.subject.like("Overdue: Notify%"))).one()
+
+    assert "u-rv-business-manager" in json.loads(overdue_mail().to_user_refs)  # overdue ladder stage 1
+    await eventually(lambda: overdue_mail().status == "held")  # no SMTP: kept in the outbox, nothing leaves
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    case = driver.case()
+    assert case.notification_sent_on == today
+    assert case.notification_days_late == cal.working_days_late(due, today) > 0
+    assert f"({case.notification_days_late} working day(s) late)" in driver.events("task_completed")[-1].message
+
+
+async def test_awareness_on_a_bank_holiday_uses_the_worked_example(driver):
+    # domain brief (c): aware Mon 31 Aug 2026 (Summer bank holiday) -> notification Mon 7 Sep, RR Mon 21 Sep
+    await driver.open(date(2026, 8, 31))
+    case = driver.case()
+    assert case.notification_due == date(2026, 9, 7)
+    assert case.rapid_review_due == date(2026, 9, 21)
+
+
+async def test_awareness_before_christmas(driver):
+    # aware Tue 23 Dec 2025: 24 Dec (1), [25, 26 Dec bank holidays, weekend], 29 (2), 30 (3), 31 (4),
+    # [1 Jan bank holiday], Fri 2 Jan 2026 (5)
+    await driver.open(date(2025, 12, 23))
+    assert driver.case().notification_due == date(2026, 1, 2)
+
+
+async def test_clock_from_notification_starts_the_rapid_review_when_the_notification_is_sent(time_env,
+                                                                                             seeded_engine, settings):
+    today = london_today()
+    async with running_worker(time_env, seeded_engine, settings):
+        ne = CaseDriver(time_env, seeded_engine, settings, partnership=NE)
+        from safeguarding.versions import document_of, get_version
+
+        with Session(seeded_engine) as session:
+            doc = document_of(get_version(session, NE))
+        assert doc["rapid_review"]["deadline"]["clock_start"] == "notification_sent"
+        agency = doc["relevant_agencies"][0]["id"]
+        aware = today - timedelta(days=3)
+        await ne.open(aware, agencies=[agency])
+        assert ne.case().rapid_review_due is None and ne.task("meeting") is None  # not started yet
+        await ne.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+        cal = calendar_for(seeded_engine, NE)
+        assert ne.case().rapid_review_due == cal.add_working_days(today, doc["rapid_review"]["deadline"]["value"])
+        assert ne.task("meeting").status == "open"
+        assert any("clock from" in e.message and today.isoformat() in e.message
+                   for e in ne.events("rapid_review_started"))
+
+
+async def test_a_missing_signoff_becomes_overdue_and_is_handed_on(driver):
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    for agency in ("riverford-council", "vale-icb", "riverford-schools"):
+        await driver.complete(f"summary-{agency}", {"involvement": "Known to services."})
+    await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                       "rationale": "Recurrent theme.", "learning": "Escalation was slow."})
+    await driver.complete("signoff-riverford-council", {"agree": True})
+    await driver.complete("signoff-vale-icb", {"agree": True})
+    signoff = driver.task("signoff-vale-police")
+    assert not signoff.overdue and signoff.follow_up_date < signoff.due_date
+    await driver.env.sleep(timedelta(days=40))  # time-skipping: weeks pass in milliseconds
+    signoff = driver.task("signoff-vale-police")
+    assert signoff.status == "open" and signoff.overdue
+    assert [e.task_key for e in driver.events("reminder_sent")].count("signoff-vale-police") == 1
+    assert any(e.task_key == "signoff-vale-police" for e in driver.events("escalated"))
+    assert driver.case().overdue_tasks >= 1
+    # completing it late records how late, and the process goes on to the submission
+    await driver.complete("signoff-vale-police", {"agree": True})
+    assert driver.task("signoff-vale-police").days_late > 0
+    assert driver.task("submission").status == "open"
+
+
+async def test_a_partner_who_does_not_sign_off_sends_the_decision_back(driver):
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    await driver.complete("decision", {"hold_lcspr": "no", "national_importance": False,
+                                       "rationale": "Single agency issue.", "learning": "Handover notes."})
+    await driver.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
+    assert driver.task("signoff-riverford-council").status == "cancelled"
+    assert driver.task("decision-2").status == "open"
+
+
+async def test_the_panel_asking_for_a_national_review(driver):
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=today, decision="yes")
+    await driver.complete("panel-response", {"response": "national_review"}, user_ref="u-panel-analyst")
+    case = driver.case()
+    assert (case.status, case.panel_response) == ("national_review", "national_review")
+
+
+async def test_a_care_leaver_death_needs_the_notification_only(driver):
+    today = london_today()
+    await driver.open(today, category="care_leaver_death_to_24")
+    assert driver.task("meeting") is None and driver.case().rapid_review_due is None
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    assert driver.case().status == "closed"
+
+
+async def test_bad_completions_are_refused_with_field_errors_and_change_nothing(driver):
+    today = london_today()
+    await driver.open(today)
+    before = len(driver.events())
+    with pytest.raises(ApiError) as err:
+        await driver.complete("notification", {"local_partners_notified": "yes", "colour": "red"})
+    assert err.value.status == 422
+    paths = {f.path for f in err.value.fields}
+    assert {"/sent_on", "/local_partners_notified", "/colour"} <= paths or {"", "/local_partners_notified"} <= paths
+    with pytest.raises(ApiError) as err:
+        await driver.complete("notification", {"sent_on": (today + timedelta(days=3)).isoformat(),
+                                               "local_partners_notified": True})
+    assert err.value.status == 422 and err.value.fields[0].path == "/sent_on"
+    assert "future" in err.value.fields[0].message
+    with pytest.raises(ApiError) as err:  # someone who is not in the notifying role
+        await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
+                              user_ref="u-rv-teacher-dsl")
+    assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        await driver.complete("no-such-task", {})
+    assert err.value.status == 404
+    assert len(driver.events()) == before  # nothing recorded
+    history = await driver.env.client.get_workflow_handle(driver.case_id).fetch_history()
+    accepted = [e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    assert accepted == ["opened"]  # the rejected attempts never reached the history
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    with pytest.raises(ApiError) as err:
+        await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
+                              user_ref="u-rv-la-dcs")
+    assert err.value.status == 409 and "already completed" in err.value.message
+
+
+async def test_claim_and_release(driver):
+    today = london_today()
+    await driver.open(today)
+    dcs, qa = (principal(driver.engine, r) for r in ("u-rv-la-dcs", "u-rv-la-head-qa"))
+    from safeguarding.case_records import TaskCommand
+
+    await act_on_task(driver.env.client, driver.case_id, "claim", TaskCommand("notification", actor_of(dcs)))
+    assert driver.task("notification").claimed_by == "u-rv-la-dcs"
+    with pytest.raises(ApiError) as err:
+        await act_on_task(driver.env.client, driver.case_id, "complete", TaskCommand(
+            "notification", actor_of(qa), {"sent_on": today.isoformat(), "local_partners_notified": True}))
+    assert err.value.status == 403 and "claimed" in err.value.message
+    await act_on_task(driver.env.client, driver.case_id, "release", TaskCommand("notification", actor_of(dcs)))
+    assert driver.task("notification").claimed_by is None
+    await act_on_task(driver.env.client, driver.case_id, "complete", TaskCommand(
+        "notification", actor_of(qa), {"sent_on": today.isoformat(), "local_partners_notified": True}))
+    assert driver.task("notification").completed_by == "u-rv-la-head-qa"
+
+
+async def test_a_double_submit_opens_nothing_new(driver):
+    today = london_today()
+    await driver.open(today, ref="RV-2026-001")
+    with pytest.raises(ApiError) as err:
+        await driver.open(today, ref="RV-2026-001")
+    assert err.value.status == 409 and "already exists" in err.value.message
+    with Session(driver.engine) as session:
+        assert len(session.exec(select(Case).where(Case.case_ref == "RV-2026-001")).all()) == 1
+
+
+async def test_closed_case_tasks_are_refused(driver):
+    today = london_today()
+    await driver.open(today, category="care_leaver_death_to_24")
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.env.client.get_workflow_handle(driver.case_id).result()
+    with pytest.raises(ApiError) as err:
+        await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
+                              user_ref="u-rv-la-dcs")
+    assert err.value.status == 409

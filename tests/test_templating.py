@@ -1,0 +1,382 @@
+"""web/templating.py, base.html, errors/error.html and the vendored static assets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.testclient import TestClient
+
+from web.templating import (
+    GOVUK_MACROS,
+    STATIC_DIR,
+    TEMPLATES_DIR,
+    date_uk,
+    datetime_uk,
+    env,
+    render,
+    templates,
+)
+
+CSS = STATIC_DIR / "govuk" / "govuk-frontend.min.css"
+HX = {"HX-Request": "true"}
+EN_DASH = "\u2013"
+
+REQUIRED_GLOBALS = [
+    "govukButton",
+    "govukInput",
+    "govukTextarea",
+    "govukSelect",
+    "govukRadios",
+    "govukCheckboxes",
+    "govukDateInput",
+    "govukErrorSummary",
+    "govukSummaryList",
+    "govukTable",
+    "govukTag",
+    "govukTaskList",
+    "govukBackLink",
+    "govukBreadcrumbs",
+    "govukNotificationBanner",
+    "govukPanel",
+    "govukInsetText",
+    "govukWarningText",
+    "govukFieldset",
+    "govukDetails",
+    "govukFileUpload",
+    "govukPagination",
+    "govukHeader",
+    "govukGenericHeader",
+    "govukServiceNavigation",
+    "govukFooter",
+    "govukSkipLink",
+    "govukPhaseBanner",
+]
+
+
+class _Tags(HTMLParser):
+    """Collects (tag, attrs) for every start tag."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/page")
+    def page(request: Request, signed_in: bool = True):
+        ctx = {
+            "page_title": "Your tasks",
+            "status_text": "In progress",
+            "note": request.query_params.get("note", "plain"),
+            "nav_items": [
+                {"text": "Tasks", "href": "/tasks", "active": True},
+                {"text": "Cases", "href": "/cases", "active": False},
+            ],
+            "due": datetime(2026, 6, 1, 22, 59, tzinfo=UTC),
+        }
+        if signed_in:
+            ctx["current_user"] = {"display_name": "Sam <b>Smith</b>"}
+            ctx["csrf_token"] = "tok-123"
+        return render(request, "demo_components.html", ctx, block="status")
+
+    @app.get("/missing")
+    def missing(request: Request):
+        return render(
+            request,
+            "errors/error.html",
+            {"heading": "Page not found", "message": "If you typed the web address, check it is correct."},
+            status_code=404,
+        )
+
+    @app.get("/conflict")
+    def conflict(request: Request):
+        return render(
+            request,
+            "errors/error.html",
+            {"heading": "This task has changed", "message": "Someone else <b>updated</b> it."},
+            block="content",
+            status_code=409,
+        )
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(make_app())
+
+
+# ---------------------------------------------------------------------------
+# Whole page
+# ---------------------------------------------------------------------------
+
+
+def test_page_has_govuk_chrome(client):
+    r = client.get("/page")
+    assert r.status_code == 200
+    html = r.text
+    assert html.startswith("<!DOCTYPE html>")
+    assert f"<title>Your tasks {EN_DASH} Safeguarding partnership workflows</title>" in html
+    assert 'class="govuk-skip-link"' in html and 'href="#main-content"' in html
+    assert 'id="main-content"' in html
+    assert '<header class="govuk-template__header">' in html
+    assert "govuk-generic-header" in html
+    assert "govuk-service-navigation" in html
+    assert "Safeguarding partnership workflows" in html
+    assert "govuk-phase-banner" in html and "Beta" in html
+    assert 'class="govuk-back-link"' in html  # beforeContent block
+    assert "govuk-footer" in html
+    # Nav items from context, the active one marked.
+    assert 'href="/tasks" aria-current="true"' in html
+    assert 'href="/cases"' in html
+
+
+def test_page_links_vendored_assets_and_they_are_served(client):
+    html = client.get("/page").text
+    found = tags(html)
+    stylesheets = [a["href"] for t, a in found if t == "link" and a.get("rel") == "stylesheet"]
+    scripts = [(a["src"], a.get("type")) for t, a in found if t == "script" and a.get("src")]
+    icon_rels = {"icon", "manifest", "apple-touch-icon"}
+    icons = [a["href"] for t, a in found if t == "link" and a.get("rel") in icon_rels]
+
+    assert stylesheets == ["/static/govuk/govuk-frontend.min.css", "/static/app.css"]
+    assert ("/static/htmx/htmx.min.js", None) in scripts
+    assert ("/static/govuk/govuk-frontend.min.js", "module") in scripts
+    assert ("/static/app.js", "module") in scripts
+    assert "/static/govuk/assets/images/favicon.ico" in icons
+    assert "/static/govuk/assets/manifest.json" in icons
+
+    for url in stylesheets + [src for src, _ in scripts] + icons:
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert r.content, url
+
+    # app.js starts GOV.UK Frontend from the vendored module.
+    assert 'from "./govuk/govuk-frontend.min.js"' in client.get("/static/app.js").text
+
+
+def test_no_cdn_or_external_urls_in_page(client):
+    html = client.get("/page").text
+    for _tag, attrs in tags(html):
+        for name in ("href", "src", "action"):
+            value = attrs.get(name)
+            if value:
+                assert not re.match(r"^(https?:)?//", value), f"external {name}={value}"
+
+
+def test_signed_in_user_and_sign_out_form(client):
+    html = client.get("/page").text
+    assert "Sam &lt;b&gt;Smith&lt;/b&gt;" in html  # escaped
+    found = tags(html)
+    forms = [a for t, a in found if t == "form" and a.get("action") == "/sign-out"]
+    assert forms and forms[0]["method"] == "post"
+    hidden = [a for t, a in found if t == "input" and a.get("name") == "csrf_token"]
+    assert hidden and hidden[0]["value"] == "tok-123" and hidden[0]["type"] == "hidden"
+    assert re.search(r"<button[^>]*app-link-button[^>]*>Sign out</button>", html)
+    body = next(a for t, a in found if t == "body")
+    assert json.loads(body["hx-headers"]) == {"X-CSRF-Token": "tok-123"}
+
+
+def test_signed_out_page_has_no_user_or_csrf_header(client):
+    html = client.get("/page", params={"signed_in": "false"}).text
+    assert "Sign out" not in html
+    assert "hx-headers" not in html
+    assert 'name="csrf_token"' not in html
+
+
+def test_autoescape_in_page(client):
+    html = client.get("/page", params={"note": "<script>alert(1)</script>"}).text
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# ---------------------------------------------------------------------------
+# htmx fragments (the jinja2-fragments macro trap)
+# ---------------------------------------------------------------------------
+
+
+def test_hx_request_renders_only_the_block_with_govuk_macros(client):
+    r = client.get("/page", headers=HX)
+    assert r.status_code == 200
+    assert "HX-Request" in r.headers["vary"]
+    html = r.text.strip()
+    assert html.startswith('<div id="case-status">')
+    assert "<html" not in html and "govuk-header" not in html and "Note:" not in html
+    # govukTag / govukButton output, called with no import inside a block rendered alone.
+    assert '<strong class="govuk-tag govuk-tag--yellow">' in html and "In progress" in html
+    assert 'class="govuk-button"' in html
+    assert "Due 1 June 2026 at 11:59pm" in html
+
+
+def test_boosted_and_history_restore_requests_get_the_whole_page(client):
+    for extra in ({"HX-Boosted": "true"}, {"HX-History-Restore-Request": "true"}):
+        html = client.get("/page", headers=HX | extra).text
+        assert html.startswith("<!DOCTYPE html>"), extra
+
+
+def test_autoescape_in_fragment(client):
+    html = client.get("/page", params={"note": "x"}, headers=HX).text
+    assert "<script>" not in html
+    r = client.get("/conflict", headers=HX)
+    assert r.status_code == 409
+    assert "Someone else &lt;b&gt;updated&lt;/b&gt; it." in r.text
+    assert "<html" not in r.text
+
+
+def test_every_govuk_macro_is_a_global_usable_in_a_lone_block():
+    for name in REQUIRED_GLOBALS:
+        assert name in env.globals, name
+        assert callable(env.globals[name]), name
+    assert set(GOVUK_MACROS.values()) <= set(env.globals)
+    # A block rendered alone, no imports anywhere: every required macro resolves.
+    from jinja2_fragments import render_block
+
+    checks = "".join(f"[{n} {{{{ {n} is defined }}}}]" for n in REQUIRED_GLOBALS)
+    source = "{% block b %}" + checks + "{% endblock %}"
+    tmpl = env.from_string(source)
+    out = render_block(env, tmpl, "b", {})
+    assert "False" not in out and out.count("True") == len(REQUIRED_GLOBALS)
+
+
+def test_top_level_import_trap_is_real_and_globals_avoid_it():
+    """Control: without the globals, a macro imported at the top is undefined in a lone block."""
+    from jinja2 import Environment, UndefinedError
+    from jinja2_fragments import render_block
+
+    source = (
+        '{% from "govuk_frontend_jinja/components/tag/macro.html" import govukTag %}'
+        '{% block b %}{{ govukTag({"text": "Open"}) }}{% endblock %}'
+    )
+    bare = Environment(loader=env.loader, autoescape=True)
+    with pytest.raises(UndefinedError):
+        render_block(bare, bare.from_string(source), "b", {})
+    assert "govuk-tag" in render_block(env, env.from_string(source), "b", {})
+
+
+def test_templates_object_uses_the_one_env():
+    assert templates.env is env
+    assert Path(env.loader.loaders[0].searchpath[0]) == TEMPLATES_DIR
+
+
+# ---------------------------------------------------------------------------
+# Error page
+# ---------------------------------------------------------------------------
+
+
+def test_error_page(client):
+    r = client.get("/missing")
+    assert r.status_code == 404
+    assert f"<title>Page not found {EN_DASH} Safeguarding partnership workflows</title>" in r.text
+    assert '<h1 class="govuk-heading-l">Page not found</h1>' in r.text
+    assert "If you typed the web address, check it is correct." in r.text
+    assert "govuk-generic-header" in r.text
+
+
+@pytest.mark.parametrize("status", [403, 404, 409, 422, 500])
+def test_error_template_renders_for_each_status(status):
+    html = env.get_template("errors/error.html").render(
+        heading=f"Heading {status}", message="Message", status_code=status
+    )
+    assert f"Heading {status}" in html and "Message" in html
+
+
+# ---------------------------------------------------------------------------
+# Vendored assets
+# ---------------------------------------------------------------------------
+
+
+def test_every_css_url_resolves_to_a_vendored_file(client):
+    css = CSS.read_text(encoding="utf-8")
+    refs = [r.strip().strip("'\"") for r in re.findall(r"url\(([^)]*)\)", css)]
+    refs = [r for r in refs if not r.startswith(("data:", "#"))]
+    assert refs, "expected font/image url(...) references"
+    css_url = "/static/govuk/govuk-frontend.min.css"
+    for ref in refs:
+        assert "://" not in ref and not ref.startswith("/"), ref
+        assert (CSS.parent / ref).is_file(), ref
+        url = css_url.rsplit("/", 1)[0] + "/" + ref
+        assert client.get(url).status_code == 200, url
+    assert "sourceMappingURL" not in css
+
+
+def test_versions_json_matches_files_on_disk():
+    versions = json.loads((STATIC_DIR / "versions.json").read_text())["packages"]
+    assert versions["govuk-frontend"]["version"].startswith("6.")
+    assert versions["htmx.org"]["version"].startswith("2.0.")
+    for pkg in versions.values():
+        for rel, info in pkg["files"].items():
+            data = (STATIC_DIR / rel).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == info["sha256"], rel
+    for required in (
+        "govuk/govuk-frontend.min.css",
+        "govuk/govuk-frontend.min.js",
+        "govuk/assets/manifest.json",
+    ):
+        assert required in versions["govuk-frontend"]["files"]
+    assert "htmx/htmx.min.js" in versions["htmx.org"]["files"]
+    assert not list(STATIC_DIR.rglob("*.map"))
+    assert not list(STATIC_DIR.rglob("*.scss"))
+
+
+# ---------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------
+
+
+def test_date_uk():
+    assert date_uk(date(2026, 6, 1)) == "1 June 2026"
+    assert date_uk(date(2026, 12, 25)) == "25 December 2026"
+    assert date_uk(None) == ""
+    # Aware datetimes are converted to London first: 23:30 UTC on 31 May is 1 June in BST.
+    assert date_uk(datetime(2026, 5, 31, 23, 30, tzinfo=UTC)) == "1 June 2026"
+    assert date_uk(datetime(2026, 1, 31, 23, 30, tzinfo=UTC)) == "31 January 2026"
+    with pytest.raises(ValueError, match="naive"):
+        date_uk(datetime(2026, 6, 1, 12, 0))
+    assert env.from_string("{{ d | date_uk }}").render(d=date(2026, 6, 1)) == "1 June 2026"
+
+
+def test_datetime_uk_bst_and_gmt():
+    # BST (UTC+1): 22:59 UTC is 11:59pm in London.
+    assert datetime_uk(datetime(2026, 6, 1, 22, 59, tzinfo=UTC)) == "1 June 2026 at 11:59pm"
+    # GMT (UTC+0) in winter.
+    assert datetime_uk(datetime(2026, 1, 15, 23, 59, tzinfo=UTC)) == "15 January 2026 at 11:59pm"
+    # Crossing midnight in BST changes the date.
+    assert datetime_uk(datetime(2026, 5, 31, 23, 30, tzinfo=UTC)) == "1 June 2026 at 12:30am"
+    # Other offsets are converted too.
+    ist = timezone(timedelta(hours=5, minutes=30))
+    assert datetime_uk(datetime(2026, 6, 1, 14, 0, tzinfo=ist)) == "1 June 2026 at 9:30am"
+    # Clock change days: 29 March 2026 01:00 UTC is 2am BST; 25 October 2026 01:00 UTC is 1am GMT.
+    assert datetime_uk(datetime(2026, 3, 29, 1, 0, tzinfo=UTC)) == "29 March 2026 at 2am"
+    assert datetime_uk(datetime(2026, 10, 25, 1, 0, tzinfo=UTC)) == "25 October 2026 at 1am"
+
+
+def test_datetime_uk_style_and_edges():
+    assert datetime_uk(datetime(2026, 1, 5, 9, 0, tzinfo=UTC)) == "5 January 2026 at 9am"
+    assert datetime_uk(datetime(2026, 1, 5, 17, 30, tzinfo=UTC)) == "5 January 2026 at 5:30pm"
+    assert datetime_uk(datetime(2026, 1, 5, 12, 0, tzinfo=UTC)) == "5 January 2026 at midday"
+    assert datetime_uk(datetime(2026, 1, 5, 0, 0, tzinfo=UTC)) == "5 January 2026 at midnight"
+    assert datetime_uk(datetime(2026, 1, 5, 12, 5, tzinfo=UTC)) == "5 January 2026 at 12:05pm"
+    assert datetime_uk(datetime(2026, 1, 5, 0, 5, tzinfo=UTC)) == "5 January 2026 at 12:05am"
+    assert datetime_uk(None) == ""
+    with pytest.raises(ValueError, match="naive"):
+        datetime_uk(datetime(2026, 6, 1, 12, 0))

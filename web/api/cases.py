@@ -1,0 +1,115 @@
+"""JSON API for incidents, cases and tasks. Reads come from the read model; changes go to the workflows."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+
+from safeguarding.accounts import Principal
+from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
+from safeguarding.tables import Case, Task
+from web.auth import require_principal
+from web.cases import (
+    IncidentIn,
+    act_on_task,
+    actor_of,
+    audit,
+    case_detail,
+    list_cases,
+    my_tasks,
+    open_incident,
+    result_out,
+)
+from web.errors import ApiError, ErrorResponse
+
+router = APIRouter(prefix="/api", tags=["cases"])
+ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
+
+
+@router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=ERRORS)
+async def record_incident(request: Request, partnership_id: str, incident: IncidentIn,
+                          principal: Principal = Depends(require_principal)) -> JSONResponse:
+    """Record a serious incident: opens a case and starts its notification and rapid review process."""
+    app = request.app
+    try:
+        case_id, status = await open_incident(app.state.engine, app.state.temporal, app.state.settings.task_queue,
+                                              principal, partnership_id, incident)
+    except ApiError as exc:
+        audit(app.state.engine, principal, "incident.open", partnership_id=partnership_id, outcome="rejected",
+              detail=f"{exc.code}: {exc.message}")
+        raise
+    audit(app.state.engine, principal, "incident.open", partnership_id=partnership_id, case_id=case_id,
+          detail=f"category={incident.category}")
+    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+
+
+@router.get("/cases", responses=ERRORS)
+def cases(request: Request, status: str | None = Query(None, max_length=40), overdue: bool | None = None,
+          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+          principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
+    """Your partnership's cases, newest first (filter by status, or by having overdue work)."""
+    return list_cases(request.app.state.engine, principal, status=status, overdue=overdue, limit=limit,
+                      offset=offset)
+
+
+@router.get("/cases/{case_id}", responses=ERRORS)
+def case(request: Request, case_id: str, principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+    """One case: status, due dates, tasks and timeline."""
+    return case_detail(request.app.state.engine, principal, case_id)
+
+
+@router.get("/tasks", responses=ERRORS)
+def tasks(request: Request, status: str = Query("open", pattern="^(open|done|cancelled)$"),
+          overdue: bool | None = None, principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
+    """Your tasks: those your roles may do, and those you claimed."""
+    return my_tasks(request.app.state.engine, principal, status=status, overdue=overdue)
+
+
+def _check_visible(request: Request, principal: Principal, case_id: str, key: str) -> Case:
+    with Session(request.app.state.engine) as session:
+        case = session.get(Case, case_id)
+        task = session.get(Task, f"{case_id}/{key}")
+    national_task = task is not None and task.candidate_role == NATIONAL_PANEL and principal.is_national
+    if case is None or task is None or not (principal.can_read(case.partnership_id) or national_task):
+        raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{case_id}’")
+    return case
+
+
+async def _act(request: Request, principal: Principal, case_id: str, key: str, action: str,
+               data: dict[str, Any] | None = None) -> dict[str, Any]:
+    case = _check_visible(request, principal, case_id, key)
+    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
+                          request_id=request.headers.get("idempotency-key", uuid.uuid4().hex))
+    engine = request.app.state.engine
+    try:
+        result = await act_on_task(request.app.state.temporal, case_id, action, command)
+    except ApiError as exc:
+        audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id,
+              outcome="rejected", detail=f"{key}: {exc.code}: {exc.message}")
+        raise
+    audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id, detail=key)
+    return result_out(result)
+
+
+@router.post("/cases/{case_id}/tasks/{key}/claim", responses=ERRORS)
+async def claim(request: Request, case_id: str, key: str, principal: Principal = Depends(require_principal)):
+    """Claim a task so colleagues in the same role know you are doing it."""
+    return await _act(request, principal, case_id, key, "claim")
+
+
+@router.post("/cases/{case_id}/tasks/{key}/release", responses=ERRORS)
+async def release(request: Request, case_id: str, key: str, principal: Principal = Depends(require_principal)):
+    """Give a claimed task back to its role."""
+    return await _act(request, principal, case_id, key, "release")
+
+
+@router.post("/cases/{case_id}/tasks/{key}/complete", responses=ERRORS)
+async def complete(request: Request, case_id: str, key: str,
+                   data: dict[str, Any] = Body(..., description="The task's form, as its JSON Schema describes."),
+                   principal: Principal = Depends(require_principal)):
+    """Complete a task with its form data; 422 lists every problem by field, and nothing is recorded."""
+    return await _act(request, principal, case_id, key, "complete", data)

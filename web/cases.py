@@ -1,0 +1,291 @@
+"""Opening cases and acting on tasks (through Temporal), reading them (from the read model), and the audit log.
+
+Shared by the JSON API and the pages, so both give the same answers and the same errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from safeguarding.accounts import Principal
+from safeguarding.calendar import WorkingCalendar
+from safeguarding.case_records import NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
+from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate
+from safeguarding.versions import VersionNotFoundError, document_of, get_version
+from web.errors import ApiError, FieldError
+from workflows.incident import IncidentCase, workflow_id
+
+EARLIEST_AWARE_DATE = date(2018, 1, 1)
+CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
+
+
+def london_today() -> date:
+    return datetime.now(ZoneInfo("Europe/London")).date()
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(user_ref=principal.user_ref, kind=principal.kind, partnership_id=principal.partnership_id,
+                 display_name=principal.display_name)
+
+
+# --- audit ---------------------------------------------------------------------------------------------------
+
+
+def audit(engine: Engine, principal: Principal | None, action: str, *, partnership_id: str | None = None,
+          case_id: str | None = None, outcome: str = "ok", detail: str = "") -> None:
+    with Session(engine) as session:
+        session.add(AuditEntry(actor=principal.user_ref if principal else "anonymous", action=action,
+                               partnership_id=partnership_id, case_id=case_id, outcome=outcome,
+                               detail=detail[:4000]))
+        session.commit()
+
+
+# --- intake --------------------------------------------------------------------------------------------------
+
+
+class ChildIn(BaseModel):
+    pseudonym: str = Field(min_length=1, max_length=40, description="How the case refers to the child, e.g. "
+                                                                      "‘Child A’. Never a name.")
+    local_ref: str = Field("", max_length=40, description="The local authority's own reference, if any.")
+
+
+class IncidentIn(BaseModel):
+    case_ref: str = Field(description="Your reference for this incident (letters, digits and hyphens). "
+                                      "Submitting the same reference twice opens nothing new.")
+    aware_date: date = Field(description="The date the local authority became aware of the incident.")
+    category: str = Field(description="The incident category, from the partnership's arrangements.")
+    children: list[ChildIn] = Field(min_length=1, description="One to four children, by pseudonym only.")
+    summary: str = Field(min_length=1, max_length=5000, description="What happened, briefly. No names.")
+    agencies: list[str] = Field(default_factory=list, description="Ids of the agencies involved with the child.")
+
+    @field_validator("case_ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not CASE_REF.match(value):
+            raise ValueError("use 1 to 40 letters, digits and hyphens, starting with a letter or digit")
+        return value
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("describe what happened")
+        return value.strip()
+
+
+def _check_incident(doc: dict[str, Any], incident: IncidentIn) -> list[FieldError]:
+    sin = doc["serious_incident_notification"]
+    errors: list[FieldError] = []
+    categories = [c["id"] for c in sin["categories"]]
+    if incident.category not in categories:
+        errors.append(FieldError(path="/category", value=incident.category,
+                                 message=f"not a category in this partnership's arrangements; choose one of: "
+                                         f"{', '.join(categories)}"))
+    today = london_today()
+    if incident.aware_date > today:
+        errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
+                                 message=f"cannot be in the future (today is {today.isoformat()})"))
+    elif incident.aware_date < EARLIEST_AWARE_DATE:
+        errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
+                                 message="cannot be before 2018: these processes began with the 2017 Act"))
+    limit = int(sin.get("max_children_per_notification", 4))
+    if len(incident.children) > limit:
+        errors.append(FieldError(path="/children", value=len(incident.children),
+                                 message=f"at most {limit} children per notification; describe others in "
+                                         "the summary or open another case"))
+    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    for index, agency in enumerate(incident.agencies):
+        if agency not in known:
+            errors.append(FieldError(path=f"/agencies/{index}", value=agency,
+                                     message="not a partner or relevant agency in this partnership's arrangements"))
+    if len(set(incident.agencies)) != len(incident.agencies):
+        errors.append(FieldError(path="/agencies", value=incident.agencies, message="an agency is listed twice"))
+    return errors
+
+
+def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
+    notifier_role = doc["serious_incident_notification"]["notifier_role"]
+    members = next((r.get("members", []) for r in doc["roles"] if r["id"] == notifier_role), [])
+    return principal.partnership_id == doc["partnership"]["id"] and (
+        principal.kind == "partnership_lead" or principal.user_ref in members)
+
+
+SEARCH_KEYS = {name: SearchAttributeKey.for_keyword(name) for name in ("SgPartnership", "SgProcess", "SgCaseRef")}
+
+
+async def open_incident(engine: Engine, client: Client, task_queue: str, principal: Principal,
+                        partnership_id: str, incident: IncidentIn) -> tuple[str, str]:
+    """Start the case's workflow; returns (case id, status). Raises ApiError (nothing started) on bad input."""
+    with Session(engine) as session:
+        try:
+            version = get_version(session, partnership_id)
+        except VersionNotFoundError:
+            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
+    doc = document_of(version)
+    if not principal.can_read(partnership_id):
+        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+    if not may_open_incident(principal, doc):
+        raise ApiError(403, "forbidden", "only the partnership's leads and its notifying role record incidents")
+    errors = _check_incident(doc, incident)
+    if errors:
+        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the incident", errors)
+    calendar = WorkingCalendar.for_config(doc["calendar"], incident.aware_date.year - 1, incident.aware_date.year + 5)
+    case_id = workflow_id(partnership_id, incident.case_ref)
+    inp = IncidentInput(
+        partnership_id=partnership_id, case_ref=incident.case_ref, arrangements_version=version.number,
+        arrangements=doc, calendar=calendar.to_payload(), aware_date=incident.aware_date.isoformat(),
+        category=incident.category, children=[c.model_dump() for c in incident.children], summary=incident.summary,
+        agencies=incident.agencies, opened_by=actor_of(principal), opened_at=datetime.now(UTC).isoformat())
+    try:
+        handle = await client.start_workflow(
+            IncidentCase.run, inp, id=case_id, task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
+                SearchAttributePair(SEARCH_KEYS["SgProcess"], "incident"),
+                SearchAttributePair(SEARCH_KEYS["SgCaseRef"], incident.case_ref)]))
+    except WorkflowAlreadyStartedError:
+        raise ApiError(409, "already_exists", f"case {incident.case_ref} already exists; nothing new was "
+                                              f"opened (see /api/cases/{case_id})") from None
+    status = await handle.execute_update(IncidentCase.opened)
+    return case_id, status
+
+
+# --- tasks ---------------------------------------------------------------------------------------------------
+
+_KIND_STATUS = {"forbidden": 403, "conflict": 409, "invalid": 422, "not_found": 404}
+
+
+async def act_on_task(client: Client, case_id: str, action: str, command: TaskCommand) -> TaskResult:
+    """Send claim / release / complete to the case's workflow; its validator's refusal becomes an ApiError."""
+    update = {"claim": IncidentCase.claim_task, "release": IncidentCase.release_task,
+              "complete": IncidentCase.complete_task}[action]
+    try:
+        return await client.get_workflow_handle(case_id).execute_update(update, command)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            info = cause.details[0] if isinstance(cause.details[0], dict) else {}
+            kind = info.get("kind", cause.type or "invalid")
+            fields = [FieldError(**f) for f in info.get("fields", [])]
+            raise ApiError(_KIND_STATUS.get(kind, 422), kind, cause.message, fields) from None
+        raise ApiError(422, "invalid", str(cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(409, "case_closed", "this case is closed; its tasks can no longer be changed") from None
+        raise
+
+
+# --- reading the read model ------------------------------------------------------------------------------------
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id, "partnership_id": case.partnership_id, "case_ref": case.case_ref, "process": case.process,
+        "category": case.category, "status": case.status, "stage": case.stage,
+        "arrangements_version": case.arrangements_version, "aware_date": case.aware_date,
+        "notification_due": case.notification_due, "notification_sent_on": case.notification_sent_on,
+        "notification_days_late": case.notification_days_late,
+        "rapid_review_required": case.rapid_review_required, "rapid_review_due": case.rapid_review_due,
+        "rapid_review_submitted_on": case.rapid_review_submitted_on,
+        "rapid_review_days_late": case.rapid_review_days_late, "lcspr_decision": case.lcspr_decision,
+        "panel_response": case.panel_response, "overdue_tasks": case.overdue_tasks,
+        "opened_at": case.opened_at, "closed_at": case.closed_at,
+    }
+
+
+def task_out(task: Task, today: date | None = None) -> dict[str, Any]:
+    return {
+        "case_id": task.case_id, "key": task.key, "type": task.type, "title": task.title, "form": task.form,
+        "for": task.candidate_label, "candidate_role": task.candidate_role, "status": task.status,
+        "due_date": task.due_date, "follow_up_date": task.follow_up_date, "overdue": task.overdue,
+        "claimed_by": task.claimed_by, "completed_by": task.completed_by, "completed_at": task.completed_at,
+        "days_late": task.days_late, "data": _loads(task.data),
+    }
+
+
+def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Case, list[Task], list[CaseEvent]]:
+    """One case with its tasks and timeline, if the principal may see it (else 404, never 403: no probing)."""
+    with Session(engine) as session:
+        case = session.get(Case, case_id)
+        if case is None or not principal.can_read(case.partnership_id):
+            raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+        tasks = list(session.exec(select(Task).where(Task.case_id == case_id).order_by(Task.opened_at, Task.key)))
+        events = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)))
+    return case, tasks, events
+
+
+def case_detail(engine: Engine, principal: Principal, case_id: str) -> dict[str, Any]:
+    case, tasks, events = load_case(engine, principal, case_id)
+    return {**case_summary(case), "children": _loads(case.children), "summary": case.summary,
+            "agencies": _loads(case.agencies), "opened_by": case.opened_by,
+            "tasks": [task_out(t) for t in tasks],
+            "timeline": [{"at": e.at, "actor": e.actor, "kind": e.kind, "task": e.task_key, "message": e.message}
+                         for e in events]}
+
+
+def list_cases(engine: Engine, principal: Principal, *, status: str | None = None, overdue: bool | None = None,
+               limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    if principal.partnership_id is None and not principal.is_admin:
+        return []
+    query = select(Case)
+    if not principal.is_admin:
+        query = query.where(Case.partnership_id == principal.partnership_id)
+    if status:
+        query = query.where(Case.status == status)
+    if overdue is not None:
+        query = query.where((Case.overdue_tasks > 0) if overdue else (Case.overdue_tasks == 0))
+    with Session(engine) as session:
+        rows = session.exec(query.order_by(Case.opened_at.desc()).offset(offset).limit(limit))
+        return [case_summary(c) for c in rows]
+
+
+def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None,
+             limit: int = 200) -> list[dict[str, Any]]:
+    """Tasks the principal may do: theirs by role (or, for the national body, the Panel's)."""
+    query = select(Task).where(Task.status == status)
+    if principal.is_national:
+        query = query.where(Task.candidate_role == NATIONAL_PANEL)
+    else:
+        mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == principal.user_ref)
+        query = query.where(Task.partnership_id == principal.partnership_id,
+                            or_(Task.id.in_(mine), Task.claimed_by == principal.user_ref))
+    if overdue is not None:
+        query = query.where(Task.overdue == overdue)
+    with Session(engine) as session:
+        rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at).limit(limit))
+        return [task_out(t) for t in rows]
+
+
+def count_cases(engine: Engine, partnership_id: str) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Case).where(Case.partnership_id == partnership_id)).one()
+
+
+def result_out(result: TaskResult) -> dict[str, Any]:
+    return asdict(result)

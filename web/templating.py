@@ -1,0 +1,248 @@
+"""The one Jinja environment for the web UI, and the page-or-fragment `render` helper.
+
+- Templates: ours in ``web/templates`` first, then the GOV.UK Frontend Jinja macros
+  (PyPI ``govuk-frontend-jinja`` 4.x) under the ``govuk_frontend_jinja/`` prefix.
+- Every GOV.UK component macro is an environment global (``govukTag``, ``govukButton``...),
+  so templates call them without ``{% from ... import %}``. This matters with
+  jinja2-fragments: a block rendered on its own does not see macros imported at the top
+  of its template, but it does see globals.
+- Static assets (vendored by ``scripts/vendor_assets.sh``) live in ``STATIC_DIR`` and are
+  served at ``/static``; the GOV.UK assets path is ``/static/govuk/assets``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    PrefixLoader,
+    select_autoescape,
+)
+from jinja2_fragments.fastapi import Jinja2Blocks
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = [
+    "ASSET_PATH",
+    "GOVUK_MACROS",
+    "LONDON",
+    "SERVICE_NAME",
+    "STATIC_DIR",
+    "STATIC_URL",
+    "TEMPLATES_DIR",
+    "date_uk",
+    "datetime_uk",
+    "env",
+    "is_fragment_request",
+    "json_text",
+    "render",
+    "templates",
+]
+
+WEB_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR: Path = WEB_DIR / "templates"
+STATIC_DIR: Path = WEB_DIR / "static"
+
+STATIC_URL = "/static"
+ASSET_PATH = f"{STATIC_URL}/govuk/assets"
+SERVICE_NAME = "Safeguarding partnership workflows"
+PRODUCT_NAME = "sgflow"
+
+LONDON = ZoneInfo("Europe/London")
+# Not strftime("%B"): that follows the process locale.
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+# Component folder in govuk_frontend_jinja/templates/components -> macro name.
+# All components shipped by govuk-frontend-jinja 4.1.0 (GOV.UK Frontend 6.3.0).
+GOVUK_MACROS: dict[str, str] = {
+    "accordion": "govukAccordion",
+    "back-link": "govukBackLink",
+    "breadcrumbs": "govukBreadcrumbs",
+    "button": "govukButton",
+    "character-count": "govukCharacterCount",
+    "checkboxes": "govukCheckboxes",
+    "cookie-banner": "govukCookieBanner",
+    "date-input": "govukDateInput",
+    "details": "govukDetails",
+    "error-message": "govukErrorMessage",
+    "error-summary": "govukErrorSummary",
+    "exit-this-page": "govukExitThisPage",
+    "fieldset": "govukFieldset",
+    "file-upload": "govukFileUpload",
+    "footer": "govukFooter",
+    "generic-header": "govukGenericHeader",
+    "header": "govukHeader",
+    "hint": "govukHint",
+    "input": "govukInput",
+    "inset-text": "govukInsetText",
+    "label": "govukLabel",
+    "notification-banner": "govukNotificationBanner",
+    "pagination": "govukPagination",
+    "panel": "govukPanel",
+    "password-input": "govukPasswordInput",
+    "phase-banner": "govukPhaseBanner",
+    "radios": "govukRadios",
+    "select": "govukSelect",
+    "service-navigation": "govukServiceNavigation",
+    "skip-link": "govukSkipLink",
+    "summary-list": "govukSummaryList",
+    "table": "govukTable",
+    "tabs": "govukTabs",
+    "tag": "govukTag",
+    "task-list": "govukTaskList",
+    "textarea": "govukTextarea",
+    "warning-text": "govukWarningText",
+}
+
+
+# ---------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------
+
+
+def _require_aware(value: datetime, filter_name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{filter_name}: naive datetime {value!r}; pass a timezone-aware datetime")
+    return value
+
+
+def date_uk(value: date | datetime | None) -> str:
+    """``date(2026, 6, 1)`` -> ``"1 June 2026"`` (GOV.UK style). ``None`` -> ``""``.
+
+    An aware datetime is first converted to Europe/London (so 23:30 UTC on 31 May in
+    summer is ``"1 June 2026"``); a naive datetime is an error.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = _require_aware(value, "date_uk").astimezone(LONDON).date()
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def _time_uk(value: datetime) -> str:
+    """GOV.UK style: ``9am``, ``5:30pm``, ``11:59pm``, ``midday``, ``midnight``."""
+    if value.hour == 0 and value.minute == 0:
+        return "midnight"
+    if value.hour == 12 and value.minute == 0:
+        return "midday"
+    hour = value.hour % 12 or 12
+    suffix = "am" if value.hour < 12 else "pm"
+    if value.minute == 0:
+        return f"{hour}{suffix}"
+    return f"{hour}:{value.minute:02d}{suffix}"
+
+
+def datetime_uk(value: datetime | None) -> str:
+    """Aware datetime -> ``"1 June 2026 at 11:59pm"`` in Europe/London (GMT or BST).
+
+    ``None`` -> ``""``; a naive datetime raises ``ValueError`` (we never guess its zone).
+    """
+    if value is None:
+        return ""
+    local = _require_aware(value, "datetime_uk").astimezone(LONDON)
+    return f"{date_uk(local.date())} at {_time_uk(local)}"
+
+
+def json_text(value: Any) -> str:
+    """JSON as a plain ``str`` (unlike ``tojson``, not ``Markup``), so autoescaping applies.
+
+    For JSON inside an HTML attribute, e.g. ``hx-headers``/``hx-vals`` via
+    ``govukAttributes`` or ``{{ ... }}`` in a double-quoted attribute.
+    """
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# Environment
+# ---------------------------------------------------------------------------
+
+
+def build_env() -> Environment:
+    """Build the Jinja environment (module-level ``env`` is the one the app uses)."""
+    environment = Environment(
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(TEMPLATES_DIR),
+                PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+            ]
+        ),
+        autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Keep the default Undefined: the GOV.UK macros rely on missing options rendering "".
+    for component, macro_name in GOVUK_MACROS.items():
+        module = environment.get_template(f"govuk_frontend_jinja/components/{component}/macro.html").module
+        environment.globals[macro_name] = getattr(module, macro_name)
+    environment.globals.update(
+        serviceName=SERVICE_NAME,
+        productName=PRODUCT_NAME,
+        assetPath=ASSET_PATH,
+        static_url=STATIC_URL,
+    )
+    environment.filters["date_uk"] = date_uk
+    environment.filters["datetime_uk"] = datetime_uk
+    environment.filters["json_text"] = json_text
+    return environment
+
+
+env: Environment = build_env()
+templates = Jinja2Blocks(env=env)
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+
+
+def is_fragment_request(request: Request) -> bool:
+    """True for an htmx request that should get a fragment, not a whole page.
+
+    Boosted links/forms (``HX-Boosted``) and history restores
+    (``HX-History-Restore-Request``) need the whole page, so they are not fragments.
+    """
+    headers = request.headers
+    return (
+        headers.get("hx-request") == "true"
+        and headers.get("hx-boosted") != "true"
+        and headers.get("hx-history-restore-request") != "true"
+    )
+
+
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render template ``name``: the whole page, or only ``block`` for an htmx request.
+
+    The caller's ``context`` is copied (``request`` is added). The response carries
+    ``Vary: HX-Request`` whenever a block is given, so caches never mix page and fragment.
+    """
+    ctx = dict(context or {})
+    ctx["request"] = request
+    out_headers = dict(headers or {})
+    if block is not None:
+        vary = out_headers.get("Vary")
+        out_headers["Vary"] = f"{vary}, HX-Request" if vary else "HX-Request"
+        if is_fragment_request(request):
+            return templates.TemplateResponse(
+                request, name, ctx, status_code=status_code, headers=out_headers, block_name=block
+            )
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=out_headers)

@@ -1,0 +1,285 @@
+"""The machinery every case workflow shares: human tasks, their deadlines, the timeline and the read model.
+
+A workflow owns a ``Casework``. Tasks are opened with a due date (a working-day date from the pinned
+calendar) and an optional follow-up (reminder) date; ``run_timers`` sleeps until the next reminder or
+deadline, or until something changes. Every change is an event; ``sync`` sends the case, its tasks and the
+new events and emails to the read-model activity, in order, so pages always show what the workflow knows.
+
+Deterministic: time comes from ``workflow.now()``; no I/O here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from safeguarding import forms
+    from safeguarding.calendar import WorkingCalendar
+    from safeguarding.case_records import (
+        NATIONAL_PANEL,
+        Actor,
+        CaseSnapshot,
+        EventRecord,
+        MessageRecord,
+        TaskCommand,
+        TaskRecord,
+    )
+
+SYNC_TIMEOUT = timedelta(seconds=30)
+SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+REMINDER_HOUR = time(8, 0)
+DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
+
+
+def rejected(kind: str, message: str, fields: list[dict[str, Any]] | None = None) -> ApplicationError:
+    """A refusal the web app turns into 403/409/422 (``kind``: forbidden | conflict | invalid | not_found)."""
+    return ApplicationError(message, {"kind": kind, "fields": fields or []}, type=kind, non_retryable=True)
+
+
+class Casework:
+    def __init__(self, *, case_id: str, partnership_id: str, case_ref: str, process: str,
+                 calendar: WorkingCalendar, arrangements: dict[str, Any]):
+        self.case_id, self.partnership_id, self.case_ref, self.process = case_id, partnership_id, case_ref, process
+        self.calendar = calendar
+        self.arrangements = arrangements
+        self.tasks: dict[str, TaskRecord] = {}
+        self.fields: dict[str, Any] = {}
+        self.revision = 0
+        self.synced_revision = 0  # the last revision the read model holds
+        self._seq = 0
+        self._pending_events: list[EventRecord] = []
+        self._pending_messages: list[MessageRecord] = []
+        self.on_overdue: Callable[[TaskRecord], None] = lambda task: None  # the process hands overdue work on
+        self.timeline: list[EventRecord] = []  # every event, so the read model can be rebuilt from a query
+        self._changed = False
+        self._sync_lock = asyncio.Lock()
+        self._deliveries: list[asyncio.Future] = []
+        self.roles = {r["id"]: r for r in arrangements.get("roles", [])}
+        self.partners = {p["id"]: p for p in arrangements.get("safeguarding_partners", [])}
+        self.agencies = {a["id"]: a for a in arrangements.get("relevant_agencies", [])}
+
+    # --- time --------------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return workflow.now()
+
+    def today(self) -> date:
+        """Today's date where the partnership works (the calendar's timezone)."""
+        return self.calendar.local_date(workflow.now())
+
+    def working_days_before(self, due: date, n: int) -> date | None:
+        """The working day ``n`` working days before ``due`` (reminders), or None for no reminder."""
+        if n <= 0:
+            return None
+        day, counted = due, 0
+        while counted < n:
+            day -= timedelta(days=1)
+            if day < self.calendar.first_day:
+                return None
+            if self.calendar.is_working_day(day):
+                counted += 1
+        return day
+
+    # --- people --------------------------------------------------------------------------------------------
+    def role_members(self, role_id: str) -> list[str]:
+        return list(self.roles.get(role_id, {}).get("members", []))
+
+    def role_title(self, role_id: str) -> str:
+        return self.roles.get(role_id, {}).get("title", role_id)
+
+    def agency_name(self, agency_id: str) -> str:
+        if agency_id in self.partners:
+            return self.partners[agency_id].get("organisation", agency_id)
+        return self.agencies.get(agency_id, {}).get("name", agency_id)
+
+    def agency_candidates(self, agency_id: str) -> tuple[str, str, list[str]]:
+        """(candidate role, label, user refs) for the person who answers for an agency or partner."""
+        if agency_id in self.partners:
+            delegate = self.partners[agency_id].get("delegate", {})
+            return (f"partner:{agency_id}", f"{delegate.get('role_title', 'Delegate')}, {self.agency_name(agency_id)}",
+                    [delegate["user_ref"]] if delegate.get("user_ref") else [])
+        role = self.agencies.get(agency_id, {}).get("contact_role", "")
+        return role, f"{self.role_title(role)}, {self.agency_name(agency_id)}", self.role_members(role)
+
+    # --- timeline ------------------------------------------------------------------------------------------
+    def event(self, kind: str, message: str, *, actor: str = "system", task_key: str | None = None,
+              data: dict[str, Any] | None = None) -> None:
+        self._seq += 1
+        record = EventRecord(seq=self._seq, at=self.now().isoformat(), actor=actor, kind=kind, message=message,
+                             task_key=task_key, data=data or {})
+        self._pending_events.append(record)
+        self.timeline.append(record)
+        self._changed = True
+
+    def email(self, to_user_refs: list[str], subject: str, body: str) -> None:
+        refs = sorted(set(to_user_refs))
+        if not refs:
+            return
+        self._seq += 1
+        self._pending_messages.append(MessageRecord(seq=self._seq, to_user_refs=refs, subject=subject, body=body))
+
+    # --- tasks ---------------------------------------------------------------------------------------------
+    def open_task(self, key: str, type_: str, title: str, form: str, *, candidate_role: str,
+                  candidate_label: str, candidate_users: list[str], due: date | None,
+                  reminder_working_days: int = 0) -> TaskRecord:
+        follow_up = self.working_days_before(due, reminder_working_days) if due else None
+        task = TaskRecord(key=key, type=type_, title=title, form=form, candidate_role=candidate_role,
+                          candidate_label=candidate_label, candidate_users=sorted(set(candidate_users)),
+                          opened_at=self.now().isoformat(), due_date=due.isoformat() if due else None,
+                          follow_up_date=follow_up.isoformat() if follow_up else None)
+        self.tasks[key] = task
+        due_text = f", due {due.isoformat()}" if due else ""
+        self.event("task_opened", f"Task opened: {title} ({candidate_label}{due_text})", task_key=key)
+        if task.candidate_users:
+            self.email(task.candidate_users, f"New task: {title} ({self.case_ref})",
+                       f"A task for {candidate_label} is waiting: {title}{due_text}.")
+        return task
+
+    def cancel_task(self, key: str, reason: str) -> None:
+        task = self.tasks[key]
+        if task.status == "open":
+            task.status = "cancelled"
+            self.event("task_cancelled", f"Task cancelled: {task.title} ({reason})", task_key=key)
+
+    def open_tasks(self) -> list[TaskRecord]:
+        return [t for t in self.tasks.values() if t.status == "open"]
+
+    def may_act(self, task: TaskRecord, actor: Actor) -> bool:
+        if task.candidate_role == NATIONAL_PANEL:
+            return actor.kind == "national_body"
+        return actor.partnership_id == self.partnership_id and actor.user_ref in task.candidate_users
+
+    def check_command(self, cmd: TaskCommand, *, completing: bool) -> TaskRecord:
+        """The checks an Update validator makes: raise ``rejected`` before anything is recorded."""
+        task = self.tasks.get(cmd.task_key)
+        if task is None:
+            raise rejected("not_found", f"this case has no task ‘{cmd.task_key}’")
+        if task.status == "done":
+            raise rejected("conflict", f"‘{task.title}’ was already completed by {task.completed_by} "
+                                       f"on {task.completed_at[:10] if task.completed_at else '?'}")
+        if task.status == "cancelled":
+            raise rejected("conflict", f"‘{task.title}’ was cancelled and can no longer be completed")
+        if not self.may_act(task, cmd.actor):
+            raise rejected("forbidden", f"‘{task.title}’ is for {task.candidate_label}; you are not one of them")
+        if task.claimed_by and task.claimed_by != cmd.actor.user_ref:
+            raise rejected("forbidden", f"‘{task.title}’ is claimed by someone else; they must release it first")
+        if completing:
+            issues = forms.validate(task.form, cmd.data)
+            if issues:
+                raise rejected("invalid", f"{len(issues)} problem(s) in the form", issues)
+        return task
+
+    def claim(self, cmd: TaskCommand) -> TaskRecord:
+        task = self.check_command(cmd, completing=False)
+        if task.claimed_by == cmd.actor.user_ref:
+            return task
+        task.claimed_by = cmd.actor.user_ref
+        self.event("task_claimed", f"{task.title}: claimed", actor=cmd.actor.user_ref, task_key=task.key)
+        return task
+
+    def release(self, cmd: TaskCommand) -> TaskRecord:
+        task = self.check_command(cmd, completing=False)
+        if task.claimed_by is None:
+            raise rejected("conflict", f"‘{task.title}’ is not claimed")
+        task.claimed_by = None
+        self.event("task_released", f"{task.title}: released", actor=cmd.actor.user_ref, task_key=task.key)
+        return task
+
+    def complete(self, cmd: TaskCommand) -> tuple[TaskRecord, EventRecord]:
+        """Mark the task done; returns it and its timeline event (the caller words the event's message)."""
+        task = self.tasks[cmd.task_key]
+        task.status = "done"
+        task.completed_by = cmd.actor.user_ref
+        task.completed_at = self.now().isoformat()
+        task.data = dict(cmd.data)
+        if task.due_date and self.today() > date.fromisoformat(task.due_date):
+            task.days_late = self.calendar.working_days_late(date.fromisoformat(task.due_date), self.today())
+        self.event("task_completed", f"{task.title}: completed", actor=cmd.actor.user_ref, task_key=task.key,
+                   data={"request_id": cmd.request_id} if cmd.request_id else {})
+        return task, self._pending_events[-1]
+
+    # --- deadlines -----------------------------------------------------------------------------------------
+    def _reminder_at(self, day: date) -> datetime:
+        return self.calendar.instant(day, REMINDER_HOUR)
+
+    def next_timer(self) -> datetime | None:
+        instants = []
+        for task in self.open_tasks():
+            if task.follow_up_date and not task.reminded:
+                instants.append(self._reminder_at(date.fromisoformat(task.follow_up_date)))
+            if task.due_date and not task.overdue:
+                instants.append(self.calendar.deadline_at(date.fromisoformat(task.due_date)))
+        return min(instants) if instants else None
+
+    def fire_due_timers(self) -> bool:
+        """Send reminders and mark overdue tasks whose time has come; True if anything happened."""
+        now, fired = self.now(), False
+        for task in self.open_tasks():
+            if task.follow_up_date and not task.reminded and now >= self._reminder_at(
+                    date.fromisoformat(task.follow_up_date)):
+                task.reminded = True
+                fired = True
+                self.event("reminder_sent", f"Reminder: {task.title} is due {task.due_date}", task_key=task.key)
+                self.email(task.candidate_users if not task.claimed_by else [task.claimed_by],
+                           f"Reminder: {task.title} is due {task.due_date} ({self.case_ref})",
+                           f"{task.title} for {task.candidate_label} is due on {task.due_date}.")
+            if task.due_date and not task.overdue and now >= self.calendar.deadline_at(
+                    date.fromisoformat(task.due_date)):
+                task.overdue = True
+                task.reminded = True
+                fired = True
+                self.event("task_overdue", f"Overdue: {task.title} was due {task.due_date}", task_key=task.key)
+                self.on_overdue(task)
+        return fired
+
+    async def wait_for_change_or_timer(self, is_finished) -> None:
+        """Sleep until a handler changed something, the case finished, or the next reminder/deadline."""
+        self._changed = False
+        next_at = self.next_timer()
+        timeout = None if next_at is None else max((next_at - self.now()).total_seconds(), 0.0)
+        if timeout == 0.0:
+            return
+        try:
+            await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
+        except TimeoutError:
+            pass
+
+    # --- read model ----------------------------------------------------------------------------------------
+    def snapshot(self, events: list[EventRecord], messages: list[MessageRecord]) -> CaseSnapshot:
+        self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
+        return CaseSnapshot(case_id=self.case_id, partnership_id=self.partnership_id, case_ref=self.case_ref,
+                            process=self.process, revision=self.revision, fields=dict(self.fields),
+                            tasks=[TaskRecord(**asdict(t)) for t in self.tasks.values()],
+                            events=events, messages=messages)
+
+    async def sync(self) -> None:
+        """Write the current state, new events and new emails to the read model (in order, exactly once)."""
+        async with self._sync_lock:
+            self.fire_due_timers()  # a task opened already past its date is overdue in the very same write
+            events, messages = list(self._pending_events), list(self._pending_messages)
+            self.revision += 1
+            snap = self.snapshot(events, messages)
+            await workflow.execute_activity("sync_case", snap, start_to_close_timeout=SYNC_TIMEOUT,
+                                            retry_policy=SYNC_RETRY)
+            self.synced_revision = snap.revision
+            del self._pending_events[: len(events)]
+            del self._pending_messages[: len(messages)]
+            if messages:  # sent in the background: a slow mail server never holds up a form
+                self._deliveries.append(workflow.start_activity(
+                    "deliver_outbox", [f"{self.case_id}#{m.seq}" for m in messages],
+                    start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=DELIVERY_GIVE_UP,
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10))))
+
+    async def finish(self) -> None:
+        """Before the workflow ends: handlers done, last state written, emails handed over (or given up)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.sync()
+        if self._deliveries:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)

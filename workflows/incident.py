@@ -1,0 +1,289 @@
+"""A serious incident: notification to the national Panel, the rapid review, and the Panel's response.
+
+Every due date comes from the case's pinned arrangements version and working-day calendar (workflow
+input). Steps, as human tasks completed through Updates:
+
+1. notification sent to the Panel (due N working days after the local authority became aware);
+   categories that need no rapid review stop here;
+2. an agency summary from each involved agency, and the rapid review meeting record;
+3. the LCSPR decision (after the meeting);
+4. sign-off by each partner the arrangements name (one who does not sign off sends the decision back);
+5. submission to the Panel (by the rapid review deadline, counted from awareness or from the
+   notification as the arrangements say);
+6. the Panel's response (national-body users): agrees, disagrees, or a national review.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from safeguarding.calendar import WorkingCalendar
+    from safeguarding.case_records import NATIONAL_PANEL, IncidentInput, TaskCommand, TaskRecord, TaskResult
+
+from workflows.casework import Casework, rejected
+
+PROCESS = "incident"
+
+
+def workflow_id(partnership_id: str, case_ref: str) -> str:
+    return f"{PROCESS}-{partnership_id}-{case_ref}"
+
+
+@workflow.defn(name="IncidentCase")
+class IncidentCase:
+    @workflow.init
+    def __init__(self, inp: IncidentInput) -> None:
+        self.inp = inp
+        doc = inp.arrangements
+        self.sin = doc["serious_incident_notification"]
+        self.rr = doc["rapid_review"]
+        self.category = next(c for c in self.sin["categories"] if c["id"] == inp.category)
+        self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
+                           case_ref=inp.case_ref, process=PROCESS,
+                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc)
+        self.cw.on_overdue = self._on_overdue
+        self.aware = date.fromisoformat(inp.aware_date)
+        self.rr_required = bool(self.category.get("requires_rapid_review"))
+        self.status = "open"
+        self.round = 1
+        self.rr_start: date | None = None
+        self.cw.fields.update(
+            category=inp.category, status="open", stage="Notification to the national Panel",
+            arrangements_version=inp.arrangements_version, aware_date=inp.aware_date,
+            rapid_review_required=self.rr_required, children=inp.children, summary=inp.summary,
+            agencies=inp.agencies, opened_by=inp.opened_by.user_ref, opened_at=inp.opened_at)
+
+    # --- the process ---------------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: IncidentInput) -> str:
+        cw = self.cw
+        cw.event("case_opened", f"Case opened: {self.category.get('label', inp.category)}, aware "
+                                f"{inp.aware_date}, {len(inp.children)} child(ren), arrangements "
+                                f"v{inp.arrangements_version}", actor=inp.opened_by.user_ref)
+        due = cw.calendar.add_working_days(self.aware, self.sin["deadline"]["value"])
+        cw.fields["notification_due"] = due.isoformat()
+        role = self.sin["notifier_role"]
+        cw.open_task("notification", "notification_sent", "Notify the national Panel", "notification_sent.v1",
+                     candidate_role=role, candidate_label=cw.role_title(role),
+                     candidate_users=cw.role_members(role), due=due, reminder_working_days=self._reminder_days())
+        if self.rr_required and self.rr["deadline"]["clock_start"] == "la_becomes_aware":
+            self._start_rapid_review(self.aware)
+        await cw.sync()
+        while self.status == "open":
+            await cw.wait_for_change_or_timer(lambda: self.status != "open")
+            if cw.fire_due_timers():
+                await cw.sync()
+        await cw.finish()
+        return self.status
+
+    def _reminder_days(self) -> int:
+        return int(self.rr.get("reminders", {}).get("working_days_before_due", 0))
+
+    def _start_rapid_review(self, clock_start: date) -> None:
+        cw, rr = self.cw, self.rr
+        self.rr_start = clock_start
+        milestones = rr.get("milestones", {})
+
+        def at(name: str) -> date:
+            offset = milestones.get(name, {}).get("offset_working_days", rr["deadline"]["value"])
+            return cw.calendar.add_working_days(clock_start, offset)
+
+        rr_due = cw.calendar.add_working_days(clock_start, rr["deadline"]["value"])
+        cw.fields.update(rapid_review_due=rr_due.isoformat(), stage="Rapid review: agency summaries and meeting")
+        cw.event("rapid_review_started", f"Rapid review started: clock from {clock_start.isoformat()} "
+                                         f"({rr['deadline']['clock_start']}), due {rr_due.isoformat()}")
+        for agency in self.inp.agencies:
+            role, label, users = cw.agency_candidates(agency)
+            cw.open_task(f"summary-{agency}", "agency_summary", f"Agency summary: {cw.agency_name(agency)}",
+                         "agency_summary.v1", candidate_role=role, candidate_label=label, candidate_users=users,
+                         due=at("agency_summaries"), reminder_working_days=self._reminder_days())
+        coordinator = rr["coordinator_role"]
+        cw.open_task("meeting", "rr_meeting", "Record the rapid review meeting", "rr_meeting.v1",
+                     candidate_role=coordinator, candidate_label=cw.role_title(coordinator),
+                     candidate_users=cw.role_members(coordinator), due=at("meeting"),
+                     reminder_working_days=self._reminder_days())
+        self._meeting_due, self._signoff_due, self._rr_due = at("meeting"), at("signoff"), rr_due
+
+    def _open_decision(self) -> None:
+        cw, role = self.cw, self.rr["decision_role"]
+        key = "decision" if self.round == 1 else f"decision-{self.round}"
+        cw.open_task(key, "lcspr_decision", "Decide on a local child safeguarding practice review",
+                     "lcspr_decision.v1", candidate_role=role, candidate_label=cw.role_title(role),
+                     candidate_users=cw.role_members(role), due=self._meeting_due,
+                     reminder_working_days=self._reminder_days())
+        cw.fields["stage"] = "Rapid review: decision"
+
+    def _open_signoffs(self) -> None:
+        cw = self.cw
+        for partner in self.rr["signoff_required_from"]:
+            role, label, users = cw.agency_candidates(partner)
+            key = f"signoff-{partner}" if self.round == 1 else f"signoff-{partner}-{self.round}"
+            cw.open_task(key, "partner_signoff", f"Sign off the rapid review: {cw.agency_name(partner)}",
+                         "partner_signoff.v1", candidate_role=role, candidate_label=label, candidate_users=users,
+                         due=self._signoff_due, reminder_working_days=self._reminder_days())
+        cw.fields["stage"] = "Rapid review: partner sign-off"
+
+    def _on_overdue(self, task: TaskRecord) -> None:
+        """Hand an overdue step to the partnership's overdue ladder: here, tell its first-stage role."""
+        cw = self.cw
+        escalation = cw.arrangements.get("escalation", {})
+        ladder = next((lad for lad in escalation.get("ladders", [])
+                       if lad["id"] == escalation.get("overdue_ladder")), None)
+        if ladder is None:
+            return
+        first = ladder["stages"][0]
+        cw.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ stage 1 "
+                              f"({cw.role_title(first['handler_role'])})", task_key=task.key,
+                 data={"ladder": ladder["id"], "stage": 1, "role": first["handler_role"]})
+        cw.email(cw.role_members(first["handler_role"]) + task.candidate_users,
+                 f"Overdue: {task.title} ({cw.case_ref})",
+                 f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
+                 f"It has been passed to stage 1 of ‘{ladder['name']}’.")
+
+    # --- what completing each task does ----------------------------------------------------------------------
+    def _after(self, task: TaskRecord) -> str:
+        cw, data = self.cw, task.data
+        if task.type == "notification_sent":
+            sent = date.fromisoformat(data["sent_on"])
+            due = date.fromisoformat(cw.fields["notification_due"])
+            late = cw.calendar.working_days_late(due, sent)
+            cw.fields.update(notification_sent_on=sent.isoformat(), notification_days_late=late)
+            task.days_late = late if sent > due else None
+            if not self.rr_required:
+                self._close("closed", "Notification recorded; this category needs no rapid review")
+            elif self.rr_start is None:
+                self._start_rapid_review(sent)
+            return f"Notification sent to the Panel on {sent.isoformat()}" + (
+                f" ({late} working day(s) late)" if sent > due else " (on time)")
+        if task.type == "agency_summary":
+            return f"{task.title} recorded"
+        if task.type == "rr_meeting":
+            self._open_decision()
+            return f"Rapid review meeting held on {data['held_on']} recorded"
+        if task.type == "lcspr_decision":
+            cw.fields["lcspr_decision"] = data["hold_lcspr"]
+            self._open_signoffs()
+            return f"Decision recorded: LCSPR {data['hold_lcspr']}" + (
+                "; may be of national importance" if data.get("national_importance") else "")
+        if task.type == "partner_signoff":
+            if not data["agree"]:
+                for other in cw.open_tasks():
+                    if other.type == "partner_signoff":
+                        cw.cancel_task(other.key, "the decision went back to be reconsidered")
+                self.round += 1
+                self._open_decision()
+                return f"{task.title}: NOT signed off; the decision goes back to be reconsidered"
+            if not any(t.type == "partner_signoff" for t in cw.open_tasks()):
+                coordinator = self.rr["coordinator_role"]
+                cw.open_task("submission", "panel_submission", "Submit the rapid review to the national Panel",
+                             "panel_submission.v1", candidate_role=coordinator,
+                             candidate_label=cw.role_title(coordinator),
+                             candidate_users=cw.role_members(coordinator), due=self._rr_due,
+                             reminder_working_days=self._reminder_days())
+                cw.fields["stage"] = "Rapid review: submission to the Panel"
+            return f"{task.title}: signed off"
+        if task.type == "panel_submission":
+            sent = date.fromisoformat(data["submitted_on"])
+            late = cw.calendar.working_days_late(self._rr_due, sent)
+            cw.fields.update(rapid_review_submitted_on=sent.isoformat(), rapid_review_days_late=late)
+            task.days_late = late if sent > self._rr_due else None
+            expected = self.rr.get("panel_response_expected") or {}
+            response_due = (cw.calendar.add_working_days(sent, expected["value"])
+                            if expected.get("value") else None)
+            cw.open_task("panel-response", "panel_response", "Respond to the rapid review", "panel_response.v1",
+                         candidate_role=NATIONAL_PANEL, candidate_label="the national Panel", candidate_users=[],
+                         due=response_due if expected.get("enforce") else None)
+            if response_due and not expected.get("enforce"):
+                cw.tasks["panel-response"].follow_up_date = response_due.isoformat()
+                cw.tasks["panel-response"].reminded = True  # an expectation only: shown, never chased
+            cw.fields["stage"] = "Awaiting the Panel's response"
+            cw.fields["status"] = self.status = "open"
+            return f"Rapid review submitted to the Panel on {sent.isoformat()}" + (
+                f" ({late} working day(s) late)" if sent > self._rr_due else " (on time)")
+        if task.type == "panel_response":
+            response = data["response"]
+            cw.fields["panel_response"] = response
+            if response == "national_review":
+                self._close("national_review", "The Panel will hold a national review")
+            elif cw.fields.get("lcspr_decision") == "yes":
+                self._close("awaiting_lcspr", "Waiting for the local child safeguarding practice review")
+            else:
+                self._close("closed", "Rapid review complete")
+            return f"The Panel's response: {response.replace('_', ' ')}"
+        raise rejected("invalid", f"unknown task type {task.type}")
+
+    def _close(self, status: str, why: str) -> None:
+        for task in self.cw.open_tasks():
+            self.cw.cancel_task(task.key, "the case closed")
+        self.status = status
+        self.cw.fields.update(status=status, stage=why, closed_at=workflow.now().isoformat())
+        self.cw.event("case_closed", f"Case {status.replace('_', ' ')}: {why}")
+
+    def _check_dates(self, cmd: TaskCommand) -> None:
+        """Form rules that need the case: dates not in the future, not before the LA became aware."""
+        task, today = self.cw.tasks[cmd.task_key], self.cw.today()
+        fields = []
+        for name in ("sent_on", "held_on", "submitted_on"):
+            value = cmd.data.get(name)
+            if not isinstance(value, str):
+                continue
+            day = date.fromisoformat(value)
+            if day > today:
+                fields.append({"path": f"/{name}", "value": value,
+                               "message": f"the date cannot be in the future (today is {today.isoformat()})"})
+            elif day < self.aware:
+                fields.append({"path": f"/{name}", "value": value, "message":
+                               f"the date cannot be before the local authority became aware ({self.aware})"})
+        if fields:
+            raise rejected("invalid", f"{len(fields)} problem(s) in the form: {task.title}", fields)
+
+    # --- updates and queries ---------------------------------------------------------------------------------
+    @workflow.update
+    async def complete_task(self, cmd: TaskCommand) -> TaskResult:
+        task, event = self.cw.complete(cmd)
+        message = event.message = self._after(task)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, message)
+
+    @complete_task.validator
+    def _validate_complete(self, cmd: TaskCommand) -> None:
+        if self.status != "open":
+            raise rejected("conflict", f"this case is {self.status.replace('_', ' ')}; its tasks are closed")
+        self.cw.check_command(cmd, completing=True)
+        self._check_dates(cmd)
+
+    @workflow.update
+    async def claim_task(self, cmd: TaskCommand) -> TaskResult:
+        task = self.cw.claim(cmd)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, "claimed")
+
+    @claim_task.validator
+    def _validate_claim(self, cmd: TaskCommand) -> None:
+        self.cw.check_command(cmd, completing=False)
+
+    @workflow.update
+    async def release_task(self, cmd: TaskCommand) -> TaskResult:
+        task = self.cw.release(cmd)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, "released")
+
+    @release_task.validator
+    def _validate_release(self, cmd: TaskCommand) -> None:
+        task = self.cw.check_command(cmd, completing=False)
+        if task.claimed_by is None:
+            raise rejected("conflict", f"‘{task.title}’ is not claimed")
+
+    @workflow.update
+    async def opened(self) -> str:
+        """Returns once the case is in the read model, so the caller can show it straight away."""
+        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
+        return self.status
+
+    @workflow.query
+    def snapshot(self):
+        """The case as it is now (used by ``sgflow rebuild`` when the read model must be re-derived)."""
+        return self.cw.snapshot(self.cw.timeline, [])
