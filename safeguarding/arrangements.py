@@ -27,7 +27,6 @@ Decisions worth knowing:
 """
 
 # Messages quote values with typographic single quotes, as the web editor shows them to people.
-# ruff: noqa: RUF001
 from __future__ import annotations
 
 import copy

@@ -15,7 +15,13 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from safeguarding.arrangements import ArrangementsError, ValidationIssue, canonical_json, content_hash, validate
+from safeguarding.arrangements import (
+    ArrangementsError,
+    ValidationIssue,
+    canonical_json,
+    content_hash,
+    validate,
+)
 from safeguarding.tables import ArrangementsVersion, Partnership
 
 

@@ -63,7 +63,7 @@ class Child:
         out = open(log, "ab") if log else None  # noqa: SIM115 (handed to the child)
         preexec: Callable[[], None] | None = _die_with_parent if sys.platform == "linux" else None
         self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                     start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
+                                     start_new_session=True, preexec_fn=preexec)
         if out:
             out.close()
 

@@ -1,6 +1,5 @@
 """The arrangements validator: what a partnership lead notices when a file is right or wrong."""
 
-# ruff: noqa: RUF001
 from __future__ import annotations
 
 import copy

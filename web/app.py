@@ -45,9 +45,13 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
         return {"status": "ok"}
 
     from web.api.arrangements import router as arrangements_router
-
     from web.api.cases import router as cases_router
 
     app.include_router(arrangements_router)
     app.include_router(cases_router)
+
+    from web.pages import lead, national, reviewer
+
+    for pages in (reviewer, lead, national):
+        app.include_router(pages.router)
     return app

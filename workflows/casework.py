@@ -11,6 +11,7 @@ Deterministic: time comes from ``workflow.now()``; no I/O here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
@@ -246,10 +247,8 @@ class Casework:
         timeout = None if next_at is None else max((next_at - self.now()).total_seconds(), 0.0)
         if timeout == 0.0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
-        except TimeoutError:
-            pass
 
     # --- read model ----------------------------------------------------------------------------------------
     def snapshot(self, events: list[EventRecord], messages: list[MessageRecord]) -> CaseSnapshot:

@@ -10,7 +10,14 @@ from sqlmodel import Session
 
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, load
-from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
+from safeguarding.versions import (
+    VersionNotFoundError,
+    diff,
+    document_of,
+    get_version,
+    list_versions,
+    store_version,
+)
 from web.auth import require_principal
 from web.errors import ApiError, ErrorResponse, FieldError
 

@@ -1,7 +1,7 @@
 """partnerships, arrangements versions, users
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-28
 """
 

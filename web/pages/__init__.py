@@ -1,0 +1,36 @@
+"""HTML pages (GOV.UK Design System, htmx). Each module is one router; ``web.app`` includes them all.
+
+``page_context`` gives every page what ``base.html`` needs: the signed-in user, the navigation for their
+kind of account, and the CSRF token their forms and htmx requests send back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from safeguarding.accounts import Principal
+
+NAV: dict[str, list[tuple[str, str]]] = {
+    "reviewer": [("My tasks", "/tasks"), ("Cases", "/cases")],
+    "partnership_lead": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Record an incident", "/incidents/new"),
+                         ("Outbox", "/outbox"), ("Arrangements", "/arrangements")],
+    "scrutineer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Arrangements", "/arrangements")],
+    "national_body": [("Overview", "/national"), ("Panel tasks", "/tasks")],
+    "administrator": [("Cases", "/cases"), ("Arrangements", "/arrangements")],
+}
+
+
+def nav_items(principal: Principal | None, path: str) -> list[dict[str, Any]]:
+    if principal is None:
+        return []
+    return [{"text": text, "href": href, "active": path == href or path.startswith(href + "/")}
+            for text, href in NAV.get(principal.kind, [])]
+
+
+def page_context(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:
+    from web.session import csrf_token
+
+    return {"current_user": principal, "nav_items": nav_items(principal, request.url.path),
+            "csrf_token": csrf_token(request), **context}

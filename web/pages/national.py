@@ -1,0 +1,5 @@
+"""Pages for national users."""
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

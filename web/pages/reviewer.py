@@ -1,0 +1,5 @@
+"""Pages for reviewer users."""
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
