@@ -101,6 +101,25 @@ def seed() -> None:
         typer.echo(line)
 
 
+@app.command()
+def rebuild() -> None:
+    """Re-derive the read model (cases, tasks, timelines) from Temporal, e.g. after losing the database."""
+    from safeguarding.db import get_engine, upgrade
+    from safeguarding.temporal_connection import connect
+    from sgflow.rebuild import rebuild as run_rebuild
+
+    settings = _settings()
+    engine = get_engine()
+    upgrade(engine)
+
+    async def _go():
+        return await run_rebuild(await connect(settings), engine, settings.resolved_secret_key())
+
+    report = asyncio.run(_go())
+    typer.echo(f"{report.cases} case(s) found in Temporal; {report.written} written to the read model"
+               + (f"; {report.failed} could not be queried" if report.failed else ""))
+
+
 def _read(file: Path) -> tuple[bytes, str]:
     try:
         return file.read_bytes(), file.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -19,6 +20,7 @@ from safeguarding.versions import (
     store_version,
 )
 from web.auth import require_principal
+from web.cases import audit
 from web.errors import ApiError, ErrorResponse, FieldError
 
 router = APIRouter(prefix="/api", tags=["arrangements"])
@@ -105,18 +107,23 @@ async def store_arrangements(request: Request, partnership_id: str,
     """Store the document as the partnership's next version (200 and nothing new when identical)."""
     if not principal.can_manage_arrangements(partnership_id):
         raise ApiError(403, "forbidden", "only the partnership's leads may change its arrangements")
-    doc = await _parse(request)
-    from fastapi.responses import JSONResponse
-
-    with Session(request.app.state.engine) as session:
-        try:
-            stored = store_version(session, partnership_id, doc, author=principal.email, change_note=note)
-            session.commit()
-        except ArrangementsError as exc:
-            session.rollback()
-            raise _issues(exc) from None
-        row = get_version(session, partnership_id, stored.number)
-        out = _out(row, created=stored.created)
+    engine = request.app.state.engine
+    try:
+        doc = await _parse(request)
+        with Session(engine) as session:
+            try:
+                stored = store_version(session, partnership_id, doc, author=principal.email, change_note=note)
+                session.commit()
+            except ArrangementsError as exc:
+                session.rollback()
+                raise _issues(exc) from None
+            out = _out(get_version(session, partnership_id, stored.number), created=stored.created)
+    except ApiError as exc:
+        audit(engine, principal, "arrangements.store", partnership_id=partnership_id, outcome="rejected",
+              detail=f"{exc.code}: {exc.message}")
+        raise
+    audit(engine, principal, "arrangements.store", partnership_id=partnership_id,
+          detail=f"v{stored.number}" if stored.created else f"unchanged (v{stored.number})")
     return JSONResponse(out.model_dump(), status_code=201 if stored.created else 200)
 
 
