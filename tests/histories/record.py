@@ -1,0 +1,80 @@
+"""Record workflow histories for the replay tests: `python -m tests.histories.record`.
+
+Run it when a workflow gains a new path worth protecting, and commit the JSON it writes. Never re-record
+an existing file to make a replay test pass: a failing replay means a running case would break; guard the
+change with ``workflow.patched`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from safeguarding.binaries import temporal_test_server
+from safeguarding.db import make_engine, upgrade
+from safeguarding.settings import Settings
+from safeguarding.temporal_connection import ensure_search_attributes
+from sgflow.seed import seed_demo
+from tests.test_incident_workflow import CaseDriver, running_worker
+from web.cases import london_today
+
+HERE = Path(__file__).parent
+
+
+async def scenario_full_path(drv: CaseDriver) -> None:
+    today = london_today()
+    await drv.open(today)
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await drv.through_rapid_review(today=today, decision="yes")
+    await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+
+
+async def scenario_overdue_and_disagreement(drv: CaseDriver) -> None:
+    today = london_today()
+    await drv.open(today - timedelta(days=12))
+    await drv.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    await drv.complete("decision", {"hold_lcspr": "no", "national_importance": True, "rationale": "Single agency.",
+                                    "learning": "Handover notes."})
+    await drv.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
+    await drv.env.sleep(timedelta(days=30))
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+
+
+async def scenario_notification_only(drv: CaseDriver) -> None:
+    today = london_today()
+    await drv.open(today, category="care_leaver_death_to_24")
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": False})
+
+
+SCENARIOS = {"incident_full_path": scenario_full_path,
+             "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
+             "incident_notification_only": scenario_notification_only}
+
+
+async def main() -> None:
+    for name, scenario in SCENARIOS.items():
+        tmp = Path(tempfile.mkdtemp())
+        engine = make_engine(f"sqlite:///{tmp / 'app.db'}")
+        upgrade(engine)
+        list(seed_demo(engine))
+        settings = Settings(data_dir=tmp, secret_key="record", task_queue=f"record-{uuid.uuid4().hex[:6]}")
+        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(temporal_test_server()))
+        try:
+            await ensure_search_attributes(env.client, settings.temporal_namespace)
+            async with running_worker(env, engine, settings):
+                drv = CaseDriver(env, engine, settings)
+                await scenario(drv)
+                history = await env.client.get_workflow_handle(drv.case_id).fetch_history()
+            (HERE / f"{name}.json").write_text(history.to_json())
+            print(f"recorded {name}: {len(history.events)} events")
+        finally:
+            await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
