@@ -85,6 +85,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def require_current(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is not at the newest migration (one clear line)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    check_connection(engine)
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        state = "has no tables yet" if current is None else f"is at migration {current}, not {head}"
+        raise DatabaseUnavailableError(f"the database {state}; run `sgflow db upgrade` first")
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     return make_engine(url)

@@ -72,10 +72,10 @@ def web(
     settings = _settings()
     host, port = host or settings.web_host, port or settings.web_port
     ensure_port_free(host, port, "SGFLOW_WEB_PORT")
-    from safeguarding.db import check_connection, get_engine
+    from safeguarding.db import get_engine, require_current
     from safeguarding.temporal_connection import connect
 
-    check_connection(get_engine())
+    require_current(get_engine())
     asyncio.run(connect(settings))  # fail now, in one line, rather than inside the server's start-up
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="info",
                 proxy_headers=True, forwarded_allow_ips="*")
@@ -152,10 +152,11 @@ def arrangements_load(
 ) -> None:
     """Validate a file and store it as the partnership's next arrangements version."""
     from safeguarding.arrangements import ArrangementsError, load
-    from safeguarding.db import get_engine, session_scope
+    from safeguarding.db import get_engine, require_current, session_scope
     from safeguarding.versions import store_version
 
     data, name = _read(file)
+    require_current(get_engine())
     try:
         doc = load(data, filename=name)
         with session_scope(get_engine()) as session:
@@ -174,9 +175,10 @@ def arrangements_load(
 @arrangements_app.command("versions")
 def arrangements_versions(partnership: Annotated[str, typer.Argument(help="Partnership id.")]) -> None:
     """List a partnership's arrangements versions, newest first."""
-    from safeguarding.db import get_engine, session_scope
+    from safeguarding.db import get_engine, require_current, session_scope
     from safeguarding.versions import list_versions
 
+    require_current(get_engine())
     with session_scope(get_engine()) as session:
         rows = list_versions(session, partnership)
     if not rows:
@@ -193,9 +195,10 @@ def arrangements_diff(
     new: Annotated[int, typer.Argument(help="Newer version number.")],
 ) -> None:
     """Show what changed between two versions, one change a line."""
-    from safeguarding.db import get_engine, session_scope
+    from safeguarding.db import get_engine, require_current, session_scope
     from safeguarding.versions import diff, document_of, get_version
 
+    require_current(get_engine())
     with session_scope(get_engine()) as session:
         before, after = get_version(session, partnership, old), get_version(session, partnership, new)
     changes = diff(document_of(before), document_of(after))

@@ -31,12 +31,12 @@ def build_worker(client, settings: Settings, engine, executor: ThreadPoolExecuto
 
 
 async def run_worker(settings: Settings) -> None:
-    from safeguarding.db import check_connection, get_engine
+    from safeguarding.db import get_engine, require_current
     from safeguarding.temporal_connection import connect
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = get_engine()
-    check_connection(engine)
+    require_current(engine)
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
