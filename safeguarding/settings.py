@@ -1,6 +1,6 @@
 """Every setting the engine reads, from environment variables, in one place.
 
-The README's settings table is generated from the ``Field`` descriptions below; keep them readable.
+The README's settings table mirrors the ``Field`` descriptions below (tests/test_readme.py checks it).
 """
 
 from __future__ import annotations
