@@ -9,8 +9,9 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e '.[test]'
+log=.venv/pip-install.log
+install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }; }
+install -e '.[test]'
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== pytest"

@@ -20,9 +20,18 @@ DEMO_AUTHOR = "demo seed"
 NATIONAL_USERS = [("u-panel-analyst", "panel@demo.test", "Panel analyst (demo)", "national_body"),
                   ("u-sgflow-admin", "admin@demo.test", "Administrator (demo)", "administrator")]
 # Fictional names, so the demo looks real and name-scanning tests have names to look for.
-_NAMES = ["Alex Morgan", "Priya Shah", "Tom Okafor", "Sian Evans", "Grace Liu", "Daniel Hughes", "Fatima Khan",
-          "Owen Price", "Ruth Adeyemi", "Mark Bell", "Hannah Cole", "Imran Aziz", "Lucy Ward", "Ben Carter",
-          "Chloe Fisher", "Sam Patel", "Joanna Reid", "Kwame Mensah", "Emma Doyle", "Raj Kapoor"]
+_FIRST = ["Alex", "Priya", "Tom", "Sian", "Grace", "Daniel", "Fatima", "Owen", "Ruth", "Mark", "Hannah", "Imran",
+          "Lucy", "Ben", "Chloe", "Sam", "Joanna", "Kwame", "Emma", "Raj"]
+_LAST = ["Morgan", "Shah", "Okafor", "Evans", "Liu", "Hughes", "Khan", "Price", "Adeyemi", "Bell", "Cole", "Aziz",
+         "Ward", "Carter", "Fisher", "Patel", "Reid", "Mensah", "Doyle", "Kapoor"]
+# Whom `sgflow up` prints, one per kind of user (the first of each that exists).
+HIGHLIGHTS = ["u-rv-business-manager", "u-rv-la-head-qa", "u-rv-icb-cno", "u-rv-scrutineer", "u-panel-analyst",
+              "u-sgflow-admin"]
+
+
+def _name(index: int) -> str:
+    """A distinct fictional name for each index below 400."""
+    return f"{_FIRST[index % len(_FIRST)]} {_LAST[(index // len(_FIRST) + index * 7) % len(_LAST)]}"
 
 
 def _people(doc: dict) -> dict[str, dict]:
@@ -68,7 +77,7 @@ def seed_demo(engine: Engine) -> Iterator[str]:
                     continue
                 password_hash = password_hash or hash_password(DEMO_PASSWORD)
                 session.add(User(email=f"{ref.removeprefix('u-')}@demo.test",
-                                 display_name=f"{_NAMES[name_index % len(_NAMES)]} ({person['title']})"[:200],
+                                 display_name=f"{_name(name_index)} ({person['title']})"[:200],
                                  user_ref=ref, kind=person["kind"], partnership_id=pid,
                                  agency_id=person["agency_id"], password_hash=password_hash))
         existing = {u.user_ref for u in session.exec(select(User).where(User.partnership_id.is_(None)))}
@@ -82,14 +91,8 @@ def seed_demo(engine: Engine) -> Iterator[str]:
 
 
 def demo_signins(engine: Engine) -> list[tuple[str, str]]:
-    """A few demo accounts worth printing: one of each kind for the first partnership, and national ones."""
+    """The demo accounts worth printing: the highlighted people, one of each kind."""
     with Session(engine) as session:
-        users = list(session.exec(select(User).order_by(User.id)))
-    if not users:
-        return []
-    first_pid = next((u.partnership_id for u in users if u.partnership_id), None)
-    chosen: dict[str, User] = {}
-    for user in users:
-        if user.partnership_id in (first_pid, None) and user.kind not in chosen:
-            chosen[user.kind] = user
-    return [(u.email, f"{u.kind.replace('_', ' ')}: {u.display_name}") for u in chosen.values()]
+        users = {u.user_ref: u for u in session.exec(select(User).where(User.user_ref.in_(HIGHLIGHTS)))}
+    return [(users[ref].email, f"{users[ref].kind.replace('_', ' ')}: {users[ref].display_name}")
+            for ref in HIGHLIGHTS if ref in users]
