@@ -35,6 +35,7 @@ async def run_worker(settings: Settings) -> None:
     from safeguarding.temporal_connection import connect
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = get_engine()
     require_current(engine)
     client = await connect(settings)

@@ -171,10 +171,16 @@ def test_an_unreachable_remote_temporal_is_one_clear_line(stack):
 
 def test_worker_and_web_commands_report_an_unreachable_temporal(stack):
     env = {**stack.env, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    result = subprocess.run([sys.executable, "-m", "sgflow", "worker"], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 1 and "cannot reach Temporal" in result.stderr
-    assert "Traceback" not in result.stderr
+    for command in (["worker"], ["web"]):
+        result = subprocess.run([sys.executable, "-m", "sgflow", *command], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 1 and "run `sgflow db upgrade` first" in result.stderr  # checked first
+    assert subprocess.run([sys.executable, "-m", "sgflow", "db", "upgrade"], env=env, timeout=60).returncode == 0
+    for command in (["worker"], ["web"]):
+        result = subprocess.run([sys.executable, "-m", "sgflow", *command], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 1 and "cannot reach Temporal" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_a_missing_binary_names_the_package(monkeypatch, tmp_path):
