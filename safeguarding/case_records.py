@@ -112,3 +112,30 @@ class CaseSnapshot:
     tasks: list[TaskRecord]
     events: list[EventRecord]
     messages: list[MessageRecord]
+
+
+@dataclass
+class LadderInput:
+    """An escalation up a named ladder of the pinned arrangements: a disagreement, or overdue work."""
+
+    partnership_id: str
+    reference: str
+    arrangements_version: int
+    arrangements: dict[str, Any]
+    calendar: dict[str, Any]
+    ladder_id: str
+    subject: str  # what is disagreed, or which work is overdue (no names)
+    issue_type: str  # e.g. "threshold", "information sharing", or "overdue_work"
+    agencies: list[str]
+    urgent: bool
+    raised_by: Actor
+    raised_at: str  # ISO datetime (UTC)
+    child_pseudonym: str = ""
+    related_case_id: str = ""  # the case the disagreement or overdue work is about, if any
+    related_task_key: str = ""  # for overdue work: the task that is overdue
+
+
+@dataclass
+class WithdrawCommand:
+    actor: Actor
+    reason: str

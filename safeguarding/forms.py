@@ -38,5 +38,14 @@ def validate(form: str, data: Any) -> list[dict[str, Any]]:
     """Every problem with ``data`` for ``form``: ``[{"path", "message", "value"}]``, sorted by path."""
     if form not in FORMS:
         return [{"path": "", "message": f"unknown form ‘{form}’", "value": None}]
-    _, validator = FORMS[form]
-    return [{"path": i.path, "message": i.message, "value": i.value} for i in schema_issues(validator, data)]
+    schema_doc, validator = FORMS[form]
+    issues = []
+    for issue in schema_issues(validator, data):
+        message = issue.message
+        prop = schema_doc.get("properties", {}).get(issue.path.lstrip("/"), {})
+        if issue.value is None and message.endswith("is missing") and prop.get("title"):
+            verb = "Select" if "enum" in prop or prop.get("type") == "boolean" else "Enter"
+            title = prop["title"]
+            message = f"{verb} {title[0].lower()}{title[1:]}".rstrip("?")
+        issues.append({"path": issue.path, "message": message, "value": issue.value})
+    return issues

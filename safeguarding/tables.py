@@ -89,6 +89,17 @@ class Case(SQLModel, table=True):
     lcspr_decision: str | None = Field(default=None, max_length=20)
     panel_response: str | None = Field(default=None, max_length=40)
     overdue_tasks: int = 0
+    # escalation ladders (process "escalation"): which ladder, where it is, how it went
+    parent_case_id: str | None = Field(default=None, max_length=140, index=True)
+    ladder_id: str | None = Field(default=None, max_length=63)
+    ladder_purpose: str | None = Field(default=None, max_length=40)
+    current_stage: int | None = None
+    highest_stage: int | None = None
+    timeouts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    urgent: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    reached_national: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    outcome: str | None = Field(default=None, max_length=40)
+    learning_theme: str | None = Field(default=None, max_length=63)
     children: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     agencies: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON

@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
-from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, User
+from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, TaskCandidate, User
 from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
 from web.errors import ApiError
 from workflows import WORKFLOWS
@@ -114,6 +114,11 @@ async def eventually(check, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def driver_case(driver, case_id: str) -> Case | None:
+    with Session(driver.engine) as session:
+        return session.get(Case, case_id)
+
+
 def calendar_for(engine, partnership=RV) -> WorkingCalendar:
     from safeguarding.versions import document_of, get_version
 
@@ -179,19 +184,33 @@ async def test_late_notification_is_overdue_escalated_and_counted_in_working_day
     task = driver.task("notification")
     assert task.overdue
     escalated = driver.events("escalated")
-    assert escalated and "Overdue work" in escalated[0].message and "stage 1" in escalated[0].message
+    assert escalated and "Overdue work handed to ‘Chasing overdue work’" in escalated[0].message
+    ladder_id = json.loads(escalated[0].data)["escalation_id"]
+    await eventually(lambda: driver_case(driver, ladder_id) is not None)
+    ladder = driver_case(driver, ladder_id)  # the overdue ladder runs as its own case, a child workflow
+    assert (ladder.process, ladder.ladder_id, ladder.current_stage) == ("escalation", "overdue-work", 1)
+    assert ladder.parent_case_id == driver.case_id
+    with Session(driver.engine) as session:
+        stage_task = session.get(Task, f"{ladder_id}/stage-1")
+        candidates = session.exec(select(TaskCandidate.user_ref).where(
+            TaskCandidate.task_id == f"{ladder_id}/stage-1")).all()
+    assert stage_task.status == "open" and candidates == ["u-rv-business-manager"]  # stage 1: business manager
+
     def overdue_mail() -> OutboxMessage:
         with Session(driver.engine) as session:
             return session.exec(select(OutboxMessage).where(OutboxMessage.case_id == driver.case_id,
                                                             OutboxMessage.subject.like("Overdue: Notify%"))).one()
 
-    assert "u-rv-business-manager" in json.loads(overdue_mail().to_user_refs)  # overdue ladder stage 1
+    assert sorted(json.loads(overdue_mail().to_user_refs)) == ["u-rv-la-dcs", "u-rv-la-head-qa"]
     await eventually(lambda: overdue_mail().status == "held")  # no SMTP: kept in the outbox, nothing leaves
     await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
     case = driver.case()
     assert case.notification_sent_on == today
     assert case.notification_days_late == cal.working_days_late(due, today) > 0
     assert f"({case.notification_days_late} working day(s) late)" in driver.events("task_completed")[-1].message
+    # the work is done, so the ladder stops
+    await eventually(lambda: driver_case(driver, ladder_id).status == "resolved")
+    assert driver_case(driver, ladder_id).outcome == "work done"
 
 
 async def test_awareness_on_a_bank_holiday_uses_the_worked_example(driver):

@@ -1,5 +1,6 @@
 """Temporal workflows: deterministic, driven by each case's pinned arrangements version."""
 
 from workflows.incident import IncidentCase
+from workflows.ladder import EscalationLadder
 
-WORKFLOWS = [IncidentCase]
+WORKFLOWS = [IncidentCase, EscalationLadder]

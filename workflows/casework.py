@@ -18,8 +18,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from safeguarding import forms
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         CaseSnapshot,
         EventRecord,
+        LadderInput,
         MessageRecord,
         TaskCommand,
         TaskRecord,
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
 SYNC_TIMEOUT = timedelta(seconds=30)
 SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 REMINDER_HOUR = time(8, 0)
+OVERDUE_LADDER_PATCH = "overdue-work-ladder-child"  # cases from before it only emailed the first-stage role
 DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
 
 
@@ -58,7 +61,9 @@ class Casework:
         self._seq = 0
         self._pending_events: list[EventRecord] = []
         self._pending_messages: list[MessageRecord] = []
-        self.on_overdue: Callable[[TaskRecord], None] = lambda task: None  # the process hands overdue work on
+        self.on_overdue: Callable[[TaskRecord], None] = self.escalate_overdue  # a process may hand it on otherwise
+        self.ladders: dict[str, str] = {}  # task key -> id of the overdue-work ladder climbing for it
+        self._children: list[tuple[str, Any, str, dict[str, str]]] = []
         self.timeline: list[EventRecord] = []  # every event, so the read model can be rebuilt from a query
         self._changed = False
         self._sync_lock = asyncio.Lock()
@@ -250,6 +255,57 @@ class Casework:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
 
+    # --- overdue work goes up the partnership's overdue ladder -------------------------------------------------
+    def escalate_overdue(self, task: TaskRecord) -> None:
+        """Start the overdue ladder (a child workflow) for an overdue task; it stops when the task is done."""
+        escalation = self.arrangements.get("escalation", {})
+        ladder = next((lad for lad in escalation.get("ladders", []) if lad["id"] == escalation.get("overdue_ladder")),
+                      None)
+        if ladder is None:
+            return
+        first = ladder["stages"][0]
+        if not workflow.patched(OVERDUE_LADDER_PATCH):
+            # cases started before the ladder engine: tell the first-stage role, as they always did
+            self.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ stage 1 "
+                                    f"({self.role_title(first['handler_role'])})", task_key=task.key,
+                       data={"ladder": ladder["id"], "stage": 1, "role": first["handler_role"]})
+            self.email(self.role_members(first["handler_role"]) + task.candidate_users,
+                       f"Overdue: {task.title} ({self.case_ref})",
+                       f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
+                       f"It has been passed to stage 1 of ‘{ladder['name']}’.")
+            return
+        reference = f"{self.case_ref}-{task.key}"
+        child_id = f"escalation-{self.partnership_id}-{reference}"
+        self.ladders[task.key] = child_id
+        self.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ (escalation {reference})",
+                   task_key=task.key, data={"ladder": ladder["id"], "escalation_id": child_id})
+        self.email(task.candidate_users, f"Overdue: {task.title} ({self.case_ref})",
+                   f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
+                   f"It has gone to the partnership's ‘{ladder['name']}’ ladder.")
+        self._children.append(("EscalationLadder", LadderInput(
+            partnership_id=self.partnership_id, reference=reference,
+            arrangements_version=self.fields.get("arrangements_version", 0), arrangements=self.arrangements,
+            calendar=self.calendar.to_payload(), ladder_id=ladder["id"],
+            subject=f"Overdue: {task.title} (case {self.case_ref}), due {task.due_date}",
+            issue_type="overdue_work", agencies=[], urgent=False,
+            raised_by=Actor(user_ref="system", kind="system", partnership_id=self.partnership_id),
+            raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key),
+            child_id, {"SgPartnership": self.partnership_id, "SgProcess": "escalation", "SgCaseRef": reference}))
+
+    async def _start_and_stop_ladders(self) -> None:
+        while self._children:
+            name, arg, child_id, search = self._children.pop(0)
+            await workflow.start_child_workflow(
+                name, arg, id=child_id, parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(SearchAttributeKey.for_keyword(k), v) for k, v in search.items()]))
+        for key, child_id in list(self.ladders.items()):
+            task = self.tasks[key]
+            if task.status != "open":
+                why = "the overdue work was done" if task.status == "done" else "the overdue task was cancelled"
+                await workflow.get_external_workflow_handle(child_id).signal("work_done", why)
+                del self.ladders[key]
+
     # --- read model ----------------------------------------------------------------------------------------
     def snapshot(self, events: list[EventRecord], messages: list[MessageRecord]) -> CaseSnapshot:
         self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
@@ -262,6 +318,7 @@ class Casework:
         """Write the current state, new events and new emails to the read model (in order, exactly once)."""
         async with self._sync_lock:
             self.fire_due_timers()  # a task opened already past its date is overdue in the very same write
+            await self._start_and_stop_ladders()
             events, messages = list(self._pending_events), list(self._pending_messages)
             self.revision += 1
             snap = self.snapshot(events, messages)

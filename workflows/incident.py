@@ -44,7 +44,6 @@ class IncidentCase:
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.case_ref, process=PROCESS,
                            calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc)
-        self.cw.on_overdue = self._on_overdue
         self.aware = date.fromisoformat(inp.aware_date)
         self.rr_required = bool(self.category.get("requires_rapid_review"))
         self.status = "open"
@@ -125,23 +124,6 @@ class IncidentCase:
                          "partner_signoff.v1", candidate_role=role, candidate_label=label, candidate_users=users,
                          due=self._signoff_due, reminder_working_days=self._reminder_days())
         cw.fields["stage"] = "Rapid review: partner sign-off"
-
-    def _on_overdue(self, task: TaskRecord) -> None:
-        """Hand an overdue step to the partnership's overdue ladder: here, tell its first-stage role."""
-        cw = self.cw
-        escalation = cw.arrangements.get("escalation", {})
-        ladder = next((lad for lad in escalation.get("ladders", [])
-                       if lad["id"] == escalation.get("overdue_ladder")), None)
-        if ladder is None:
-            return
-        first = ladder["stages"][0]
-        cw.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ stage 1 "
-                              f"({cw.role_title(first['handler_role'])})", task_key=task.key,
-                 data={"ladder": ladder["id"], "stage": 1, "role": first["handler_role"]})
-        cw.email(cw.role_members(first["handler_role"]) + task.candidate_users,
-                 f"Overdue: {task.title} ({cw.case_ref})",
-                 f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
-                 f"It has been passed to stage 1 of ‘{ladder['name']}’.")
 
     # --- what completing each task does ----------------------------------------------------------------------
     def _after(self, task: TaskRecord) -> str:
