@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
@@ -130,6 +131,24 @@ def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
         principal.kind == "partnership_lead" or principal.user_ref in members)
 
 
+async def start_case(client: Client, run: Any, opened: Any, inp: Any, *, case_id: str, task_queue: str,
+                     partnership_id: str, process: str, reference: str, what: str) -> str:
+    """Start a case's workflow once (a second start with the same id is a 409) and wait until the read model
+    has it, so the caller can show it straight away. Returns the case's status."""
+    try:
+        handle = await client.start_workflow(
+            run, inp, id=case_id, task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
+                SearchAttributePair(SEARCH_KEYS["SgProcess"], process),
+                SearchAttributePair(SEARCH_KEYS["SgCaseRef"], reference)]))
+    except WorkflowAlreadyStartedError:
+        raise ApiError(409, "already_exists", f"{what} {reference} already exists; nothing new was opened "
+                                              f"(see /api/cases/{case_id})") from None
+    return await handle.execute_update(opened)
+
+
 SEARCH_KEYS = {name: SearchAttributeKey.for_keyword(name) for name in ("SgPartnership", "SgProcess", "SgCaseRef")}
 
 
@@ -156,19 +175,9 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
         arrangements=doc, calendar=calendar.to_payload(), aware_date=incident.aware_date.isoformat(),
         category=incident.category, children=[c.model_dump() for c in incident.children], summary=incident.summary,
         agencies=incident.agencies, opened_by=actor_of(principal), opened_at=datetime.now(UTC).isoformat())
-    try:
-        handle = await client.start_workflow(
-            IncidentCase.run, inp, id=case_id, task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
-                SearchAttributePair(SEARCH_KEYS["SgProcess"], "incident"),
-                SearchAttributePair(SEARCH_KEYS["SgCaseRef"], incident.case_ref)]))
-    except WorkflowAlreadyStartedError:
-        raise ApiError(409, "already_exists", f"case {incident.case_ref} already exists; nothing new was "
-                                              f"opened (see /api/cases/{case_id})") from None
-    status = await handle.execute_update(IncidentCase.opened)
+    status = await start_case(client, IncidentCase.run, IncidentCase.opened, inp, case_id=case_id,
+                              task_queue=task_queue, partnership_id=partnership_id, process="incident",
+                              reference=incident.case_ref, what="case")
     return case_id, status
 
 
@@ -178,11 +187,14 @@ _KIND_STATUS = {"forbidden": 403, "conflict": 409, "invalid": 422, "not_found": 
 
 
 async def act_on_task(client: Client, case_id: str, action: str, command: TaskCommand) -> TaskResult:
-    """Send claim / release / complete to the case's workflow; its validator's refusal becomes an ApiError."""
-    update = {"claim": IncidentCase.claim_task, "release": IncidentCase.release_task,
-              "complete": IncidentCase.complete_task}[action]
+    """Send claim / release / complete to the case's workflow (any process: they share these Updates)."""
+    return await _update(client, case_id, f"{action}_task", command, TaskResult)
+
+
+async def _update(client: Client, case_id: str, name: str, arg: Any, result_type: type) -> Any:
+    """Run an Update; its validator's refusal becomes an ApiError (nothing was recorded)."""
     try:
-        return await client.get_workflow_handle(case_id).execute_update(update, command)
+        return await client.get_workflow_handle(case_id).execute_update(name, arg, result_type=result_type)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.details:
@@ -280,6 +292,105 @@ def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", over
     with Session(engine) as session:
         rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at).limit(limit))
         return [task_out(t) for t in rows]
+
+
+# --- escalations -------------------------------------------------------------------------------------------------
+
+
+class EscalationIn(BaseModel):
+    subject: str = Field(min_length=1, max_length=5000, description="What is disagreed, and why it matters for the "
+                                                                     "child. Describe decisions, not people.")
+    agencies: list[str] = Field(min_length=1, description="Ids of the agencies involved (partners or relevant "
+                                                          "agencies of the partnership).")
+    issue_type: str = Field(min_length=1, max_length=100, description="The kind of disagreement, e.g. threshold, "
+                                                                        "information sharing, case closure.")
+    urgent: bool = Field(False, description="Urgent: the child may be at risk now. Starts at the ladder's "
+                                            "urgent stage.")
+    child_pseudonym: str = Field("", max_length=40, description="How the case refers to the child, if any. "
+                                                                "Never a name.")
+    case_id: str = Field("", max_length=140, description="A case of the partnership this is about, if any.")
+    ladder: str = Field("", max_length=63, description="Which ladder; default: the partnership's disagreement ladder.")
+    reference: str = Field("", description="Your reference; submitting the same one twice raises nothing new. "
+                                           "Default: one is made up.")
+
+    @field_validator("reference")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if value and not CASE_REF.match(value):
+            raise ValueError("use 1 to 40 letters, digits and hyphens, starting with a letter or digit")
+        return value
+
+    @field_validator("subject", "issue_type")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+def _check_escalation(engine: Engine, doc: dict[str, Any], body: EscalationIn, partnership_id: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    escalation = doc["escalation"]
+    ladders = {lad["id"]: lad for lad in escalation["ladders"]}
+    ladder_id = body.ladder or escalation["disagreement_ladder"]
+    if ladder_id not in ladders:
+        errors.append(FieldError(path="/ladder", value=body.ladder, message="not a ladder in this partnership's "
+                                 f"arrangements; choose one of: {', '.join(sorted(ladders))}"))
+    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    for index, agency in enumerate(body.agencies):
+        if agency not in known:
+            errors.append(FieldError(path=f"/agencies/{index}", value=agency,
+                                     message="not a partner or relevant agency of this partnership"))
+    if body.case_id:
+        with Session(engine) as session:
+            case = session.get(Case, body.case_id)
+        if case is None or case.partnership_id != partnership_id:
+            errors.append(FieldError(path="/case_id", value=body.case_id, message="no such case in this partnership"))
+    return errors
+
+
+def ladder_input(doc: dict[str, Any], version: int, body: EscalationIn, principal: Principal, reference: str,
+                 raised_at: datetime):
+    """The ladder workflow's input: the pinned arrangements and a calendar covering the ladder's life."""
+    from safeguarding.case_records import LadderInput
+
+    calendar = WorkingCalendar.for_config(doc["calendar"], raised_at.year - 1, raised_at.year + 3)
+    return LadderInput(
+        partnership_id=doc["partnership"]["id"], reference=reference, arrangements_version=version, arrangements=doc,
+        calendar=calendar.to_payload(), ladder_id=body.ladder or doc["escalation"]["disagreement_ladder"],
+        subject=body.subject, issue_type=body.issue_type, agencies=body.agencies, urgent=body.urgent,
+        raised_by=actor_of(principal), raised_at=raised_at.isoformat(), child_pseudonym=body.child_pseudonym,
+        related_case_id=body.case_id)
+
+
+async def raise_escalation(engine: Engine, client: Client, task_queue: str, principal: Principal,
+                           partnership_id: str, body: EscalationIn) -> tuple[str, str]:
+    """Start a ladder for a professional disagreement (or another named ladder); returns (case id, status)."""
+    from workflows.ladder import EscalationLadder, ladder_workflow_id
+
+    if principal.partnership_id != partnership_id:
+        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+    with Session(engine) as session:
+        try:
+            version = get_version(session, partnership_id)
+        except VersionNotFoundError:
+            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
+    doc = document_of(version)
+    errors = _check_escalation(engine, doc, body, partnership_id)
+    if errors:
+        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the escalation", errors)
+    reference = body.reference or f"D-{uuid.uuid4().hex[:8].upper()}"
+    inp = ladder_input(doc, version.number, body, principal, reference, datetime.now(UTC))
+    case_id = ladder_workflow_id(partnership_id, reference)
+    return case_id, await start_case(client, EscalationLadder.run, EscalationLadder.opened, inp, case_id=case_id,
+                                     task_queue=task_queue, partnership_id=partnership_id, process="escalation",
+                                     reference=reference, what="escalation")
+
+
+async def withdraw_escalation(client: Client, case_id: str, principal: Principal, reason: str) -> str:
+    from safeguarding.case_records import WithdrawCommand
+
+    return await _update(client, case_id, "withdraw", WithdrawCommand(actor=actor_of(principal), reason=reason), str)
 
 
 def count_cases(engine: Engine, partnership_id: str) -> int:

@@ -1,13 +1,14 @@
 """Record workflow histories for the replay tests: `python -m tests.histories.record`.
 
-Run it when a workflow gains a new path worth protecting, and commit the JSON it writes. Never re-record
-an existing file to make a replay test pass: a failing replay means a running case would break; guard the
+Run it when a workflow gains a new path worth protecting, and commit the JSON it writes. By default it
+records only scenarios that have no file yet; never re-record an existing file to make a replay test pass: a failing replay means a running case would break; guard the
 change with ``workflow.patched`` instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import uuid
 from datetime import timedelta
@@ -51,13 +52,42 @@ async def scenario_notification_only(drv: CaseDriver) -> None:
     await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": False})
 
 
+async def scenario_ladder_climbs_to_the_scrutineer(drv: CaseDriver) -> None:
+    from tests.test_ladder_workflow import Ladder
+
+    ladder = Ladder(drv.env, drv.engine, drv.settings)
+    drv.case_id = await ladder.raise_()
+    await drv.env.sleep(timedelta(days=60))
+    await ladder.outcome(4, "u-rv-business-manager", {"outcome": "resolved", "agreed_actions": "Meeting held.",
+                                                      "learning_theme": "multi-agency-working"})
+
+
+async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
+    from tests.test_incident_workflow import principal
+    from tests.test_ladder_workflow import Ladder
+    from web.cases import withdraw_escalation
+
+    ladder = Ladder(drv.env, drv.engine, drv.settings)
+    drv.case_id = await ladder.raise_(urgent=True)
+    await ladder.outcome(3, "u-rv-police-di", {"outcome": "escalated", "reason": "Leads could not agree."})
+    await withdraw_escalation(drv.env.client, drv.case_id, principal(drv.engine, "u-rv-social-worker"), "Agreed.")
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
-             "incident_notification_only": scenario_notification_only}
+             "incident_notification_only": scenario_notification_only,
+             "ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
+             "ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn}
 
 
-async def main() -> None:
-    for name, scenario in SCENARIOS.items():
+def wanted(argv: list[str]) -> dict:
+    """Only the scenarios named on the command line (default: only those with no recording yet)."""
+    names = argv or [name for name in SCENARIOS if not (HERE / f"{name}.json").exists()]
+    return {name: SCENARIOS[name] for name in names}
+
+
+async def main(argv: list[str]) -> None:
+    for name, scenario in wanted(argv).items():
         tmp = Path(tempfile.mkdtemp())
         engine = make_engine(f"sqlite:///{tmp / 'app.db'}")
         upgrade(engine)
@@ -77,4 +107,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

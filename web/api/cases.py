@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from safeguarding.accounts import Principal
@@ -14,6 +15,7 @@ from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
 from safeguarding.tables import Case, Task
 from web.auth import require_principal
 from web.cases import (
+    EscalationIn,
     IncidentIn,
     act_on_task,
     actor_of,
@@ -22,7 +24,9 @@ from web.cases import (
     list_cases,
     my_tasks,
     open_incident,
+    raise_escalation,
     result_out,
+    withdraw_escalation,
 )
 from web.errors import ApiError, ErrorResponse
 
@@ -45,6 +49,46 @@ async def record_incident(request: Request, partnership_id: str, incident: Incid
     audit(app.state.engine, principal, "incident.open", partnership_id=partnership_id, case_id=case_id,
           detail=f"category={incident.category}")
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+
+
+@router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=ERRORS)
+async def raise_disagreement(request: Request, partnership_id: str, body: EscalationIn,
+                             principal: Principal = Depends(require_principal)) -> JSONResponse:
+    """Raise a professional disagreement: it climbs the partnership's ladder until resolved or withdrawn."""
+    app = request.app
+    try:
+        case_id, status = await raise_escalation(app.state.engine, app.state.temporal, app.state.settings.task_queue,
+                                                 principal, partnership_id, body)
+    except ApiError as exc:
+        audit(app.state.engine, principal, "escalation.raise", partnership_id=partnership_id, outcome="rejected",
+              detail=f"{exc.code}: {exc.message}")
+        raise
+    audit(app.state.engine, principal, "escalation.raise", partnership_id=partnership_id, case_id=case_id,
+          detail=f"urgent={body.urgent}")
+    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+
+
+class WithdrawIn(BaseModel):
+    reason: str = Field(max_length=2000, description="Why the escalation is withdrawn.")
+
+
+@router.post("/cases/{case_id}/withdraw", responses=ERRORS)
+async def withdraw(request: Request, case_id: str, body: WithdrawIn,
+                   principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+    """Withdraw an escalation, with a reason (the person who raised it, the business unit or a lead)."""
+    engine = request.app.state.engine
+    with Session(engine) as session:
+        case = session.get(Case, case_id)
+    if case is None or not principal.can_read(case.partnership_id) or case.process != "escalation":
+        raise ApiError(404, "not_found", f"no escalation ‘{case_id}’")
+    try:
+        status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason)
+    except ApiError as exc:
+        audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id,
+              outcome="rejected", detail=f"{exc.code}: {exc.message}")
+        raise
+    audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id)
+    return {"case_id": case_id, "status": status}
 
 
 @router.get("/cases", responses=ERRORS)

@@ -1,0 +1,234 @@
+"""Escalation ladders on the time-skipping server: each path a disagreement or overdue work can take."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from safeguarding.case_records import TaskCommand
+from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task
+from safeguarding.versions import document_of, get_version
+from tests.test_incident_workflow import RV, CaseDriver, eventually, principal, running_worker
+from web.cases import (
+    EscalationIn,
+    act_on_task,
+    actor_of,
+    ladder_input,
+    london_today,
+    raise_escalation,
+    start_case,
+    withdraw_escalation,
+)
+from web.errors import ApiError
+from workflows.ladder import EscalationLadder, ladder_workflow_id
+
+NE = "northmoor-and-eastholme"
+
+
+class Ladder:
+    def __init__(self, env, engine, settings):
+        self.env, self.engine, self.settings = env, engine, settings
+
+    async def raise_(self, *, by="u-rv-social-worker", partnership=RV, urgent=False, raised_on: date | None = None,
+                     **fields) -> str:
+        who = principal(self.engine, by)
+        body = EscalationIn(subject=fields.pop("subject", "Threshold for a strategy discussion not agreed."),
+                            agencies=fields.pop("agencies", ["riverford-council", "vale-police"]),
+                            issue_type=fields.pop("issue_type", "threshold"), urgent=urgent, **fields)
+        if raised_on is None:
+            self.case_id, _ = await raise_escalation(self.engine, self.env.client, self.settings.task_queue, who,
+                                                     partnership, body)
+            return self.case_id
+        # a ladder raised in the past, to see its dates across a bank holiday
+        with Session(self.engine) as session:
+            version = get_version(session, partnership)
+        reference = f"T-{raised_on.isoformat()}"
+        inp = ladder_input(document_of(version), version.number, body, who, reference,
+                           datetime.combine(raised_on, datetime.min.time(), tzinfo=UTC).replace(hour=10))
+        self.case_id = ladder_workflow_id(partnership, reference)
+        await start_case(self.env.client, EscalationLadder.run, EscalationLadder.opened, inp, case_id=self.case_id,
+                         task_queue=self.settings.task_queue, partnership_id=partnership, process="escalation",
+                         reference=reference, what="escalation")
+        return self.case_id
+
+    def case(self) -> Case:
+        with Session(self.engine) as session:
+            return session.get(Case, self.case_id)
+
+    def tasks(self) -> dict[str, Task]:
+        with Session(self.engine) as session:
+            return {t.key: t for t in session.exec(select(Task).where(Task.case_id == self.case_id))}
+
+    def events(self, kind: str) -> list[CaseEvent]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == self.case_id,
+                                                             CaseEvent.kind == kind).order_by(CaseEvent.seq)))
+
+    async def outcome(self, stage: int, by: str, data: dict):
+        return await act_on_task(self.env.client, self.case_id, "complete",
+                                 TaskCommand(f"stage-{stage}", actor_of(principal(self.engine, by)), data))
+
+
+@pytest.fixture
+async def ladder(time_env, seeded_engine, settings):
+    async with running_worker(time_env, seeded_engine, settings):
+        yield Ladder(time_env, seeded_engine, settings)
+
+
+RESOLVED = {"outcome": "resolved", "agreed_actions": "Strategy discussion on Monday; police to attend.",
+            "learning_theme": "information-sharing"}
+
+
+async def test_resolved_at_stage_one(ladder):
+    await ladder.raise_()
+    case = ladder.case()
+    assert (case.process, case.ladder_id, case.current_stage, case.status) == (
+        "escalation", "professional-disagreement", 1, "open")
+    assert ladder.tasks()["stage-1"].due_date > london_today()
+    result = await ladder.outcome(1, "u-rv-police-officer", RESOLVED)
+    assert result.case_status == "resolved"
+    case = ladder.case()
+    assert (case.status, case.outcome, case.learning_theme, case.highest_stage) == (
+        "resolved", "resolved", "information-sharing", 1)
+    assert "Strategy discussion on Monday" in ladder.events("task_completed")[0].message
+    assert ladder.events("business_unit_told") == []  # told from stage 2 only
+
+
+async def test_no_answer_climbs_every_stage_to_the_scrutineer(ladder):
+    await ladder.raise_()
+    await ladder.env.sleep(timedelta(days=60))
+    case = ladder.case()
+    assert (case.current_stage, case.highest_stage, case.timeouts, case.status) == (4, 4, 4, "open")
+    timed = [json.loads(e.data) for e in ladder.events("escalated")]
+    assert [(t["from"], t["to"], t["by"]) for t in timed] == [(1, 2, "timer"), (2, 3, "timer"), (3, 4, "timer")]
+    assert [e.message for e in ladder.events("business_unit_told")] == [
+        "Business unit told: stage 2", "Business unit told: stage 3", "Business unit told: stage 4"]
+    assert ladder.events("scrutineer_notified")
+    with Session(ladder.engine) as session:
+        mails = session.exec(select(OutboxMessage).where(OutboxMessage.case_id == ladder.case_id)).all()
+    assert any("u-rv-scrutineer" in json.loads(m.to_user_refs) and "last stage" in m.subject for m in mails)
+    tasks = ladder.tasks()
+    assert [tasks[f"stage-{n}"].status for n in (1, 2, 3)] == ["cancelled"] * 3
+    assert tasks["stage-4"].status == "open" and tasks["stage-4"].overdue
+    # each stage's clock started from the previous stage's deadline (this partnership's rule)
+    cal = ladder_calendar(ladder)
+    assert tasks["stage-2"].due_date == cal.add_working_days(tasks["stage-1"].due_date, 5)
+    assert tasks["stage-3"].due_date == cal.add_working_days(tasks["stage-2"].due_date, 2)
+
+
+def ladder_calendar(ladder):
+    from safeguarding.calendar import WorkingCalendar
+
+    with Session(ladder.engine) as session:
+        doc = document_of(get_version(session, ladder.case().partnership_id))
+    return WorkingCalendar.for_config(doc["calendar"], 2025, 2030)
+
+
+async def test_an_urgent_case_starts_at_the_urgent_stage(ladder):
+    await ladder.raise_(urgent=True)
+    case = ladder.case()
+    assert (case.current_stage, case.urgent) == (3, True)
+    assert "stage-1" not in ladder.tasks() and ladder.tasks()["stage-3"].candidate_role == "designated_safeguarding_leads"
+    assert ladder.events("business_unit_told")  # stage 3 is past the business unit's threshold
+
+
+async def test_withdrawal(ladder):
+    await ladder.raise_()
+    stranger = principal(ladder.engine, "u-rv-teacher-dsl")
+    with pytest.raises(ApiError) as err:
+        await withdraw_escalation(ladder.env.client, ladder.case_id, stranger, "no longer needed")
+    assert err.value.status == 403
+    raiser = principal(ladder.engine, "u-rv-social-worker")
+    with pytest.raises(ApiError) as err:
+        await withdraw_escalation(ladder.env.client, ladder.case_id, raiser, "   ")
+    assert err.value.status == 422 and err.value.fields[0].path == "/reason"
+    assert await withdraw_escalation(ladder.env.client, ladder.case_id, raiser, "Agreed over the phone.") == "withdrawn"
+    case = ladder.case()
+    assert (case.status, case.outcome) == ("withdrawn", "withdrawn") and "Agreed over the phone" in case.stage
+    with pytest.raises(ApiError) as err:
+        await withdraw_escalation(ladder.env.client, ladder.case_id, raiser, "again")
+    assert err.value.status == 409
+
+
+async def test_clock_from_previous_deadline_across_a_bank_holiday(ladder):
+    # Riverford: stage 1 has 2 working days, stage 2 has 5 from stage 1's deadline. Raised Thu 27 Aug 2026:
+    # Fri 28 (1), [Sat, Sun, Mon 31 Aug bank holiday], Tue 1 Sep (2) -> stage 1 due Tue 1 Sep;
+    # stage 2: Wed 2 (1), Thu 3 (2), Fri 4 (3), Mon 7 (4), Tue 8 Sep (5).
+    await ladder.raise_(raised_on=date(2026, 8, 27))
+    tasks = ladder.tasks()
+    assert tasks["stage-1"].due_date == date(2026, 9, 1)
+    assert tasks["stage-2"].due_date == date(2026, 9, 8)
+
+
+async def test_clock_from_previous_start_across_a_bank_holiday(ladder):
+    # Northmoor: stage 1 has 5 working days from raising, stage 2 has 7 from stage 1's START. Raised Thu 27 Aug
+    # 2026: 28 Aug (1), [31 Aug bank holiday], 1 (2), 2 (3), 3 (4), Fri 4 Sep (5) -> stage 1 due Fri 4 Sep;
+    # stage 2: 7 working days from 27 Aug -> Mon 7 (6), Tue 8 Sep (7).
+    await ladder.raise_(raised_on=date(2026, 8, 27), partnership=NE, by="u-ne-social-worker",
+                        agencies=[_ne_agency(ladder)])
+    tasks = ladder.tasks()
+    assert tasks["stage-1"].due_date == date(2026, 9, 4)
+    assert tasks["stage-2"].due_date == date(2026, 9, 8)
+
+
+def _ne_agency(ladder) -> str:
+    with Session(ladder.engine) as session:
+        return document_of(get_version(session, NE))["safeguarding_partners"][0]["id"]
+
+
+async def test_bad_outcomes_are_refused(ladder):
+    await ladder.raise_(urgent=True)  # stage 3 of 4
+    with pytest.raises(ApiError) as err:  # not a handler of stage 3
+        await ladder.outcome(3, "u-rv-teacher-dsl", RESOLVED)
+    assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        await ladder.outcome(3, "u-rv-police-di", {**RESOLVED, "learning_theme": "astrology"})
+    assert err.value.status == 422 and err.value.fields[0].path == "/learning_theme"
+    with pytest.raises(ApiError) as err:
+        await ladder.outcome(3, "u-rv-police-di", {"outcome": "escalated"})
+    assert err.value.status == 422 and err.value.fields[0].path == "/reason"
+    await ladder.outcome(3, "u-rv-police-di", {"outcome": "escalated", "reason": "Leads could not agree."})
+    assert ladder.case().current_stage == 4
+    with pytest.raises(ApiError) as err:  # the last stage cannot escalate further
+        await ladder.outcome(4, "u-rv-business-manager", {"outcome": "escalated", "reason": "Still stuck."})
+    assert err.value.status == 422 and "last stage" in err.value.fields[0].message
+    await ladder.outcome(4, "u-rv-business-manager", {**RESOLVED, "learning_theme": "rural-isolation"})  # local theme
+    with pytest.raises(ApiError) as err:  # escalating a resolved ladder
+        await ladder.outcome(4, "u-rv-business-manager", {"outcome": "escalated", "reason": "Reopen."})
+    assert err.value.status in (409,)
+
+
+@pytest.mark.parametrize(("fields", "path"), [
+    ({"ladder": "no-such-ladder"}, "/ladder"),
+    ({"agencies": ["riverford-council", "eastholme-police"]}, "/agencies/1"),
+    ({"case_id": "incident-northmoor-and-eastholme-X"}, "/case_id"),
+])
+async def test_bad_escalations_are_refused_before_anything_starts(ladder, fields, path):
+    with pytest.raises(ApiError) as err:
+        await ladder.raise_(**fields)
+    assert err.value.status == 422 and err.value.fields[0].path == path
+    with Session(ladder.engine) as session:
+        assert session.exec(select(Case).where(Case.process == "escalation")).all() == []
+
+
+async def test_overdue_rapid_review_work_climbs_the_ladder_and_stops_when_done(time_env, seeded_engine, settings):
+    today = london_today()
+    async with running_worker(time_env, seeded_engine, settings):
+        drv = CaseDriver(time_env, seeded_engine, settings)
+        await drv.open(today, agencies=["vale-icb"])
+        await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+        await time_env.sleep(timedelta(days=30))  # the ICB's summary is never written
+        ladder_id = f"escalation-{RV}-{drv.case().case_ref}-summary-vale-icb"
+        with Session(seeded_engine) as session:
+            ladder = session.get(Case, ladder_id)
+        assert ladder.parent_case_id == drv.case_id and ladder.highest_stage >= 2 and ladder.status == "open"
+        await drv.complete("summary-vale-icb", {"involvement": "Late, but here."})
+
+        def ladder_status():
+            with Session(seeded_engine) as session:
+                return session.get(Case, ladder_id).status
+
+        await eventually(lambda: ladder_status() == "resolved")
