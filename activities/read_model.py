@@ -21,7 +21,7 @@ from safeguarding.case_records import CaseSnapshot
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, TaskCandidate, User
 
 _DATE_FIELDS = {"aware_date", "notification_due", "notification_sent_on", "rapid_review_due",
-                "rapid_review_submitted_on"}
+                "rapid_review_submitted_on", "report_due", "publication_date"}
 _DATETIME_FIELDS = {"opened_at", "closed_at"}
 _JSON_FIELDS = {"children", "agencies"}
 

@@ -139,3 +139,29 @@ class LadderInput:
 class WithdrawCommand:
     actor: Actor
     reason: str
+
+
+@dataclass
+class LcsprInput:
+    """A local child safeguarding practice review, started from a rapid review's decision (or the national path)."""
+
+    partnership_id: str
+    reference: str
+    parent_case_id: str
+    arrangements_version: int
+    arrangements: dict[str, Any]
+    calendar: dict[str, Any]
+    decision_date: str  # the decision to initiate (ISO date): the report is due N calendar months after it
+    national_review: bool  # the Panel holds a national review: the local process starts suspended
+    opened_at: str
+    category: str = ""
+
+
+@dataclass
+class ActionCommand:
+    """A recommendation's action: an owning agency, what, by when."""
+
+    actor: Actor
+    owner: str  # agency or partner id
+    description: str
+    due_date: str  # ISO date

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         validation_alias=_env("SGFLOW_SEED_DEMO"),
         description="`sgflow up` seeds a demo partnership and demo users once. Set to false in production.",
     )
+    max_upload_mb: int = Field(
+        20, ge=1, le=200, validation_alias=_env("SGFLOW_MAX_UPLOAD_MB"),
+        description="Largest report file (PDF or Word) a user may upload, in MB.",
+    )
     smtp_host: str | None = Field(
         None,
         validation_alias=_env("SMTP_HOST"),

@@ -100,6 +100,10 @@ class Case(SQLModel, table=True):
     reached_national: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     outcome: str | None = Field(default=None, max_length=40)
     learning_theme: str | None = Field(default=None, max_length=63)
+    # local child safeguarding practice reviews (process "lcspr")
+    report_due: date | None = None
+    publication_date: date | None = None
+    published: bool | None = None
     children: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     agencies: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON

@@ -97,13 +97,27 @@ def settings(tmp_path):
     return Settings(data_dir=tmp_path / "data", secret_key="test-secret", task_queue=f"q-{uuid.uuid4().hex[:8]}")
 
 
-@pytest.fixture
-def seeded_engine(tmp_path):
-    """A migrated SQLite database with the demo arrangements and demo users."""
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory) -> Path:
+    """Migrated and seeded once per test session; each test gets its own copy of the file."""
     from sgflow.seed import seed_demo
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    path = tmp_path_factory.mktemp("template") / "app.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     list(seed_demo(engine))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def seeded_engine(tmp_path, seeded_template):
+    """A migrated SQLite database with the demo arrangements and demo users, this test's own."""
+    import shutil
+
+    shutil.copyfile(seeded_template, tmp_path / "app.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
     yield engine
     engine.dispose()

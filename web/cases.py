@@ -191,6 +191,11 @@ async def act_on_task(client: Client, case_id: str, action: str, command: TaskCo
     return await _update(client, case_id, f"{action}_task", command, TaskResult)
 
 
+async def update_case(client: Client, case_id: str, name: str, arg: Any) -> TaskResult:
+    """Another Update of a case's workflow that answers with a TaskResult (e.g. ``add_action``)."""
+    return await _update(client, case_id, name, arg, TaskResult)
+
+
 async def _update(client: Client, case_id: str, name: str, arg: Any, result_type: type) -> Any:
     """Run an Update; its validator's refusal becomes an ApiError (nothing was recorded)."""
     try:

@@ -2,5 +2,6 @@
 
 from workflows.incident import IncidentCase
 from workflows.ladder import EscalationLadder
+from workflows.lcspr import LocalReview
 
-WORKFLOWS = [IncidentCase, EscalationLadder]
+WORKFLOWS = [IncidentCase, EscalationLadder, LocalReview]

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         MessageRecord,
         TaskCommand,
         TaskRecord,
+        TaskResult,
     )
 
 SYNC_TIMEOUT = timedelta(seconds=30)
@@ -62,6 +63,7 @@ class Casework:
         self._pending_events: list[EventRecord] = []
         self._pending_messages: list[MessageRecord] = []
         self.on_overdue: Callable[[TaskRecord], None] = self.escalate_overdue  # a process may hand it on otherwise
+        self.not_yet: dict[str, str] = {}  # task key -> why that step cannot start yet (a clear 409, not a 404)
         self.ladders: dict[str, str] = {}  # task key -> id of the overdue-work ladder climbing for it
         self._children: list[tuple[str, Any, str, dict[str, str]]] = []
         self.timeline: list[EventRecord] = []  # every event, so the read model can be rebuilt from a query
@@ -165,6 +167,8 @@ class Casework:
     def check_command(self, cmd: TaskCommand, *, completing: bool) -> TaskRecord:
         """The checks an Update validator makes: raise ``rejected`` before anything is recorded."""
         task = self.tasks.get(cmd.task_key)
+        if task is None and cmd.task_key in self.not_yet:
+            raise rejected("conflict", f"‘{cmd.task_key}’ cannot be done yet: {self.not_yet[cmd.task_key]}")
         if task is None:
             raise rejected("not_found", f"this case has no task ‘{cmd.task_key}’")
         if task.status == "done":
@@ -245,10 +249,12 @@ class Casework:
                 self.on_overdue(task)
         return fired
 
-    async def wait_for_change_or_timer(self, is_finished) -> None:
-        """Sleep until a handler changed something, the case finished, or the next reminder/deadline."""
+    async def wait_for_change_or_timer(self, is_finished, also_at: datetime | None = None) -> None:
+        """Sleep until a handler changed something, the case finished, the next reminder/deadline, or
+        ``also_at`` (a process's own timer, e.g. the next progress check)."""
         self._changed = False
-        next_at = self.next_timer()
+        instants = [i for i in (self.next_timer(), also_at) if i is not None]
+        next_at = min(instants) if instants else None
         timeout = None if next_at is None else max((next_at - self.now()).total_seconds(), 0.0)
         if timeout == 0.0:
             return
@@ -282,7 +288,7 @@ class Casework:
         self.email(task.candidate_users, f"Overdue: {task.title} ({self.case_ref})",
                    f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
                    f"It has gone to the partnership's ‘{ladder['name']}’ ladder.")
-        self._children.append(("EscalationLadder", LadderInput(
+        self.start_child("EscalationLadder", LadderInput(
             partnership_id=self.partnership_id, reference=reference,
             arrangements_version=self.fields.get("arrangements_version", 0), arrangements=self.arrangements,
             calendar=self.calendar.to_payload(), ladder_id=ladder["id"],
@@ -290,7 +296,12 @@ class Casework:
             issue_type="overdue_work", agencies=[], urgent=False,
             raised_by=Actor(user_ref="system", kind="system", partnership_id=self.partnership_id),
             raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key),
-            child_id, {"SgPartnership": self.partnership_id, "SgProcess": "escalation", "SgCaseRef": reference}))
+            child_id, "escalation", reference)
+
+    def start_child(self, workflow_name: str, arg: Any, child_id: str, process: str, reference: str) -> None:
+        """Start another process as a child workflow at the next sync (it outlives this one)."""
+        self._children.append((workflow_name, arg, child_id, {"SgPartnership": self.partnership_id,
+                                                               "SgProcess": process, "SgCaseRef": reference}))
 
     async def _start_and_stop_ladders(self) -> None:
         while self._children:
@@ -339,3 +350,32 @@ class Casework:
         await self.sync()
         if self._deliveries:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+
+class TaskUpdates:
+    """Claim and release, the same for every process (``self.cw`` is its Casework, ``self.status`` its state)."""
+
+    cw: Casework
+    status: str
+
+    @workflow.update
+    async def claim_task(self, cmd: TaskCommand) -> TaskResult:
+        task = self.cw.claim(cmd)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, "claimed")
+
+    @claim_task.validator
+    def _validate_claim(self, cmd: TaskCommand) -> None:
+        self.cw.check_command(cmd, completing=False)
+
+    @workflow.update
+    async def release_task(self, cmd: TaskCommand) -> TaskResult:
+        task = self.cw.release(cmd)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, "released")
+
+    @release_task.validator
+    def _validate_release(self, cmd: TaskCommand) -> None:
+        task = self.cw.check_command(cmd, completing=False)
+        if task.claimed_by is None:
+            raise rejected("conflict", f"‘{task.title}’ is not claimed")

@@ -21,11 +21,20 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
-    from safeguarding.case_records import NATIONAL_PANEL, IncidentInput, TaskCommand, TaskRecord, TaskResult
+    from safeguarding.case_records import (
+        NATIONAL_PANEL,
+        IncidentInput,
+        LcsprInput,
+        TaskCommand,
+        TaskRecord,
+        TaskResult,
+    )
 
-from workflows.casework import Casework, rejected
+from workflows.casework import Casework, TaskUpdates, rejected
+from workflows.lcspr import lcspr_workflow_id
 
 PROCESS = "incident"
+LCSPR_PATCH = "start-local-review"  # cases from before it closed without starting the review
 
 
 def workflow_id(partnership_id: str, case_ref: str) -> str:
@@ -33,7 +42,7 @@ def workflow_id(partnership_id: str, case_ref: str) -> str:
 
 
 @workflow.defn(name="IncidentCase")
-class IncidentCase:
+class IncidentCase(TaskUpdates):
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self.inp = inp
@@ -48,6 +57,7 @@ class IncidentCase:
         self.rr_required = bool(self.category.get("requires_rapid_review"))
         self.status = "open"
         self.round = 1
+        self.decided_on: date | None = None
         self.rr_start: date | None = None
         self.cw.fields.update(
             category=inp.category, status="open", stage="Notification to the national Panel",
@@ -147,6 +157,7 @@ class IncidentCase:
             return f"Rapid review meeting held on {data['held_on']} recorded"
         if task.type == "lcspr_decision":
             cw.fields["lcspr_decision"] = data["hold_lcspr"]
+            self.decided_on = cw.today()
             self._open_signoffs()
             return f"Decision recorded: LCSPR {data['hold_lcspr']}" + (
                 "; may be of national importance" if data.get("national_importance") else "")
@@ -188,6 +199,9 @@ class IncidentCase:
         if task.type == "panel_response":
             response = data["response"]
             cw.fields["panel_response"] = response
+            if workflow.patched(LCSPR_PATCH) and (response == "national_review"
+                                                  or cw.fields.get("lcspr_decision") == "yes"):
+                self._start_review(national=response == "national_review")
             if response == "national_review":
                 self._close("national_review", "The Panel will hold a national review")
             elif cw.fields.get("lcspr_decision") == "yes":
@@ -196,6 +210,19 @@ class IncidentCase:
                 self._close("closed", "Rapid review complete")
             return f"The Panel's response: {response.replace('_', ' ')}"
         raise rejected("invalid", f"unknown task type {task.type}")
+
+    def _start_review(self, *, national: bool) -> None:
+        """The next process: a local review, or the local side of a national review (a child workflow)."""
+        cw, inp = self.cw, self.inp
+        child_id = lcspr_workflow_id(inp.partnership_id, inp.case_ref)
+        cw.start_child("LocalReview", LcsprInput(
+            partnership_id=inp.partnership_id, reference=inp.case_ref, parent_case_id=cw.case_id,
+            arrangements_version=inp.arrangements_version, arrangements=inp.arrangements, calendar=inp.calendar,
+            decision_date=(self.decided_on or cw.today()).isoformat(), national_review=national,
+            opened_at=workflow.now().isoformat(), category=inp.category), child_id, "lcspr", inp.case_ref)
+        cw.event("review_started", ("The local side of the national review" if national else
+                                    "The local child safeguarding practice review") + f" is case {child_id}",
+                 data={"case_id": child_id})
 
     def _close(self, status: str, why: str) -> None:
         for task in self.cw.open_tasks():
@@ -236,28 +263,6 @@ class IncidentCase:
             raise rejected("conflict", f"this case is {self.status.replace('_', ' ')}; its tasks are closed")
         self.cw.check_command(cmd, completing=True)
         self._check_dates(cmd)
-
-    @workflow.update
-    async def claim_task(self, cmd: TaskCommand) -> TaskResult:
-        task = self.cw.claim(cmd)
-        await self.cw.sync()
-        return TaskResult(task.key, task.status, self.status, "claimed")
-
-    @claim_task.validator
-    def _validate_claim(self, cmd: TaskCommand) -> None:
-        self.cw.check_command(cmd, completing=False)
-
-    @workflow.update
-    async def release_task(self, cmd: TaskCommand) -> TaskResult:
-        task = self.cw.release(cmd)
-        await self.cw.sync()
-        return TaskResult(task.key, task.status, self.status, "released")
-
-    @release_task.validator
-    def _validate_release(self, cmd: TaskCommand) -> None:
-        task = self.cw.check_command(cmd, completing=False)
-        if task.claimed_by is None:
-            raise rejected("conflict", f"‘{task.title}’ is not claimed")
 
     @workflow.update
     async def opened(self) -> str:

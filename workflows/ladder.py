@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding.case_records import LadderInput, TaskCommand, TaskRecord, TaskResult, WithdrawCommand
     from safeguarding.themes import themes_for
 
-from workflows.casework import Casework, rejected
+from workflows.casework import Casework, TaskUpdates, rejected
 
 PROCESS = "escalation"
 
@@ -37,7 +37,7 @@ def ladder_workflow_id(partnership_id: str, reference: str) -> str:
 
 
 @workflow.defn(name="EscalationLadder")
-class EscalationLadder:
+class EscalationLadder(TaskUpdates):
     @workflow.init
     def __init__(self, inp: LadderInput) -> None:
         self.inp = inp
@@ -180,28 +180,6 @@ class EscalationLadder:
             raise rejected("invalid", "unknown learning theme", [
                 {"path": "/learning_theme", "value": theme,
                  "message": "not a theme of this partnership; choose one of: " + ", ".join(sorted(self.themes))}])
-
-    @workflow.update
-    async def claim_task(self, cmd: TaskCommand) -> TaskResult:
-        task = self.cw.claim(cmd)
-        await self.cw.sync()
-        return TaskResult(task.key, task.status, self.status, "claimed")
-
-    @claim_task.validator
-    def _validate_claim(self, cmd: TaskCommand) -> None:
-        self.cw.check_command(cmd, completing=False)
-
-    @workflow.update
-    async def release_task(self, cmd: TaskCommand) -> TaskResult:
-        task = self.cw.release(cmd)
-        await self.cw.sync()
-        return TaskResult(task.key, task.status, self.status, "released")
-
-    @release_task.validator
-    def _validate_release(self, cmd: TaskCommand) -> None:
-        task = self.cw.check_command(cmd, completing=False)
-        if task.claimed_by is None:
-            raise rejected("conflict", f"‘{task.title}’ is not claimed")
 
     @workflow.update
     async def withdraw(self, cmd: WithdrawCommand) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from safeguarding.accounts import Principal
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
 from safeguarding.tables import Case, Task
+from web import uploads
 from web.auth import require_principal
 from web.cases import (
     EscalationIn,
@@ -28,7 +29,7 @@ from web.cases import (
     result_out,
     withdraw_escalation,
 )
-from web.errors import ApiError, ErrorResponse
+from web.errors import ApiError, ErrorResponse, FieldError
 
 router = APIRouter(prefix="/api", tags=["cases"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
@@ -123,9 +124,27 @@ def _check_visible(request: Request, principal: Principal, case_id: str, key: st
     return case
 
 
+def _check_files(request: Request, case_id: str, key: str, data: dict[str, Any]) -> None:
+    """A form's file fields must name a file uploaded to this case (the workflow cannot look)."""
+    from safeguarding import forms
+
+    with Session(request.app.state.engine) as session:
+        task = session.get(Task, f"{case_id}/{key}")
+    schema = forms.schema(task.form) if task and task.form in forms.FORMS else {}
+    for name, prop in schema.get("properties", {}).items():
+        value = data.get(name)
+        # a value of the wrong shape is left to the form's schema, checked by the workflow's validator
+        if (prop.get("x-widget") == "file" and isinstance(value, str) and uploads.FILE_ID.match(value)
+                and uploads.path_of(request.app.state.settings, case_id, value) is None):
+            raise ApiError(422, "invalid", "the file was not uploaded to this case", [FieldError(
+                path=f"/{name}", value=value, message="upload the file to this case first")])
+
+
 async def _act(request: Request, principal: Principal, case_id: str, key: str, action: str,
                data: dict[str, Any] | None = None) -> dict[str, Any]:
     case = _check_visible(request, principal, case_id, key)
+    if action == "complete":
+        _check_files(request, case_id, key, data or {})
     command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
                           request_id=request.headers.get("idempotency-key", uuid.uuid4().hex))
     engine = request.app.state.engine
@@ -157,3 +176,71 @@ async def complete(request: Request, case_id: str, key: str,
                    principal: Principal = Depends(require_principal)):
     """Complete a task with its form data; 422 lists every problem by field, and nothing is recorded."""
     return await _act(request, principal, case_id, key, "complete", data)
+
+
+@router.post("/cases/{case_id}/files", status_code=201, responses={413: {"model": ErrorResponse}, **ERRORS})
+async def upload_file(request: Request, case_id: str, principal: Principal = Depends(require_principal)):
+    """Upload a report (PDF or Word, multipart field ``file``); returns the id a form records."""
+    engine, settings = request.app.state.engine, request.app.state.settings
+    with Session(engine) as session:
+        case = session.get(Case, case_id)
+    if case is None or not principal.can_read(case.partnership_id):
+        raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+    try:
+        uploads.check_declared_size(request, settings)
+        form = await request.form(max_files=1, max_fields=2)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "invalid_file", "choose a file to upload",
+                           [FieldError(path="/file", message="choose a file to upload")])
+        stored = await uploads.store(upload, settings, case_id)
+    except ApiError as exc:
+        audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
+              outcome="rejected", detail=exc.message)
+        raise
+    audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
+          detail=f"{stored.file_id} ({stored.size} bytes)")
+    return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
+
+
+@router.get("/cases/{case_id}/files/{file_id}", responses=ERRORS)
+def download_file(request: Request, case_id: str, file_id: str, principal: Principal = Depends(require_principal)):
+    """Download a case's file: always as an attachment, never shown inline."""
+    with Session(request.app.state.engine) as session:
+        case = session.get(Case, case_id)
+    path = uploads.path_of(request.app.state.settings, case_id, file_id)
+    if case is None or not principal.can_read(case.partnership_id) or path is None:
+        raise ApiError(404, "not_found", "no such file")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{case.case_ref}-{file_id[:12]}"
+                        f"{path.suffix}", headers={"X-Content-Type-Options": "nosniff",
+                                                   "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+class ActionIn(BaseModel):
+    owner: str = Field(max_length=63, description="The agency that owns the action (a partner or relevant agency).")
+    description: str = Field(max_length=2000, description="What must be done.")
+    due_date: str = Field(max_length=10, description="When it is due (YYYY-MM-DD).")
+
+
+@router.post("/cases/{case_id}/actions", responses=ERRORS)
+async def add_action(request: Request, case_id: str, body: ActionIn,
+                     principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+    """Add an action from a review's recommendations: it becomes a task for its owning agency."""
+    from safeguarding.case_records import ActionCommand
+    from web.cases import update_case
+
+    engine = request.app.state.engine
+    with Session(engine) as session:
+        case = session.get(Case, case_id)
+    if case is None or not principal.can_read(case.partnership_id) or case.process != "lcspr":
+        raise ApiError(404, "not_found", f"no review ‘{case_id}’")
+    command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
+                            due_date=body.due_date)
+    try:
+        result = await update_case(request.app.state.temporal, case_id, "add_action", command)
+    except ApiError as exc:
+        audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id,
+              outcome="rejected", detail=f"{exc.code}: {exc.message}")
+        raise
+    audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id, detail=result.task_key)
+    return result_out(result)

@@ -1,0 +1,493 @@
+"""A local child safeguarding practice review (LCSPR), from the decision to published learning and done actions.
+
+Started by the incident workflow when the rapid review decided on a review, or when the national Panel
+said it will hold a national review. In the national case the local process starts *suspended*: the
+partnership supplies information to the national review and keeps the rapid review's immediate actions
+under review, until the Panel hands the case back (the local review then starts) or completes its review.
+
+Local steps, as human tasks: terms of reference, reviewer commissioned, family engagement, progress checks
+every N weeks (regulation 14) until the final report, the draft, the final report (a PDF or Word file),
+sign-off by each partner, the publication decision, then either the pre-publication copy to the Panel and
+the Secretary of State (N working days before the planned date, counted by the calendar's rule) and the
+publication, or the notice of not publishing with reasons and an improvements summary. The report is due
+N calendar months after the decision (clamped or rolled as configured). Recommendations become actions,
+each with an owning agency and a due date; the case closes when publication is settled and every action is
+done or formally closed with a reason. Overdue steps and actions go up the overdue ladder.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from safeguarding.calendar import WorkingCalendar
+    from safeguarding.case_records import (
+        NATIONAL_PANEL,
+        ActionCommand,
+        LcsprInput,
+        TaskCommand,
+        TaskRecord,
+        TaskResult,
+    )
+
+from workflows.casework import Casework, TaskUpdates, rejected
+
+PROCESS = "lcspr"
+STEP_DEFAULTS = {
+    "terms_of_reference_working_days": 20,
+    "reviewer_commissioned_working_days": 30,
+    "signoff_working_days": 15,
+    "publication_decision_working_days": 10,
+}
+NOT_SIGNED_OFF = "every partner must sign off the final report first"
+
+
+def lcspr_workflow_id(partnership_id: str, reference: str) -> str:
+    return f"{PROCESS}-{partnership_id}-{reference}"
+
+
+@workflow.defn(name="LocalReview")
+class LocalReview(TaskUpdates):
+    @workflow.init
+    def __init__(self, inp: LcsprInput) -> None:
+        self.inp = inp
+        doc = inp.arrangements
+        self.cfg = doc["lcspr"]
+        self.steps = {**STEP_DEFAULTS, **(self.cfg.get("step_deadlines") or {})}
+        self.cw = Casework(
+            case_id=workflow.info().workflow_id,
+            partnership_id=inp.partnership_id,
+            case_ref=inp.reference,
+            process=PROCESS,
+            calendar=WorkingCalendar.from_payload(inp.calendar),
+            arrangements=doc,
+        )
+        self.status = "suspended" if inp.national_review else "open"
+        self.decision = date.fromisoformat(inp.decision_date)
+        self.report_due: date | None = None
+        self.next_check: date | None = None
+        self.checks = 0
+        self.actions = 0
+        self.publication_settled = False
+        self.planned: date | None = None
+        self.cw.not_yet.update(
+            {k: NOT_SIGNED_OFF for k in ("publication-plan", "prepublication", "published", "not-published")}
+        )
+        self.cw.fields.update(
+            category=inp.category or "lcspr",
+            status=self.status,
+            stage="",
+            arrangements_version=inp.arrangements_version,
+            aware_date=inp.decision_date,
+            parent_case_id=inp.parent_case_id,
+            opened_by="system",
+            opened_at=inp.opened_at,
+            children=[],
+            agencies=[],
+            summary="",
+        )
+
+    @workflow.run
+    async def run(self, inp: LcsprInput) -> str:
+        cw = self.cw
+        if inp.national_review:
+            cw.event(
+                "national_review",
+                "The national Panel holds a national review: the local process is "
+                "suspended while the partnership supplies information",
+            )
+            self._open_national_tasks()
+        else:
+            self._start_local(self.decision)
+        await cw.sync()
+        while self.status in ("open", "suspended"):
+            await cw.wait_for_change_or_timer(
+                lambda: self.status not in ("open", "suspended"), also_at=self._next_check_at()
+            )
+            fired = cw.fire_due_timers()
+            if self._progress_check_due():
+                fired = True
+            if fired:
+                await cw.sync()
+        await cw.finish()
+        return self.status
+
+    # --- the two paths ---
+    def _open_national_tasks(self) -> None:
+        cw, role = self.cw, self.inp.arrangements["rapid_review"]["coordinator_role"]
+        today = cw.today()
+        cw.open_task(
+            "national-info",
+            "lcspr_national_info",
+            "Supply information to the national review",
+            "lcspr_national_info.v1",
+            candidate_role=role,
+            candidate_label=cw.role_title(role),
+            candidate_users=cw.role_members(role),
+            due=cw.calendar.add_working_days(today, 20),
+        )
+        cw.open_task(
+            "immediate-actions",
+            "lcspr_immediate_actions",
+            "Keep the immediate safeguarding actions under review",
+            "lcspr_immediate_actions.v1",
+            candidate_role=role,
+            candidate_label=cw.role_title(role),
+            candidate_users=cw.role_members(role),
+            due=None,
+        )
+        cw.open_task(
+            "national-review",
+            "national_review_outcome",
+            "Record the national review's outcome",
+            "national_review_outcome.v1",
+            candidate_role=NATIONAL_PANEL,
+            candidate_label="the national Panel",
+            candidate_users=[],
+            due=None,
+        )
+        cw.fields["stage"] = "Suspended: national review"
+
+    def _start_local(self, decision: date) -> None:
+        cw, role = self.cw, self.cfg["reviewer_commissioning_role"]
+        self.status = "open"
+        self.decision = decision
+        due = self.cfg["report_due"]
+        self.report_due = cw.calendar.add_months(decision, due["value"])
+        cw.fields.update(
+            status="open",
+            aware_date=decision.isoformat(),
+            report_due=self.report_due.isoformat(),
+            stage="Review: terms of reference and commissioning",
+        )
+        cw.event(
+            "lcspr_started",
+            f"Local review started: decision {decision.isoformat()}, final report due "
+            f"{self.report_due.isoformat()} ({due['value']} calendar months)",
+        )
+        people = {
+            "candidate_role": role,
+            "candidate_label": cw.role_title(role),
+            "candidate_users": cw.role_members(role),
+        }
+        cw.open_task(
+            "terms",
+            "lcspr_terms",
+            "Agree the terms of reference",
+            "lcspr_terms.v1",
+            due=cw.calendar.add_working_days(decision, self.steps["terms_of_reference_working_days"]),
+            **people,
+        )
+        cw.open_task(
+            "reviewer",
+            "lcspr_reviewer",
+            "Commission the reviewer",
+            "lcspr_reviewer.v1",
+            due=cw.calendar.add_working_days(decision, self.steps["reviewer_commissioned_working_days"]),
+            **people,
+        )
+        cw.open_task(
+            "family", "lcspr_family", "Record family engagement", "lcspr_family.v1", due=self.report_due, **people
+        )
+        cw.not_yet.update(
+            {
+                "draft": "the reviewer must be commissioned first",
+                "final-report": "the reviewer must be commissioned first",
+            }
+        )
+        self.next_check = decision + timedelta(weeks=self.cfg["progress_checks"]["every"])
+
+    # --- progress checks: every N weeks until the final report is accepted ---
+    def _next_check_at(self) -> datetime | None:
+        if self.next_check is None or self.status != "open":
+            return None
+        return self.cw.calendar.instant(self.next_check, datetime.min.time().replace(hour=8))
+
+    def _progress_check_due(self) -> bool:
+        at = self._next_check_at()
+        if at is None or workflow.now() < at:
+            return False
+        cw, role = self.cw, self.cfg["reviewer_commissioning_role"]
+        self.checks += 1
+        opened_on = self.next_check
+        cw.open_task(
+            f"progress-{self.checks}",
+            "lcspr_progress",
+            f"Progress check {self.checks}",
+            "lcspr_progress.v1",
+            candidate_role=role,
+            candidate_label=cw.role_title(role),
+            candidate_users=cw.role_members(role),
+            due=cw.calendar.add_working_days(opened_on, 5),
+        )
+        self.next_check = opened_on + timedelta(weeks=self.cfg["progress_checks"]["every"])
+        return True
+
+    # --- what completing each step does ---
+    def _after(self, task: TaskRecord) -> str:
+        cw, data = self.cw, task.data
+        role = self.cfg["reviewer_commissioning_role"]
+        people = {
+            "candidate_role": role,
+            "candidate_label": cw.role_title(role),
+            "candidate_users": cw.role_members(role),
+        }
+        kind = task.type
+        if kind == "lcspr_reviewer":
+            cw.not_yet.pop("draft", None)
+            cw.not_yet.pop("final-report", None)
+            cw.open_task(
+                "draft", "lcspr_draft", "Record the draft report received", "lcspr_draft.v1", due=None, **people
+            )
+            cw.open_task(
+                "final-report",
+                "lcspr_final_report",
+                "Accept the final report",
+                "lcspr_final_report.v1",
+                due=self.report_due,
+                **people,
+            )
+            cw.fields["stage"] = "Review: in progress"
+            return f"Reviewer commissioned on {data['commissioned_on']}"
+        if kind == "lcspr_final_report":
+            self.next_check = None  # monitoring ends with the final report
+            accepted = date.fromisoformat(data["accepted_on"])
+            signoff_due = cw.calendar.add_working_days(accepted, self.steps["signoff_working_days"])
+            for partner in self.inp.arrangements["rapid_review"]["signoff_required_from"]:
+                prole, label, users = cw.agency_candidates(partner)
+                cw.open_task(
+                    f"signoff-{partner}",
+                    "partner_signoff",
+                    f"Sign off the final report: {cw.agency_name(partner)}",
+                    "partner_signoff.v1",
+                    candidate_role=prole,
+                    candidate_label=label,
+                    candidate_users=users,
+                    due=signoff_due,
+                )
+            cw.open_task(
+                "recommendations",
+                "lcspr_recommendations",
+                "Record the recommendations and their actions",
+                "lcspr_recommendations.v1",
+                due=signoff_due,
+                **people,
+            )
+            cw.fields["stage"] = "Final report: partner sign-off"
+            late = accepted > self.report_due if self.report_due else False
+            return f"Final report accepted on {accepted.isoformat()}" + (" (after its due date)" if late else "")
+        if kind == "partner_signoff":
+            if not data["agree"]:
+                return f"{task.title}: NOT signed off: {data.get('comments', '')}"
+            if not any(t.type == "partner_signoff" and t.status == "open" for t in cw.tasks.values()):
+                for key in ("publication-plan",):
+                    cw.not_yet.pop(key, None)
+                cw.open_task(
+                    "publication-plan",
+                    "lcspr_publication_plan",
+                    "Decide on publication",
+                    "lcspr_publication_plan.v1",
+                    due=cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"]),
+                    **people,
+                )
+                cw.fields["stage"] = "Publication decision"
+            return f"{task.title}: signed off"
+        if kind == "lcspr_publication_plan":
+            if data["publish"] == "yes":
+                planned = date.fromisoformat(data["planned_publication_date"])
+                copy_by = cw.calendar.nth_working_day_before(planned, self.cfg["pre_publication"]["notice"]["value"])
+                cw.not_yet.pop("prepublication", None)
+                cw.not_yet.update(
+                    {
+                        "published": "the pre-publication copy must be sent first",
+                        "not-published": "the partners decided to publish",
+                    }
+                )
+                cw.open_task(
+                    "prepublication",
+                    "lcspr_prepublication",
+                    "Send the pre-publication copy to the Panel and the Secretary of State",
+                    "lcspr_prepublication.v1",
+                    due=copy_by,
+                    **people,
+                )
+                cw.fields.update(publication_date=planned.isoformat(), stage="Pre-publication")
+                self.planned = planned
+                return f"To be published on {planned.isoformat()}; the copy is due by {copy_by.isoformat()}"
+            cw.not_yet.pop("not-published", None)
+            cw.not_yet.update({k: "the partners decided not to publish" for k in ("prepublication", "published")})
+            cw.open_task(
+                "not-published",
+                "lcspr_not_published",
+                "Send notice of not publishing",
+                "lcspr_not_published.v1",
+                due=cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"]),
+                **people,
+            )
+            cw.fields["stage"] = "Not published: notice"
+            return f"Not to be published. Reasons: {data['reasons']}"
+        if kind == "lcspr_prepublication":
+            cw.not_yet.pop("published", None)
+            cw.open_task(
+                "published", "lcspr_published", "Record publication", "lcspr_published.v1", due=self.planned, **people
+            )
+            return f"Pre-publication copy sent on {data['sent_on']}"
+        if kind in ("lcspr_published", "lcspr_not_published"):
+            self.publication_settled = True
+            cw.fields["published"] = kind == "lcspr_published"
+            cw.fields["stage"] = "Actions"
+            self._maybe_close()
+            return ("Published at " + data["url"]) if kind == "lcspr_published" else "Notice of not publishing sent"
+        if kind == "lcspr_recommendations":
+            self._maybe_close()
+            return "Recommendations recorded"
+        if kind == "lcspr_action":
+            self._maybe_close()
+            return f"{task.title}: {data['outcome']}" + (
+                f" ({data.get('reason')})" if data["outcome"] == "closed" else ""
+            )
+        if kind == "national_review_outcome":
+            if data["outcome"] == "handed_back":
+                for other in cw.open_tasks():
+                    if other.key in ("national-info",):
+                        cw.cancel_task(other.key, "the case was handed back for a local review")
+                self._start_local(cw.today())
+                return "The Panel handed the case back for a local review"
+            self._close("closed", "The national review is complete")
+            return "The national review is complete"
+        return f"{task.title} recorded"
+
+    def _maybe_close(self) -> None:
+        recs = self.cw.tasks.get("recommendations")
+        open_actions = [t for t in self.cw.open_tasks() if t.type == "lcspr_action"]
+        if self.publication_settled and recs is not None and recs.status == "done" and not open_actions:
+            self._close("closed", "Published or settled, and every action done or closed")
+
+    def _close(self, status: str, why: str) -> None:
+        for task in self.cw.open_tasks():
+            self.cw.cancel_task(task.key, "the review closed")
+        self.status = status
+        self.cw.fields.update(status=status, stage=why, closed_at=workflow.now().isoformat())
+        self.cw.event("case_closed", f"Review closed: {why}")
+
+    def _check_rules(self, cmd: TaskCommand) -> None:
+        """Rules that need the case: dates not in the future; the publication date leaves time for the copy."""
+        cw, today, fields = self.cw, self.cw.today(), []
+        for name in (
+            "agreed_on",
+            "commissioned_on",
+            "received_on",
+            "accepted_on",
+            "sent_on",
+            "published_on",
+            "notice_sent_on",
+            "supplied_on",
+            "reviewed_on",
+        ):
+            value = cmd.data.get(name)
+            if isinstance(value, str) and date.fromisoformat(value) > today:
+                fields.append(
+                    {
+                        "path": f"/{name}",
+                        "value": value,
+                        "message": f"the date cannot be in the future (today is {today.isoformat()})",
+                    }
+                )
+        planned = cmd.data.get("planned_publication_date")
+        if cmd.data.get("publish") == "yes" and isinstance(planned, str):
+            notice = self.cfg["pre_publication"]["notice"]["value"]
+            earliest = today + timedelta(days=1)
+            while cw.calendar.nth_working_day_before(earliest, notice) < today:
+                earliest += timedelta(days=1)
+            if date.fromisoformat(planned) < earliest:
+                fields.append(
+                    {
+                        "path": "/planned_publication_date",
+                        "value": planned,
+                        "message": f"too soon: the Panel and the Secretary of State must have the report {notice} "
+                        f"working days before publication; the earliest publication date is {earliest.isoformat()}",
+                    }
+                )
+        if fields:
+            raise rejected("invalid", f"{len(fields)} problem(s) in the form", fields)
+
+    # --- updates ---
+    @workflow.update
+    async def complete_task(self, cmd: TaskCommand) -> TaskResult:
+        task, event = self.cw.complete(cmd)
+        event.message = self._after(task)
+        await self.cw.sync()
+        return TaskResult(task.key, task.status, self.status, event.message)
+
+    @complete_task.validator
+    def _validate_complete(self, cmd: TaskCommand) -> None:
+        if self.status not in ("open", "suspended"):
+            raise rejected("conflict", f"this review is {self.status}; its tasks are closed")
+        self.cw.check_command(cmd, completing=True)
+        self._check_rules(cmd)
+
+    @workflow.update
+    async def add_action(self, cmd: ActionCommand) -> TaskResult:
+        cw = self.cw
+        self.actions += 1
+        role, label, users = cw.agency_candidates(cmd.owner)
+        task = cw.open_task(
+            f"action-{self.actions}",
+            "lcspr_action",
+            f"Action {self.actions}: {cmd.description[:80]}",
+            "lcspr_action.v1",
+            candidate_role=role,
+            candidate_label=label,
+            candidate_users=users,
+            due=date.fromisoformat(cmd.due_date),
+        )
+        cw.event(
+            "action_added",
+            f"Action {self.actions} for {cw.agency_name(cmd.owner)}, due {cmd.due_date}: {cmd.description}",
+            actor=cmd.actor.user_ref,
+            task_key=task.key,
+        )
+        await cw.sync()
+        return TaskResult(task.key, task.status, self.status, "action added")
+
+    @add_action.validator
+    def _validate_action(self, cmd: ActionCommand) -> None:
+        cw = self.cw
+        if self.status != "open":
+            raise rejected("conflict", f"this review is {self.status}; actions cannot be added")
+        if "recommendations" not in cw.tasks:
+            raise rejected("conflict", "actions come from the final report's recommendations: accept the report first")
+        if cmd.actor.user_ref not in cw.role_members(self.cfg["reviewer_commissioning_role"]):
+            raise rejected("forbidden", "only the review's commissioning role adds actions")
+        fields = []
+        if not cmd.owner or (cmd.owner not in cw.partners and cmd.owner not in cw.agencies):
+            fields.append(
+                {
+                    "path": "/owner",
+                    "value": cmd.owner,
+                    "message": "choose the agency that owns the action (a partner or relevant agency)",
+                }
+            )
+        if not cmd.description.strip():
+            fields.append({"path": "/description", "value": cmd.description, "message": "Enter what must be done"})
+        try:
+            due = date.fromisoformat(cmd.due_date)
+            if due <= cw.today():
+                fields.append(
+                    {"path": "/due_date", "value": cmd.due_date, "message": "the due date must be in the future"}
+                )
+        except (TypeError, ValueError):
+            fields.append({"path": "/due_date", "value": cmd.due_date, "message": "Enter a real date"})
+        if fields:
+            raise rejected("invalid", f"{len(fields)} problem(s) in the action", fields)
+
+    @workflow.update
+    async def opened(self) -> str:
+        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
+        return self.status
+
+    @workflow.query
+    def snapshot(self):
+        return self.cw.snapshot(self.cw.timeline, [])
