@@ -151,7 +151,8 @@ async def test_a_publication_date_too_close_names_the_earliest_allowed(review):
     assert err.value.status == 422 and err.value.fields[0].path == "/planned_publication_date"
     cal = WorkingCalendar.for_config(review.doc(RV)[0]["calendar"], 2025, 2030)
     earliest = date.fromisoformat(err.value.fields[0].message.rsplit(" ", 1)[1])
-    assert cal.nth_working_day_before(earliest, 7) >= today > cal.nth_working_day_before(earliest - timedelta(days=1), 7)
+    day_before = earliest - timedelta(days=1)
+    assert cal.nth_working_day_before(earliest, 7) >= today > cal.nth_working_day_before(day_before, 7)
     assert review.task("publication-plan").status == "open"  # nothing changed
 
 
