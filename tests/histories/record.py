@@ -73,11 +73,37 @@ async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
     await withdraw_escalation(drv.env.client, drv.case_id, principal(drv.engine, "u-rv-social-worker"), "Agreed.")
 
 
+async def scenario_lcspr_not_published_with_action(drv: CaseDriver) -> None:
+    from tests.test_lcspr_workflow import Review
+
+    review = Review(drv.env, drv.engine, drv.settings)
+    today = london_today()
+    drv.case_id = await review.start(today)
+    await review.to_final_report(today)
+    await review.action("vale-icb", "Weekend information-sharing protocol", today + timedelta(days=5))
+    await review.sign_off()
+    await review.do("recommendations", {"recommendations": "1. Share at weekends.", "all_actions_added": True})
+    await review.do("publication-plan", {"publish": "no", "reasons": "Identifiable.", "improvements_summary": "Done."})
+    await review.do("not-published", {"notice_sent_on": today.isoformat(), "summary_url": "https://rv.example/s"})
+    await drv.env.sleep(timedelta(days=30))
+    await review.do("action-1", {"outcome": "done", "evidence": "Signed."}, by="u-rv-icb-cno")
+
+
+async def scenario_incident_to_national_review(drv: CaseDriver) -> None:
+    today = london_today()
+    await drv.open(today)
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await drv.through_rapid_review(today=today, decision="yes")
+    await drv.complete("panel-response", {"response": "national_review"}, user_ref="u-panel-analyst")
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
              "ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
-             "ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn}
+             "ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn,
+             "lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
+             "incident_to_national_review": scenario_incident_to_national_review}
 
 
 def wanted(argv: list[str]) -> dict:
