@@ -1,8 +1,8 @@
 """Record workflow histories for the replay tests: `python -m tests.histories.record`.
 
 Run it when a workflow gains a new path worth protecting, and commit the JSON it writes. By default it
-records only scenarios that have no file yet; never re-record an existing file to make a replay test pass: a failing replay means a running case would break; guard the
-change with ``workflow.patched`` instead.
+records only scenarios that have no file yet. Never re-record an existing file to make a replay test pass:
+a failing replay means a running case would break; guard the change with ``workflow.patched`` instead.
 """
 
 from __future__ import annotations
