@@ -16,7 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Request, UploadFile
+from fastapi import Request
+from starlette.datastructures import UploadFile
 
 from safeguarding.settings import Settings
 from web.errors import ApiError, FieldError
@@ -74,7 +75,7 @@ async def store(upload: UploadFile, settings: Settings, case_id: str) -> StoredF
     while chunk := await upload.read(1024 * 1024):
         buffer.extend(chunk)
         if len(buffer) > limit:
-            raise _bad(f"the file is over the limit of {settings.max_upload_mb} MB", 413)
+            raise _bad(f"the file is over {settings.max_upload_mb} MB; the limit is {settings.max_upload_mb} MB", 413)
     data = bytes(buffer)
     if not data:
         raise _bad("the file is empty")

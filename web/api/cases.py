@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
+from starlette.datastructures import UploadFile as Upload  # what request.form() gives (FastAPI's is a subclass)
 
 from safeguarding.accounts import Principal
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
@@ -190,7 +191,7 @@ async def upload_file(request: Request, case_id: str, principal: Principal = Dep
         uploads.check_declared_size(request, settings)
         form = await request.form(max_files=1, max_fields=2)
         upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, Upload):
             raise ApiError(422, "invalid_file", "choose a file to upload",
                            [FieldError(path="/file", message="choose a file to upload")])
         stored = await uploads.store(upload, settings, case_id)
