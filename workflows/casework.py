@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import (
         NATIONAL_PANEL,
+        ActionCommand,
         Actor,
         CaseSnapshot,
         EventRecord,
@@ -261,6 +262,36 @@ class Casework:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
 
+    # --- actions: owned by an agency, due on a date, done with evidence or closed with a reason -------------------
+    def check_action(self, cmd: ActionCommand, role: str) -> None:
+        """An Update validator's checks for a new action; raises ``rejected`` with field errors."""
+        if cmd.actor.user_ref not in self.role_members(role):
+            raise rejected("forbidden", f"only {self.role_title(role)} adds actions")
+        fields = []
+        if not cmd.owner or (cmd.owner not in self.partners and cmd.owner not in self.agencies):
+            fields.append({"path": "/owner", "value": cmd.owner,
+                           "message": "choose the agency that owns the action (a partner or relevant agency)"})
+        if not cmd.description.strip():
+            fields.append({"path": "/description", "value": cmd.description, "message": "Enter what must be done"})
+        try:
+            if date.fromisoformat(cmd.due_date) <= self.today():
+                fields.append({"path": "/due_date", "value": cmd.due_date,
+                               "message": "the due date must be in the future"})
+        except (TypeError, ValueError):
+            fields.append({"path": "/due_date", "value": cmd.due_date, "message": "Enter a real date"})
+        if fields:
+            raise rejected("invalid", f"{len(fields)} problem(s) in the action", fields)
+
+    def add_action(self, cmd: ActionCommand, task_type: str) -> TaskRecord:
+        number = 1 + sum(1 for t in self.tasks.values() if t.type == task_type)
+        role, label, users = self.agency_candidates(cmd.owner)
+        task = self.open_task(f"action-{number}", task_type, f"Action {number}: {cmd.description[:80]}",
+                              "lcspr_action.v1", candidate_role=role, candidate_label=label, candidate_users=users,
+                              due=date.fromisoformat(cmd.due_date))
+        self.event("action_added", f"Action {number} for {self.agency_name(cmd.owner)}, due {cmd.due_date}: "
+                                   f"{cmd.description}", actor=cmd.actor.user_ref, task_key=task.key)
+        return task
+
     # --- overdue work goes up the partnership's overdue ladder -------------------------------------------------
     def escalate_overdue(self, task: TaskRecord) -> None:
         """Start the overdue ladder (a child workflow) for an overdue task; it stops when the task is done."""
@@ -353,10 +384,21 @@ class Casework:
 
 
 class TaskUpdates:
-    """Claim and release, the same for every process (``self.cw`` is its Casework, ``self.status`` its state)."""
+    """What every process answers the same way (``self.cw`` is its Casework, ``self.status`` its state):
+    claim and release, "opened" (returns once the read model has the case), and the snapshot query."""
 
     cw: Casework
     status: str
+
+    @workflow.update
+    async def opened(self) -> str:
+        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
+        return self.status
+
+    @workflow.query
+    def snapshot(self) -> CaseSnapshot:
+        """The case as it is now, with its whole timeline (``sgflow rebuild`` re-derives the read model from it)."""
+        return self.cw.snapshot(self.cw.timeline, [])
 
     @workflow.update
     async def claim_task(self, cmd: TaskCommand) -> TaskResult:

@@ -264,13 +264,3 @@ class IncidentCase(TaskUpdates):
         self.cw.check_command(cmd, completing=True)
         self._check_dates(cmd)
 
-    @workflow.update
-    async def opened(self) -> str:
-        """Returns once the case is in the read model, so the caller can show it straight away."""
-        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
-        return self.status
-
-    @workflow.query
-    def snapshot(self):
-        """The case as it is now (used by ``sgflow rebuild`` when the read model must be re-derived)."""
-        return self.cw.snapshot(self.cw.timeline, [])

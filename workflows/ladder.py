@@ -207,11 +207,3 @@ class EscalationLadder(TaskUpdates):
         if self.status == "open":
             self._close("resolved", "work done", why)
 
-    @workflow.update
-    async def opened(self) -> str:
-        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
-        return self.status
-
-    @workflow.query
-    def snapshot(self):
-        return self.cw.snapshot(self.cw.timeline, [])

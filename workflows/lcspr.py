@@ -69,7 +69,6 @@ class LocalReview(TaskUpdates):
         self.report_due: date | None = None
         self.next_check: date | None = None
         self.checks = 0
-        self.actions = 0
         self.publication_settled = False
         self.planned: date | None = None
         self.cw.not_yet.update(
@@ -430,64 +429,14 @@ class LocalReview(TaskUpdates):
 
     @workflow.update
     async def add_action(self, cmd: ActionCommand) -> TaskResult:
-        cw = self.cw
-        self.actions += 1
-        role, label, users = cw.agency_candidates(cmd.owner)
-        task = cw.open_task(
-            f"action-{self.actions}",
-            "lcspr_action",
-            f"Action {self.actions}: {cmd.description[:80]}",
-            "lcspr_action.v1",
-            candidate_role=role,
-            candidate_label=label,
-            candidate_users=users,
-            due=date.fromisoformat(cmd.due_date),
-        )
-        cw.event(
-            "action_added",
-            f"Action {self.actions} for {cw.agency_name(cmd.owner)}, due {cmd.due_date}: {cmd.description}",
-            actor=cmd.actor.user_ref,
-            task_key=task.key,
-        )
-        await cw.sync()
+        task = self.cw.add_action(cmd, "lcspr_action")
+        await self.cw.sync()
         return TaskResult(task.key, task.status, self.status, "action added")
 
     @add_action.validator
     def _validate_action(self, cmd: ActionCommand) -> None:
-        cw = self.cw
         if self.status != "open":
             raise rejected("conflict", f"this review is {self.status}; actions cannot be added")
-        if "recommendations" not in cw.tasks:
+        if "recommendations" not in self.cw.tasks:
             raise rejected("conflict", "actions come from the final report's recommendations: accept the report first")
-        if cmd.actor.user_ref not in cw.role_members(self.cfg["reviewer_commissioning_role"]):
-            raise rejected("forbidden", "only the review's commissioning role adds actions")
-        fields = []
-        if not cmd.owner or (cmd.owner not in cw.partners and cmd.owner not in cw.agencies):
-            fields.append(
-                {
-                    "path": "/owner",
-                    "value": cmd.owner,
-                    "message": "choose the agency that owns the action (a partner or relevant agency)",
-                }
-            )
-        if not cmd.description.strip():
-            fields.append({"path": "/description", "value": cmd.description, "message": "Enter what must be done"})
-        try:
-            due = date.fromisoformat(cmd.due_date)
-            if due <= cw.today():
-                fields.append(
-                    {"path": "/due_date", "value": cmd.due_date, "message": "the due date must be in the future"}
-                )
-        except (TypeError, ValueError):
-            fields.append({"path": "/due_date", "value": cmd.due_date, "message": "Enter a real date"})
-        if fields:
-            raise rejected("invalid", f"{len(fields)} problem(s) in the action", fields)
-
-    @workflow.update
-    async def opened(self) -> str:
-        await workflow.wait_condition(lambda: self.cw.synced_revision >= 1)
-        return self.status
-
-    @workflow.query
-    def snapshot(self):
-        return self.cw.snapshot(self.cw.timeline, [])
+        self.cw.check_action(cmd, self.cfg["reviewer_commissioning_role"])
