@@ -12,6 +12,14 @@ fi
 log=.venv/pip-install.log
 install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }; }
 install -e '.[test]'
+# Browser tests drive Debian's Chromium (Playwright with executable_path=/usr/bin/chromium; Playwright's own
+# browser downloads are never used). Install it when we can; without it those tests skip and say why.
+if [ "$(id -u)" = "0" ]; then
+  command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1) \
+    || echo "chromium not installed: browser tests will skip"
+elif ! command -v chromium >/dev/null; then
+  echo "chromium not installed (not root, so not installing it): browser tests will skip"
+fi
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== pytest"

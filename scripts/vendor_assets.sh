@@ -8,12 +8,16 @@
 #      (npm checks each tarball against the registry's sha512 integrity).
 #   2. Copies only what the app serves into web/static/:
 #        govuk/govuk-frontend.min.css, govuk/govuk-frontend.min.js,
-#        govuk/assets/{fonts,images,manifest.json}, htmx/htmx.min.js, htmx/LICENSE
-#      (no Sass, no source maps, no ES module sources).
-#   3. Rewrites the CSS's root-absolute `url(/assets/...)` to `url(assets/...)`, so the
-#      fonts and images resolve relative to the CSS file (/static/govuk/assets/...) when
-#      web/static is served at /static; drops the `sourceMappingURL` comments (maps are
-#      not shipped). Fails if any url(...) would still not resolve.
+#        htmx/htmx.min.js, htmx/LICENSE
+#      (no Sass, no source maps, no ES module sources). NOT the package's assets/ folder:
+#      the GDS Transport font is licensed for GOV.UK only, and the crown/crest images and
+#      the icons in its manifest are GOV.UK's; this service is not on GOV.UK. Our own
+#      neutral favicon is web/static/favicon.svg (an app file, not vendored).
+#   3. In the CSS: removes the GDS Transport `@font-face` rules (text falls back to the
+#      next font in the stack, Arial), replaces the crest `url(...)` (GOV.UK footer
+#      copyright logo, which we never render) with `none`, drops the `sourceMappingURL`
+#      comments (maps are not shipped). Fails if any url(...) is left that would not
+#      resolve, or if GDS Transport @font-face or crest references remain.
 #   4. Writes web/static/versions.json and web/static/VENDORED.md: package, exact version,
 #      tarball integrity, and sha256 of every copied file (upstream and as vendored).
 #
@@ -58,14 +62,10 @@ for path, want in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):
 PY
 
 rm -rf "$STATIC/govuk" "$STATIC/htmx"
-mkdir -p "$STATIC/govuk/assets" "$STATIC/htmx"
+mkdir -p "$STATIC/govuk" "$STATIC/htmx"
 
 cp "$GF/dist/govuk/govuk-frontend.min.css" "$STATIC/govuk/"
 cp "$GF/dist/govuk/govuk-frontend.min.js" "$STATIC/govuk/"
-cp -R "$GF/dist/govuk/assets/fonts" "$GF/dist/govuk/assets/images" "$STATIC/govuk/assets/"
-if [[ -f "$GF/dist/govuk/assets/manifest.json" ]]; then
-  cp "$GF/dist/govuk/assets/manifest.json" "$STATIC/govuk/assets/"
-fi
 cp "$HX/dist/htmx.min.js" "$STATIC/htmx/"
 cp "$HX/LICENSE" "$STATIC/htmx/LICENSE"
 
@@ -78,6 +78,12 @@ static, gf, hx, pack_json = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[
 
 css = static / "govuk" / "govuk-frontend.min.css"
 text = css.read_text(encoding="utf-8")
+# GDS Transport is licensed for GOV.UK only: drop its @font-face rules (font-family stacks fall back to arial).
+text, fonts = re.subn(r"@font-face\{font-family:\s*[\"']?GDS Transport[\"']?;[^}]*\}", "", text)
+if fonts == 0:
+    sys.exit("vendor_assets: no GDS Transport @font-face rule found: check the CSS format of this version")
+# The crest is GOV.UK's: the footer copyright logo that uses it is never rendered; no image, no request.
+text = re.sub(r"url\(/?assets/images/govuk-crest\.svg\)", "none", text)
 text = text.replace("url(/assets/", "url(assets/")
 text = re.sub(r"/\*# sourceMappingURL=[^*]*\*/\s*$", "", text)
 css.write_text(text, encoding="utf-8")
@@ -99,6 +105,8 @@ if bad:
     sys.exit(f"vendor_assets: unresolved url(...) in {css}: {sorted(set(bad))}")
 if "sourceMappingURL" in text or "sourceMappingURL" in jtext:
     sys.exit("vendor_assets: sourceMappingURL left behind")
+if re.search(r"@font-face\{[^}]*GDS Transport", text) or "govuk-crest" in text or "assets/fonts" in text:
+    sys.exit("vendor_assets: GDS Transport font or crest references left behind")
 
 def sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
@@ -109,10 +117,6 @@ upstream_of = {
     "htmx/htmx.min.js": hx / "dist/htmx.min.js",
     "htmx/LICENSE": hx / "LICENSE",
 }
-for p in sorted((static / "govuk" / "assets").rglob("*")):
-    if p.is_file():
-        rel = p.relative_to(static).as_posix()
-        upstream_of[rel] = gf / "dist/govuk" / p.relative_to(static / "govuk")
 
 pack = {entry["name"]: entry for entry in json.loads(pack_json.read_text())}
 packages = {}
@@ -156,15 +160,18 @@ lines += [
     "",
     "Local changes to upstream files:",
     "",
-    "- `govuk/govuk-frontend.min.css`: `url(/assets/...)` rewritten to `url(assets/...)` so fonts",
-    "  and images resolve relative to the CSS under `/static/govuk/`; `sourceMappingURL`",
-    "  comment removed (maps are not shipped).",
+    "- `govuk/govuk-frontend.min.css`: the GDS Transport `@font-face` rules removed (text falls",
+    "  back to the next font in the stack, Arial); the crest `url(...)` of the GOV.UK footer",
+    "  copyright logo (never rendered here) replaced with `none`; `sourceMappingURL` comment",
+    "  removed (maps are not shipped).",
     "- `govuk/govuk-frontend.min.js`: `sourceMappingURL` comment removed.",
     "",
-    "Licences: govuk-frontend code is MIT (Crown copyright). The GDS Transport font files in",
-    "`govuk/assets/fonts/` are \"customised for exclusive use on gov.uk\" (notice in the CSS),",
-    "and the crown/crest images are for GOV.UK services: a service not on GOV.UK should not",
-    "use them. htmx is Zero-Clause BSD (`htmx/LICENSE`).",
+    "Not vendored: the package's `assets/` folder. The GDS Transport font files are",
+    "\"customised for exclusive use on gov.uk\", and the crown/crest images and the icons of its",
+    "`manifest.json` are for GOV.UK services; this service is not on GOV.UK. The favicon is our",
+    "own (`web/static/favicon.svg`, an app file).",
+    "",
+    "Licences: govuk-frontend code is MIT (Crown copyright). htmx is Zero-Clause BSD (`htmx/LICENSE`).",
     "",
     "| File | sha256 (as vendored) | sha256 (upstream) |",
     "| --- | --- | --- |",

@@ -156,15 +156,14 @@ def test_page_links_vendored_assets_and_they_are_served(client):
     found = tags(html)
     stylesheets = [a["href"] for t, a in found if t == "link" and a.get("rel") == "stylesheet"]
     scripts = [(a["src"], a.get("type")) for t, a in found if t == "script" and a.get("src")]
-    icon_rels = {"icon", "manifest", "apple-touch-icon"}
+    icon_rels = {"icon", "manifest", "apple-touch-icon", "mask-icon"}
     icons = [a["href"] for t, a in found if t == "link" and a.get("rel") in icon_rels]
 
     assert stylesheets == ["/static/govuk/govuk-frontend.min.css", "/static/app.css"]
     assert ("/static/htmx/htmx.min.js", None) in scripts
     assert ("/static/govuk/govuk-frontend.min.js", "module") in scripts
     assert ("/static/app.js", "module") in scripts
-    assert "/static/govuk/assets/images/favicon.ico" in icons
-    assert "/static/govuk/assets/manifest.json" in icons
+    assert icons == ["/static/favicon.svg"]  # our own favicon; no GOV.UK crown icons or manifest
 
     for url in stylesheets + [src for src, _ in scripts] + icons:
         r = client.get(url)
@@ -309,7 +308,6 @@ def test_every_css_url_resolves_to_a_vendored_file(client):
     css = CSS.read_text(encoding="utf-8")
     refs = [r.strip().strip("'\"") for r in re.findall(r"url\(([^)]*)\)", css)]
     refs = [r for r in refs if not r.startswith(("data:", "#"))]
-    assert refs, "expected font/image url(...) references"
     css_url = "/static/govuk/govuk-frontend.min.css"
     for ref in refs:
         assert "://" not in ref and not ref.startswith("/"), ref
@@ -330,11 +328,11 @@ def test_versions_json_matches_files_on_disk():
     for required in (
         "govuk/govuk-frontend.min.css",
         "govuk/govuk-frontend.min.js",
-        "govuk/assets/manifest.json",
     ):
         assert required in versions["govuk-frontend"]["files"]
     assert "htmx/htmx.min.js" in versions["htmx.org"]["files"]
     assert not list(STATIC_DIR.rglob("*.map"))
+    assert not any(rel.startswith("govuk/assets/") for rel in versions["govuk-frontend"]["files"])
     assert not list(STATIC_DIR.rglob("*.scss"))
 
 
@@ -380,3 +378,17 @@ def test_datetime_uk_style_and_edges():
     assert datetime_uk(None) == ""
     with pytest.raises(ValueError, match="naive"):
         datetime_uk(datetime(2026, 6, 1, 12, 0))
+
+
+def test_no_gov_uk_only_assets_are_served(client):
+    """GDS Transport is licensed for GOV.UK only; the crown/crest images are GOV.UK's. None are shipped or used."""
+    css = CSS.read_text(encoding="utf-8")
+    assert not re.search(r"@font-face\{[^}]*GDS Transport", css)
+    assert "assets/fonts" not in css and "govuk-crest" not in css
+    assert not (STATIC_DIR / "govuk" / "assets").exists()
+    assert not list(STATIC_DIR.rglob("*.woff*"))
+    assert "arial" in css.lower()  # the fallback the font stacks fall back to
+    favicon = client.get("/static/favicon.svg")
+    assert favicon.status_code == 200 and favicon.content.startswith(b"<svg")
+    for rel in ("govuk/assets/images/favicon.ico", "govuk/assets/images/govuk-crest.svg", "govuk/assets/manifest.json"):
+        assert client.get(f"/static/{rel}").status_code == 404

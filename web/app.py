@@ -6,11 +6,44 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse, Response
 
 from safeguarding.settings import Settings, get_settings
 from web.errors import install_error_handlers
 
 log = logging.getLogger("sgflow.web")
+
+
+def install_session(app: FastAPI, settings: Settings) -> None:
+    """Signed session cookie + CSRF check on every state-changing request (see ``web.session``)."""
+    from web.auth import next_path_of, session_principal, sign_in_url
+    from web.cases import audit
+    from web.errors import error_for
+    from web.session import SessionMiddleware, SignInThrottle
+
+    def csrf_failure(request, reason: str):
+        principal = None
+        try:
+            principal = session_principal(request)
+            audit(request.app.state.engine, principal, "csrf.rejected", outcome="rejected",
+                  detail=f"{request.method} {request.url.path}: token {reason}")
+        except Exception:
+            log.exception("could not audit a refused form")
+        if reason == "expired" and principal is None and not request.url.path.startswith("/api/"):
+            if request.headers.get("hx-request") == "true":
+                return Response(status_code=200, headers={"HX-Redirect": sign_in_url(next_path_of(request), True)})
+            return RedirectResponse(sign_in_url(next_path_of(request), True), status_code=303)
+        return error_for(request, 403, "csrf_failed",
+                         "The form was sent without its security token, or the token had expired, so nothing was "
+                         "changed. Go back, reload the page and try again.",
+                         heading="Sorry, we could not accept that form")
+
+    def too_large(request):
+        return error_for(request, 413, "too_large", "Nothing was changed: the form was over the size limit.")
+
+    app.state.sign_in_throttle = SignInThrottle()
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key, on_csrf_failure=csrf_failure,
+                       on_too_large=too_large)
 
 
 def create_app(settings: Settings | None = None, *, engine=None, temporal_client=None,
@@ -38,6 +71,12 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     app.state.engine = engine
     app.state.temporal = temporal_client
     install_error_handlers(app)
+    install_session(app, settings)
+    from fastapi.staticfiles import StaticFiles
+
+    from web.templating import STATIC_DIR, STATIC_URL
+
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

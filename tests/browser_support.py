@@ -1,0 +1,92 @@
+"""What the browser tests need: Debian's Chromium through Playwright, the app in a real server, and axe-core.
+
+- Chromium: ``/usr/bin/chromium`` from Debian (``apt-get install chromium``; ``scripts/test.sh`` tries when it
+  runs as root). Never a browser Playwright downloads. Without it the browser tests skip, saying why.
+- The app runs under uvicorn in a background thread (its own event loop) on a free loopback port; its lifespan
+  connects its own Temporal client to the test's server, so the worker the test runs in its loop does the work.
+- axe-core is vendored under ``tests/vendor/axe-core`` (version and checksum in ``VERSION.json``, checked here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+AXE_DIR = Path(__file__).resolve().parent / "vendor" / "axe-core"
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def browser_skip_reason() -> str | None:
+    """None when the browser tests can run, else why not (they skip with this reason)."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed: pip install -e '.[test]'"
+    if not CHROMIUM.exists():
+        return (f"{CHROMIUM} not found: install Debian's Chromium (apt-get install chromium; scripts/test.sh does "
+                "this when run as root) to run the browser tests")
+    return None
+
+
+def axe_source() -> str:
+    meta = json.loads((AXE_DIR / "VERSION.json").read_text())
+    data = (AXE_DIR / "axe.min.js").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta["files"]["axe.min.js"]:
+        raise AssertionError(f"tests/vendor/axe-core/axe.min.js does not match VERSION.json (sha256 {digest})")
+    return data.decode("utf-8")
+
+
+async def serious_violations(page) -> list[dict[str, Any]]:
+    """axe-core's violations of impact serious or critical on the page as it is now (WCAG 2.x A and AA rules)."""
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(content=axe_source())
+    result = await page.evaluate("""() => axe.run(document, {
+        runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']},
+        resultTypes: ['violations']})""")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "nodes": [n["target"] for n in v["nodes"]][:5]}
+            for v in result["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on 127.0.0.1 in a daemon thread; ``with LiveServer(app) as url: ...``."""
+
+    def __init__(self, app, port: int | None = None):
+        import uvicorn
+
+        self.port = port or free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("the live server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

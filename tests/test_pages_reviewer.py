@@ -1,0 +1,528 @@
+"""The reviewer pages over HTTP (httpx + the ASGI app), against a time-skipping Temporal server, an in-process
+worker and a seeded SQLite database: sign-in, sessions, CSRF, errors, the inbox, cases, tasks and intake."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from safeguarding.tables import AuditEntry, Case, Task, User
+from tests.test_incident_workflow import CaseDriver, running_worker
+from web.app import create_app
+from web.cases import london_today
+from web.session import COOKIE_NAME, EMAIL_FREE, IDLE, password_fingerprint, sign, signing_key
+
+PASSWORD = "demo-password"
+LEAD = "rv-business-manager@demo.test"  # partnership lead, Riverford and Vale
+DCS = "rv-la-dcs@demo.test"  # notifying role member (does the notification task)
+NE_LEAD = "ne-business-manager@demo.test"
+PANEL = "panel@demo.test"
+HX = {"HX-Request": "true"}
+SCRIPT = "<script>alert(1)</script>"
+
+
+def visible(html: str) -> str:
+    """The text a person reads (tags and their attributes, such as link addresses, removed)."""
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def token_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+class Pages:
+    """One browser: an httpx client with its own cookie jar, speaking to the ASGI app."""
+
+    def __init__(self, app):
+        self.app = app
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                        base_url="http://testserver",
+                                        follow_redirects=False)
+        self.token = ""
+
+    async def get(self, url: str, **kw) -> httpx.Response:
+        response = await self.client.get(url, **kw)
+        if 'name="csrf_token"' in response.text:
+            self.token = token_of(response.text)
+        return response
+
+    async def post(self, url: str, data: dict | None = None, *, token: bool = True, **kw) -> httpx.Response:
+        data = dict(data or {})
+        if token:
+            data["csrf_token"] = self.token
+        return await self.client.post(url, data=data, **kw)
+
+    async def sign_in(self, email: str, password: str = PASSWORD, next_path: str = "/") -> httpx.Response:
+        await self.get("/sign-in")
+        response = await self.post("/sign-in", {"email": email, "password": password, "next": next_path})
+        if response.status_code == 303:
+            await self.get(response.headers["location"])  # pick up the signed-in session's token
+        return response
+
+    async def close(self):
+        await self.client.aclose()
+
+
+@pytest.fixture
+async def site(time_env, seeded_engine, settings):
+    async with running_worker(time_env, seeded_engine, settings):
+        app = create_app(settings, engine=seeded_engine, temporal_client=time_env.client, connect_temporal=False)
+        browsers: list[Pages] = []
+
+        def browser() -> Pages:
+            browsers.append(Pages(app))
+            return browsers[-1]
+
+        driver = CaseDriver(time_env, seeded_engine, settings)
+        yield browser, driver
+        for b in browsers:
+            await b.close()
+
+
+def user(engine, email: str) -> User:
+    with Session(engine) as session:
+        return session.exec(select(User).where(User.email == email)).one()
+
+
+def audit_actions(engine, action: str) -> list[AuditEntry]:
+    with Session(engine) as session:
+        return list(session.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def task_row(engine, case_id: str, key: str) -> Task:
+    with Session(engine) as session:
+        return session.get(Task, f"{case_id}/{key}")
+
+
+# --- sign-in, sessions, CSRF ----------------------------------------------------------------------------------
+
+
+async def test_sign_in_and_one_message_for_any_wrong_credentials(site):
+    browser, driver = site
+    b = browser()
+    page = await b.get("/sign-in")
+    assert page.status_code == 200 and "Sign in" in page.text
+    cookie = page.headers["set-cookie"]
+    assert COOKIE_NAME in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http here; Secure is added for https requests
+
+    wrong_password = await b.post("/sign-in", {"email": LEAD, "password": "nope"})
+    unknown_email = await b.post("/sign-in", {"email": "nobody@demo.test", "password": PASSWORD})
+    assert wrong_password.status_code == unknown_email.status_code == 422
+    assert "Enter a correct email address and password" in wrong_password.text
+
+    def without_email(html: str) -> str:
+        return re.sub(r' value="[^"]*@demo.test"', "", html)
+
+    assert without_email(wrong_password.text) == without_email(unknown_email.text)  # no hint which part was wrong
+    assert "password is wrong" not in wrong_password.text.lower()
+
+    ok = await b.post("/sign-in", {"email": LEAD, "password": PASSWORD, "next": "/"})
+    assert ok.status_code == 303 and ok.headers["location"] == "/cases"  # a lead's home
+    assert (await b.get("/cases")).status_code == 200
+    outcomes = [(a.outcome, a.actor) for a in audit_actions(driver.engine, "sign_in")]
+    assert outcomes == [("rejected", "anonymous"), ("rejected", "anonymous"), ("ok", "u-rv-business-manager")]
+
+
+async def test_home_redirects_by_kind(site):
+    browser, _ = site
+    for email, home in ((LEAD, "/cases"), (DCS, "/tasks"), (PANEL, "/national")):
+        b = browser()
+        await b.sign_in(email)
+        response = await b.get("/")
+        assert response.status_code == 303 and response.headers["location"] == home, email
+
+
+async def test_repeated_failures_are_throttled(site):
+    browser, driver = site
+    b = browser()
+    await b.get("/sign-in")
+    for _ in range(EMAIL_FREE):
+        assert (await b.post("/sign-in", {"email": DCS, "password": "guess"})).status_code == 422
+    locked = await b.post("/sign-in", {"email": DCS, "password": PASSWORD})  # even the right password waits
+    assert locked.status_code == 429 and "too many times" in locked.text
+    assert int(locked.headers["retry-after"]) > 0
+    assert (await b.get("/tasks")).status_code == 303  # not signed in
+    other = browser()
+    assert (await other.sign_in(LEAD)).status_code == 303  # other addresses are not affected
+    assert any("throttled" in a.detail for a in audit_actions(driver.engine, "sign_in"))
+
+
+async def test_no_session_redirects_to_sign_in_and_back(site):
+    browser, driver = site
+    case_id = await driver.open(london_today())
+    b = browser()
+    response = await b.get(f"/cases/{case_id}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/sign-in?next=/cases/{case_id}"
+    page = await b.get(response.headers["location"])
+    assert f'name="next" value="/cases/{case_id}"' in page.text
+    back = await b.post("/sign-in", {"email": LEAD, "password": PASSWORD, "next": f"/cases/{case_id}"})
+    assert back.status_code == 303 and back.headers["location"] == f"/cases/{case_id}"
+    # never to another site
+    evil = await browser().sign_in(LEAD, next_path="//evil.example/x")
+    assert evil.headers["location"] == "/cases"
+    # htmx requests are told to load the sign-in page, not to swap it into a fragment
+    polled = await browser().get("/tasks?poll=1", headers=HX)
+    assert polled.headers["hx-redirect"].startswith("/sign-in")
+
+
+async def test_an_expired_session_goes_to_sign_in_then_back(site, settings):
+    browser, driver = site
+    lead = user(driver.engine, LEAD)
+    old = int(time.time()) - IDLE - 60
+    stale = sign(signing_key(settings.resolved_secret_key()), {"uid": lead.id, "ph": password_fingerprint(
+        lead.password_hash), "csrf": "t", "iat": old, "seen": old})
+    b = browser()
+    b.client.cookies.set(COOKIE_NAME, stale)
+    response = await b.get("/tasks?status=done")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/sign-in?next=/tasks%3Fstatus%3Ddone&expired=1"
+    page = await b.get(response.headers["location"])
+    assert "signed out because you had not done anything" in page.text
+    back = await b.post("/sign-in", {"email": LEAD, "password": PASSWORD, "next": "/tasks?status=done"})
+    assert back.headers["location"] == "/tasks?status=done"
+    # a form posted after the session ran out: to sign in (then back to the page it was on), nothing done
+    b3 = browser()
+    b3.client.cookies.set(COOKIE_NAME, stale)
+    posted = await b3.client.post("/cases/x/tasks/notification/claim", data={"csrf_token": "t"},
+                                  headers={"Referer": "http://testserver/tasks"})
+    assert posted.status_code == 303 and posted.headers["location"] == "/sign-in?next=/tasks&expired=1"
+    # a tampered cookie is no session at all
+    b2 = browser()
+    b2.client.cookies.set(COOKIE_NAME, stale[:-3] + "abc")
+    assert (await b2.get("/tasks")).status_code == 303
+
+
+async def test_sign_out_ends_the_session(site):
+    browser, driver = site
+    b = browser()
+    await b.sign_in(DCS)
+    assert (await b.post("/sign-out", token=False)).status_code == 403  # a form without its token
+    out = await b.post("/sign-out")
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in?signed_out=1"
+    assert "Max-Age=0" in out.headers["set-cookie"]
+    assert (await b.get("/tasks")).status_code == 303
+    assert audit_actions(driver.engine, "sign_out")
+
+
+async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(site):
+    browser, driver = site
+    case_id = await driver.open(london_today())
+    b = browser()
+    await b.sign_in(DCS)
+    refused = await b.post(f"/cases/{case_id}/tasks/notification/claim", token=False)
+    assert refused.status_code == 403 and "could not accept that form" in refused.text
+    assert "<html" in refused.text.lower()  # the GOV.UK error page, not JSON
+    wrong = await b.post(f"/cases/{case_id}/tasks/notification/claim", {"csrf_token": "forged"}, token=False)
+    assert wrong.status_code == 403
+    assert task_row(driver.engine, case_id, "notification").claimed_by is None
+    lead = browser()
+    await lead.sign_in(LEAD)
+    before = len(driver.events())
+    intake = await lead.post("/incidents/new", {"case_ref": "RV-CSRF-1"}, token=False)
+    assert intake.status_code == 403
+    with Session(driver.engine) as session:
+        assert session.exec(select(Case).where(Case.case_ref == "RV-CSRF-1")).first() is None
+    assert len(driver.events()) == before
+    assert len(audit_actions(driver.engine, "csrf.rejected")) == 3
+    # htmx sends the token as a header instead of a form field
+    ok = await b.client.post(f"/cases/{case_id}/tasks/notification/claim", headers={**HX, "X-CSRF-Token": b.token},
+                             data={"back": f"/cases/{case_id}/tasks/notification"})
+    assert ok.status_code == 200
+    assert task_row(driver.engine, case_id, "notification").claimed_by == "u-rv-la-dcs"
+
+
+async def test_api_basic_auth_needs_no_csrf_token_but_a_session_does(site):
+    browser, driver = site
+    case_id = await driver.open(london_today())
+    b = browser()
+    basic = await b.client.post(f"/api/cases/{case_id}/tasks/notification/claim", auth=(DCS, PASSWORD))
+    assert basic.status_code == 200, basic.text
+    await b.sign_in(DCS)
+    with_cookie = await b.client.post(f"/api/cases/{case_id}/tasks/notification/release")
+    assert with_cookie.status_code == 403 and with_cookie.json()["error"]["code"] == "csrf_failed"
+    with_header = await b.client.post(f"/api/cases/{case_id}/tasks/notification/release",
+                                      headers={"X-CSRF-Token": b.token})
+    assert with_header.status_code == 200  # the API accepts the session too
+    assert (await b.client.get("/api/tasks")).status_code == 200
+
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+async def test_pages_get_the_error_page_and_the_api_keeps_json(site):
+    browser, _ = site
+    app = browser().app
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    b = browser()
+    await b.sign_in(DCS)
+    missing = await b.get("/no-such-page")
+    assert missing.status_code == 404 and "Page not found" in missing.text and "govuk-template" in missing.text
+    api = await b.get("/api/no-such-thing")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    crash = await b.get("/boom")
+    assert crash.status_code == 500 and "Sorry, there is a problem with the service" in crash.text
+    assert "secret internals" not in crash.text and "Traceback" not in crash.text
+    big = await b.post("/incidents/new", {"summary": "x" * 2_100_000})
+    assert big.status_code == 413 and "too large" in big.text
+    forbidden = await b.get("/incidents/new")  # a reviewer who is not in the notifying role
+    assert forbidden.status_code == 200  # the DCS is in the notifying role
+    reviewer = browser()
+    await reviewer.sign_in("rv-education-lead@demo.test")
+    refused = await reviewer.get("/incidents/new")
+    assert refused.status_code == 403 and "You cannot do this" in refused.text
+
+
+# --- partnership boundaries ------------------------------------------------------------------------------------------
+
+
+async def test_another_partnerships_case_and_task_are_not_found(site):
+    browser, driver = site
+    case_id = await driver.open(london_today())
+    ne = browser()
+    await ne.sign_in(NE_LEAD)
+    assert (await ne.get(f"/cases/{case_id}")).status_code == 404
+    assert (await ne.get(f"/cases/{case_id}/tasks/notification")).status_code == 404
+    claim = await ne.post(f"/cases/{case_id}/tasks/notification/claim")
+    assert claim.status_code == 404
+    done = await ne.post(f"/cases/{case_id}/tasks/notification", {"local_partners_notified": "true"})
+    assert done.status_code == 404
+    listed = await ne.get("/cases?status=all")
+    assert case_id not in listed.text
+    assert task_row(driver.engine, case_id, "notification").status == "open"
+
+
+# --- pages ------------------------------------------------------------------------------------------------------
+
+
+async def test_intake_form_errors_then_a_case_with_script_shown_escaped(site):
+    browser, _ = site
+    lead = browser()
+    await lead.sign_in(LEAD)
+    form = await lead.get("/incidents/new")
+    assert (form.status_code == 200 and "Serious harm" in form.text) or "serious" in form.text.lower()
+    bad = await lead.post("/incidents/new", {"case_ref": "RV 1!", "aware_date-day": "31", "aware_date-month": "2",
+                                             "aware_date-year": "2026", "summary": ""})
+    assert bad.status_code == 422
+    assert "There is a problem" in bad.text and 'href="#aware_date-day"' in bad.text
+    assert "must be a real date" in bad.text and "Select the incident category" in bad.text
+    assert 'value="31"' in bad.text  # what was typed is kept
+    today = london_today()
+    ref = f"RV-{uuid.uuid4().hex[:6]}"
+    opened = await lead.post("/incidents/new", {
+        "case_ref": ref, "aware_date-day": str(today.day), "aware_date-month": str(today.month),
+        "aware_date-year": str(today.year), "category": "serious_harm_abuse_neglect",
+        "child-1-pseudonym": SCRIPT, "agencies": ["vale-icb"], "summary": f"Found {SCRIPT} injured."})
+    assert opened.status_code == 303, opened.text
+    case_id = opened.headers["location"].removeprefix("/cases/")
+    page = await lead.get(opened.headers["location"])
+    assert page.status_code == 200
+    assert SCRIPT not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "govuk-task-list" in page.text and "Notify the national Panel" in page.text
+    assert "Cannot start yet" in page.text and "Version 1" in page.text
+    assert "Audit log" in page.text and "incident.open" in page.text  # leads see the case's audit entries
+    again = await lead.post("/incidents/new", {
+        "case_ref": ref, "aware_date-day": str(today.day), "aware_date-month": str(today.month),
+        "aware_date-year": str(today.year), "category": "serious_harm_abuse_neglect",
+        "child-1-pseudonym": "Child A", "summary": "Twice."})
+    assert again.status_code == 409 and "already exists" in again.text
+    task = await lead.get(f"/cases/{case_id}/tasks/notification")
+    assert task.status_code == 200 and SCRIPT not in task.text and "&lt;script&gt;" in task.text
+
+
+async def test_task_form_errors_from_the_validator_success_and_double_post(site):
+    browser, driver = site
+    today = london_today()
+    case_id = await driver.open(today)
+    b = browser()
+    await b.sign_in(DCS)
+    url = f"/cases/{case_id}/tasks/notification"
+    page = await b.get(url)
+    assert page.status_code == 200
+    assert 'name="sent_on-day"' in page.text and 'name="local_partners_notified"' in page.text
+    assert 'name="notes"' in page.text and "<textarea" in page.text
+    impossible = await b.post(url, {"sent_on-day": "30", "sent_on-month": "2", "sent_on-year": "2026"})
+    assert impossible.status_code == 422 and "must be a real date" in impossible.text
+    assert 'href="#local_partners_notified"' in impossible.text  # the schema's other problem, at the same time
+    future = today + timedelta(days=3)
+    rejected = await b.post(url, {"sent_on-day": str(future.day), "sent_on-month": str(future.month),
+                                  "sent_on-year": str(future.year), "local_partners_notified": "false",
+                                  "notes": SCRIPT})
+    assert rejected.status_code == 422
+    assert "There is a problem" in rejected.text
+    assert 'href="#sent_on-day"' in rejected.text and "cannot be in the future" in rejected.text  # the validator's
+    assert f'value="{future.day}"' in rejected.text and "&lt;script&gt;" in rejected.text  # kept, escaped
+    assert re.search(r'value="false" checked', rejected.text)
+    assert SCRIPT not in rejected.text
+    assert task_row(driver.engine, case_id, "notification").status == "open"
+    data = {"sent_on-day": str(today.day), "sent_on-month": str(today.month), "sent_on-year": str(today.year),
+            "local_partners_notified": "true", "notes": SCRIPT}
+    claimed = await b.client.post(f"{url}/claim", data={"csrf_token": b.token, "back": url}, headers=HX)
+    assert claimed.status_code == 200 and claimed.text.lstrip().startswith('<div id="task-page"')
+    assert "Release it" in claimed.text and "<html" not in claimed.text
+    done = await b.post(url, data)
+    assert done.status_code == 303 and done.headers["location"] == f"{url}?done=1"
+    confirmation = await b.get(done.headers["location"])
+    assert "govuk-panel" in confirmation.text and "Task complete" in confirmation.text
+    assert "What was recorded" in confirmation.text and SCRIPT not in confirmation.text
+    twice = await b.post(url, data)
+    assert twice.status_code == 409 and "already been done" in twice.text
+    assert task_row(driver.engine, case_id, "notification").completed_by == "u-rv-la-dcs"
+    completes = [a for a in audit_actions(driver.engine, "task.complete") if a.case_id == case_id]
+    assert [a.outcome for a in completes] == ["rejected", "rejected", "ok", "rejected"]
+    case_page = await b.get(f"/cases/{case_id}")
+    assert "Completed" in case_page.text and "Sent " in case_page.text
+    assert "Audit log" not in case_page.text  # only leads see the audit entries
+
+
+async def test_inbox_claim_release_and_fragments(site):
+    browser, driver = site
+    today = london_today()
+    overdue_case = await driver.open(today - timedelta(days=12))
+    b = browser()
+    await b.sign_in(DCS)
+    inbox = await b.get("/tasks")
+    assert inbox.status_code == 200 and "My tasks" in inbox.text
+    assert "Notify the national Panel" in inbox.text and "Overdue" in inbox.text and "working days late" in inbox.text
+    fragment = await b.get("/tasks", headers=HX)
+    assert fragment.text.lstrip().startswith('<div id="inbox"') and "<html" not in fragment.text
+    rev = re.search(r"rev=([0-9a-f]+)", fragment.text).group(1)
+    assert (await b.get(f"/tasks?poll=1&rev={rev}", headers=HX)).status_code == 204
+    # claim without JavaScript: a form post and a redirect back to the same filters
+    claimed = await b.post(f"/cases/{overdue_case}/tasks/notification/claim", {"back": "/tasks?overdue=1"})
+    assert claimed.status_code == 303 and claimed.headers["location"] == "/tasks?overdue=1"
+    assert task_row(driver.engine, overdue_case, "notification").claimed_by == "u-rv-la-dcs"
+    changed = await b.get(f"/tasks?poll=1&rev={rev}", headers=HX)
+    assert changed.status_code == 200 and "Claimed by you" in changed.text and "<html" not in changed.text
+    # release with htmx: only the inbox fragment comes back
+    released = await b.client.post(f"/cases/{overdue_case}/tasks/notification/release",
+                                   data={"csrf_token": b.token, "back": "/tasks"}, headers=HX)
+    assert released.status_code == 200 and released.text.lstrip().startswith('<div id="inbox"')
+    assert "Claim<span" in released.text
+    assert task_row(driver.engine, overdue_case, "notification").claimed_by is None
+    overdue_only = await b.get("/tasks?overdue=1")
+    assert "Notify the national Panel" in overdue_only.text
+    done = await b.get("/tasks?status=done")
+    assert "You have not completed any tasks yet" in done.text
+
+
+async def test_case_page_polling_swaps_only_when_the_case_changed(site):
+    browser, driver = site
+    today = london_today()
+    case_id = await driver.open(today)
+    b = browser()
+    await b.sign_in(LEAD)
+    page = await b.get(f"/cases/{case_id}")
+    rev = re.search(r"poll=1&(?:amp;)?rev=(\d+)", page.text).group(1)
+    unchanged = await b.get(f"/cases/{case_id}?poll=1&rev={rev}", headers=HX)
+    assert unchanged.status_code == 204
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    changed = await b.get(f"/cases/{case_id}?poll=1&rev={rev}", headers=HX)
+    assert changed.status_code == 200
+    html = changed.text.lstrip()
+    assert html.startswith('<div id="case-live"') and "<html" not in html and "About the incident" not in html
+    assert "Completed" in html and "Notification sent to the Panel" in html
+
+
+async def test_cases_list_and_filters(site):
+    browser, driver = site
+    today = london_today()
+    late = await driver.open(today - timedelta(days=12))
+    fresh = await driver.open(today)
+    b = browser()
+    await b.sign_in(LEAD)
+    listed = await b.get("/cases")
+    assert late in listed.text and fresh in listed.text and "Record a serious incident" in listed.text
+    overdue = await b.get("/cases?overdue=1")
+    assert late in overdue.text and fresh not in overdue.text
+    closed = await b.get("/cases?status=closed")
+    assert "There are no cases that match" in closed.text
+
+
+async def test_the_national_panel_sees_only_pseudonymised_context(site):
+    browser, driver = site
+    today = london_today()
+    case_id = await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=today, decision="no")
+    with Session(driver.engine) as session:
+        case = session.get(Case, case_id)
+    panel = browser()
+    await panel.sign_in(PANEL)
+    inbox = await panel.get("/tasks")
+    assert "Panel tasks" in inbox.text and case.national_ref in inbox.text and case.case_ref not in visible(inbox.text)
+    page = await panel.get(f"/cases/{case_id}/tasks/panel-response")
+    assert page.status_code == 200
+    assert case.national_ref in page.text and "Child A" not in page.text and case.summary not in page.text
+    assert case.case_ref not in visible(page.text) and "Agrees with the decision" in page.text
+    assert (await panel.get(f"/cases/{case_id}")).status_code == 404
+    assert (await panel.get(f"/cases/{case_id}/tasks/notification")).status_code == 404
+    done = await panel.post(f"/cases/{case_id}/tasks/panel-response", {"response": "disagrees"})
+    assert done.status_code == 422 and 'href="#reasons"' in done.text
+    done = await panel.post(f"/cases/{case_id}/tasks/panel-response", {"response": "agrees"})
+    assert done.status_code == 303
+    assert driver.case().status == "closed"
+
+
+# --- the session and throttling machinery, on their own ---------------------------------------------------------
+
+
+def test_signed_cookies_refuse_tampering():
+    from web.session import unsign
+
+    key = signing_key("k")
+    value = sign(key, {"uid": 1, "csrf": "t"})
+    assert unsign(key, value) == {"uid": 1, "csrf": "t"}
+    payload, mac = value.split(".")
+    assert unsign(key, payload + "." + mac[:-2] + "AA") is None
+    assert unsign(signing_key("other"), value) is None
+    assert unsign(key, "not-a-cookie") is None
+
+
+def test_throttle_locks_grow_and_are_forgotten():
+    from web.session import FIRST_LOCK, IP_FREE, MAX_LOCK, WINDOW, SignInThrottle
+
+    now = [1000.0]
+    throttle = SignInThrottle(clock=lambda: now[0])
+    keys = throttle.keys("A@Example.test ", "10.0.0.1")
+    assert keys == ["email:a@example.test", "ip:10.0.0.1"]
+    for _ in range(EMAIL_FREE - 1):
+        throttle.failed(keys)
+    assert throttle.wait_seconds(keys) == 0
+    throttle.failed(keys)
+    assert throttle.wait_seconds(keys) == FIRST_LOCK + 1
+    now[0] += FIRST_LOCK + 1
+    assert throttle.wait_seconds(keys) == 0
+    throttle.failed(keys)
+    assert throttle.wait_seconds(keys) == 2 * FIRST_LOCK + 1  # doubles
+    for _ in range(20):
+        throttle.failed(keys)
+    assert throttle.wait_seconds(keys) <= MAX_LOCK + 1
+    throttle.succeeded("a@example.test")  # clears the address, not the IP
+    assert throttle.wait_seconds(keys[:1]) == 0 and throttle.wait_seconds(keys[1:]) > 0
+    now[0] += MAX_LOCK + WINDOW + 1
+    throttle.failed(keys[1:])  # a fresh window: the IP starts counting again
+    assert throttle.wait_seconds(keys[1:]) == 0 and IP_FREE > 1
+
+
+async def test_the_cookie_is_secure_over_https(site):
+    browser, _ = site
+    b = browser()
+    b.client.base_url = "https://testserver"
+    page = await b.get("/sign-in")
+    assert "; Secure" in page.headers["set-cookie"]
+    ok = await b.post("/sign-in", {"email": DCS, "password": PASSWORD})
+    assert ok.status_code == 303 and "; Secure" in ok.headers["set-cookie"]

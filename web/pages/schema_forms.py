@@ -1,0 +1,222 @@
+"""HTML forms from a task's JSON Schema (the restricted subset our task forms use), with GOV.UK macros.
+
+A form schema is an object of scalar properties:
+
+- ``string`` -> ``govukInput``; with ``x-widget: textarea`` -> ``govukTextarea``;
+  with ``format: date`` -> ``govukDateInput`` (``<name>-day``, ``-month``, ``-year`` -> an ISO date);
+- ``enum`` -> ``govukRadios`` (labels from ``x-labels``);
+- ``boolean`` -> Yes/No ``govukRadios``; ``integer``/``number`` -> a numeric ``govukInput``;
+- a string with ``x-options: <list>`` -> ``govukSelect`` of that list (e.g. ``themes``: the partnership's learning
+  themes), passed in by the page as ``options={"themes": {id: label}}``.
+
+``parse`` turns the posted fields into the JSON the workflow checks, with the errors only the browser form
+can have (an impossible date, a date with a missing part); ``widgets`` builds each macro's parameters, keeping
+what the person typed and showing each field's error inline. Field names are the schema's property names, so
+a validator error at ``/sent_on`` lands on the ``sent_on`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+DATE_PARTS = ("day", "month", "year")
+
+
+def kind_of(prop: Mapping[str, Any]) -> str:
+    if "enum" in prop:
+        return "radios"
+    if prop.get("x-options"):
+        return "select"
+    kind = prop.get("type")
+    if kind == "boolean":
+        return "boolean"
+    if kind in ("integer", "number"):
+        return "number"
+    if prop.get("format") == "date":
+        return "date"
+    if prop.get("x-widget") == "textarea":
+        return "textarea"
+    return "input"
+
+
+def properties(schema: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
+    required = set(schema.get("required", []))
+    return [(name, prop, name in required) for name, prop in schema.get("properties", {}).items()]
+
+
+def anchor(schema: Mapping[str, Any], name: str) -> str:
+    """The id an error-summary link points at: the field's first input."""
+    prop = schema.get("properties", {}).get(name)
+    return f"#{name}-day" if prop is not None and kind_of(prop) == "date" else f"#{name}"
+
+
+def parse_date(title: str, day: str, month: str, year: str) -> tuple[str | None, str | None]:
+    """(ISO date or None, error or None) from the three boxes of a GOV.UK date input."""
+    parts = {"day": day.strip(), "month": month.strip(), "year": year.strip()}
+    if not any(parts.values()):
+        return None, None
+    missing = [p for p in DATE_PARTS if not parts[p]]
+    if missing:
+        return None, f"{title} must include a {' and '.join(missing)}"
+    if not all(v.isdigit() for v in parts.values()):
+        return None, f"{title} must be a real date, in numbers"
+    if len(parts["year"]) != 4:
+        return None, "Year must include 4 numbers"
+    try:
+        return date(int(parts["year"]), int(parts["month"]), int(parts["day"])).isoformat(), None
+    except ValueError:
+        return None, f"{title} must be a real date"
+
+
+def parse(schema: Mapping[str, Any], form: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(data for the workflow, errors by field name). Empty fields are left out (the schema says if required)."""
+    data: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, prop, _required in properties(schema):
+        title = prop.get("title", name)
+        kind = kind_of(prop)
+        if kind == "date":
+            value, error = parse_date(title, *(str(form.get(f"{name}-{p}", "")) for p in DATE_PARTS))
+            if error:
+                errors[name] = error
+            elif value:
+                data[name] = value
+            continue
+        raw = str(form.get(name, "")).strip()
+        if not raw:
+            continue
+        if kind == "boolean":
+            if raw in ("true", "false"):
+                data[name] = raw == "true"
+            else:
+                errors[name] = f"Select yes or no for ‘{title}’"
+        elif kind == "number":
+            try:
+                data[name] = int(raw) if prop.get("type") == "integer" else float(raw)
+            except ValueError:
+                errors[name] = f"‘{title}’ must be a number"
+        else:
+            data[name] = raw
+    return data, errors
+
+
+def friendly(schema: Mapping[str, Any], name: str, message: str, value: Any) -> str:
+    """The validator's words, except for a missing answer, which GOV.UK words as an instruction."""
+    prop = schema.get("properties", {}).get(name, {})
+    title = prop.get("title", name)
+    if value is None and message.endswith("is missing"):
+        return (f"Select an answer for ‘{title}’" if kind_of(prop) in ("radios", "boolean")
+                else f"Enter ‘{title}’")
+    if message == "must not be empty":
+        return f"Enter ‘{title}’"
+    return message[:1].upper() + message[1:]
+
+
+def field_errors(schema: Mapping[str, Any], fields: list[Any]) -> tuple[dict[str, str], list[str]]:
+    """Validator errors (``[{path, message, value}]`` or FieldError) -> (by field name, form-level)."""
+    by_name: dict[str, str] = {}
+    general: list[str] = []
+    known = schema.get("properties", {})
+    for item in fields:
+        path = item["path"] if isinstance(item, Mapping) else item.path
+        message = item["message"] if isinstance(item, Mapping) else item.message
+        value = item.get("value") if isinstance(item, Mapping) else item.value
+        name = path.lstrip("/").split("/", 1)[0]
+        if name in known:
+            by_name.setdefault(name, friendly(schema, name, message, value))
+        else:
+            general.append(message[:1].upper() + message[1:])
+    return by_name, general
+
+
+def error_list(schema: Mapping[str, Any], errors: Mapping[str, str], general: list[str] = ()) -> list[dict]:
+    """The error summary's links, in the order of the fields on the page."""
+    order = [name for name, _, _ in properties(schema)]
+    items = [{"text": message, "href": "#task-form"} for message in general]
+    items += [{"text": errors[name], "href": anchor(schema, name)} for name in order if name in errors]
+    return items
+
+
+def widgets(schema: Mapping[str, Any], values: Mapping[str, Any], errors: Mapping[str, str],
+            options: Mapping[str, Mapping[str, str]] | None = None) -> list[dict]:
+    """``[{"macro": "govukInput" | ..., "params": {...}}]``: what the template calls, field by field."""
+    out = []
+    options = options or {}
+    for name, prop, required in properties(schema):
+        kind = kind_of(prop)
+        title = prop.get("title", name) + ("" if required or kind in ("radios", "boolean") else " (optional)")
+        hint = {"text": prop["description"]} if prop.get("description") else None
+        error = {"text": errors[name]} if name in errors else None
+        if kind == "date":
+            items = []
+            for part in DATE_PARTS:
+                width = "govuk-input--width-4" if part == "year" else "govuk-input--width-2"
+                items.append({"name": part, "value": values.get(f"{name}-{part}", ""),
+                              "classes": width + (" govuk-input--error" if error else "")})
+            params = {"id": name, "namePrefix": name, "items": items, "hint": hint, "errorMessage": error,
+                      "fieldset": {"legend": {"text": title, "classes": "govuk-fieldset__legend--s"}}}
+            out.append({"macro": "govukDateInput", "params": params})
+        elif kind in ("radios", "boolean"):
+            if kind == "boolean":
+                choices = [("true", "Yes"), ("false", "No")]
+            else:
+                labels = prop.get("x-labels", {})
+                choices = [(str(v), labels.get(str(v), str(v).replace("_", " ").capitalize())) for v in prop["enum"]]
+            current = values.get(name, "")
+            params = {"name": name, "idPrefix": name, "hint": hint, "errorMessage": error,
+                      "classes": "govuk-radios--inline" if kind == "boolean" else "",
+                      "fieldset": {"legend": {"text": title, "classes": "govuk-fieldset__legend--s"}},
+                      "items": [{"value": v, "text": label, "checked": current == v} for v, label in choices]}
+            out.append({"macro": "govukRadios", "params": params})
+        elif kind == "select":
+            current = values.get(name, "")
+            choices = options.get(prop["x-options"], {})
+            items = [{"value": "", "text": "Choose one", "selected": not current}] + [
+                {"value": v, "text": label, "selected": current == v} for v, label in choices.items()]
+            if current and current not in choices:
+                items.append({"value": current, "text": current, "selected": True})
+            params = {"name": name, "id": name, "label": {"text": title, "classes": "govuk-label--s"}, "hint": hint,
+                      "errorMessage": error, "items": items}
+            out.append({"macro": "govukSelect", "params": params})
+        elif kind == "textarea":
+            params = {"name": name, "id": name, "label": {"text": title, "classes": "govuk-label--s"}, "hint": hint,
+                      "errorMessage": error, "value": values.get(name, ""), "rows": 5}
+            out.append({"macro": "govukTextarea", "params": params})
+        else:
+            params = {"name": name, "id": name, "label": {"text": title, "classes": "govuk-label--s"}, "hint": hint,
+                      "errorMessage": error, "value": values.get(name, ""), "spellcheck": False}
+            if kind == "number":
+                params.update(inputmode="numeric", classes="govuk-input--width-10")
+            out.append({"macro": "govukInput", "params": params})
+    return out
+
+
+def answers(schema: Mapping[str, Any], data: Mapping[str, Any],
+            options: Mapping[str, Mapping[str, str]] | None = None) -> list[dict]:
+    """Summary-list rows of what was recorded (plain text: autoescaped by the template)."""
+    rows = []
+    options = options or {}
+    for name, prop, _ in properties(schema):
+        if name not in data:
+            continue
+        value = data[name]
+        kind = kind_of(prop)
+        if kind == "boolean":
+            text = "Yes" if value else "No"
+        elif kind == "radios":
+            text = prop.get("x-labels", {}).get(str(value), str(value))
+        elif kind == "select":
+            text = options.get(prop["x-options"], {}).get(str(value), str(value))
+        elif kind == "date":
+            try:
+                from web.templating import date_uk
+
+                text = date_uk(date.fromisoformat(value))
+            except (TypeError, ValueError):
+                text = str(value)
+        else:
+            text = str(value)
+        rows.append({"key": {"text": prop.get("title", name)}, "value": {"text": text}})
+    return rows
