@@ -17,8 +17,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from safeguarding.case_records import CaseSnapshot
-from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, TaskCandidate, User
+from safeguarding.case_records import REPORTER, CaseSnapshot
+from safeguarding.tables import (
+    Case,
+    CaseEvent,
+    LearningReporter,
+    LearningTag,
+    OutboxMessage,
+    Task,
+    TaskCandidate,
+    User,
+)
 
 _DATE_FIELDS = {"aware_date", "notification_due", "notification_sent_on", "rapid_review_due",
                 "rapid_review_submitted_on", "report_due", "publication_date"}
@@ -56,6 +65,22 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _tags(snap: CaseSnapshot) -> list[LearningTag]:
+    """Themes and factors to count: a learning event's own, or the theme a closed escalation recorded."""
+    fields = snap.fields
+    month = (fields.get("aware_date") or "")[:7]
+    spec = fields.get("learning_tags")
+    if spec:
+        pairs = [("theme", t) for t in spec.get("themes", [])] + [("factor", f) for f in spec.get("factors", [])]
+        source, kind = spec.get("source", snap.process), spec.get("kind", snap.process)
+    elif snap.process == "escalation" and fields.get("learning_theme"):
+        pairs, source, kind = [("theme", fields["learning_theme"])], "escalation", "escalation"
+    else:
+        return []
+    return [LearningTag(case_id=snap.case_id, tag_type=tag_type, tag=tag, partnership_id=snap.partnership_id,
+                        source=source, kind=kind, month=month) for tag_type, tag in dict.fromkeys(pairs)]
+
+
 def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
     """Write the snapshot in one transaction. Returns False when a newer revision was already stored."""
     with Session(engine) as session:
@@ -74,6 +99,10 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
             session.add(case)
             session.flush()
             _write_tasks(session, snap)
+            tags = _tags(snap)
+            if tags:
+                session.execute(delete(LearningTag).where(LearningTag.case_id == snap.case_id))
+                session.add_all(tags)
         _write_events(session, snap)
         _queue_messages(session, snap)
         session.commit()
@@ -124,7 +153,11 @@ def _queue_messages(session: Session, snap: CaseSnapshot) -> None:
     ids = [f"{snap.case_id}#{m.seq}" for m in snap.messages]
     present = set(session.exec(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))).scalars())
     refs = {ref for m in snap.messages for ref in m.to_user_refs}
-    emails = dict(session.exec(select(User.user_ref, User.email).where(User.user_ref.in_(refs))).all())
+    reporter = session.get(LearningReporter, snap.case_id) if f"{REPORTER}{snap.case_id}" in refs else None
+    emails = dict(session.exec(select(User.user_ref, User.email).where(
+        User.user_ref.in_(refs | ({reporter.user_ref} if reporter else set())))).all())
+    if reporter and reporter.user_ref in emails:  # the reporter's address, never their identity, in the outbox
+        emails[f"{REPORTER}{snap.case_id}"] = emails.pop(reporter.user_ref)
     for message_id, message in zip(ids, snap.messages, strict=True):
         if message_id in present:
             continue

@@ -165,3 +165,26 @@ class ActionCommand:
     owner: str  # agency or partner id
     description: str
     due_date: str  # ISO date
+
+
+@dataclass
+class LearningInput:
+    """A learning event a practitioner recorded. It never carries who reported it (see LearningReporter)."""
+
+    partnership_id: str
+    reference: str
+    arrangements_version: int
+    arrangements: dict[str, Any]
+    calendar: dict[str, Any]
+    occurred_on: str  # ISO date
+    kind: str  # harm | near_miss | good_practice | future_risk
+    what_happened: str
+    what_was_expected: str
+    agencies: list[str]
+    factors: list[str]
+    themes: list[str]
+    reporter_known: bool  # False when reported anonymously
+    reported_at: str  # ISO datetime (UTC)
+
+
+REPORTER = "reporter:"  # a message addressed to "reporter:<case id>" goes to whoever reported that event

@@ -199,3 +199,29 @@ class AuditEntry(SQLModel, table=True):
     case_id: str | None = Field(default=None, max_length=140, index=True)
     outcome: str = Field(max_length=20)  # ok | rejected
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class LearningTag(SQLModel, table=True):
+    """One theme or contributory factor of a learning event (or of a closed escalation or rapid review), so the
+    themes pages count with one indexed GROUP BY. Never holds anyone's identity."""
+
+    __tablename__ = "learning_tag"
+    __table_args__ = (Index("ix_learning_tag_counts", "partnership_id", "tag_type", "tag", "month"),)
+
+    case_id: str = Field(primary_key=True, max_length=140)
+    tag_type: str = Field(primary_key=True, max_length=10)  # theme | factor
+    tag: str = Field(primary_key=True, max_length=63)
+    partnership_id: str = Field(max_length=63)
+    source: str = Field(max_length=20)  # learning | escalation | rapid_review
+    kind: str = Field(max_length=20)  # harm | near_miss | good_practice | future_risk | the source's own
+    month: str = Field(max_length=7)  # YYYY-MM the event happened
+
+
+class LearningReporter(SQLModel, table=True):
+    """Who reported a learning event, when they gave their name: written by the web app at intake, never passed
+    to the workflow (so Temporal's history never holds it), read only for the learning lead and feedback emails."""
+
+    __tablename__ = "learning_reporter"
+
+    case_id: str = Field(primary_key=True, max_length=140)
+    user_ref: str = Field(max_length=100)

@@ -34,3 +34,22 @@ def themes_for(arrangements: dict[str, Any]) -> dict[str, str]:
     for theme in (arrangements.get("learning") or {}).get("extra_themes", []):
         themes[theme["id"]] = theme["label"]
     return themes
+
+
+# Contributory factors: a systems taxonomy (SEIPS-style, as in the NHS learning responses and SCIE's
+# Learning Together): conditions and systems, never culprits.
+FACTORS: list[tuple[str, str]] = [
+    ("person", "Person: workload, wellbeing, experience, training"),
+    ("task", "Task: how complex, clear or time-pressured the work was"),
+    ("tools-and-information-systems", "Tools and information systems"),
+    ("organisation-and-culture", "Organisation and culture"),
+    ("environment", "Environment: place, time of day, staffing"),
+    ("inter-agency-working", "Working between agencies"),
+]
+
+LEARNING_KINDS: list[tuple[str, str]] = [
+    ("harm", "Something went wrong and a child was or could have been harmed"),
+    ("near_miss", "Something nearly went wrong"),
+    ("good_practice", "Good practice others can learn from"),
+    ("future_risk", "A risk for the future"),
+]

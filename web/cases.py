@@ -398,6 +398,103 @@ async def withdraw_escalation(client: Client, case_id: str, principal: Principal
     return await _update(client, case_id, "withdraw", WithdrawCommand(actor=actor_of(principal), reason=reason), str)
 
 
+# --- everyday learning -----------------------------------------------------------------------------------------
+
+
+class LearningIn(BaseModel):
+    occurred_on: date = Field(description="When it happened.")
+    kind: str = Field(description="harm, near_miss, good_practice or future_risk.")
+    what_happened: str = Field(min_length=1, max_length=5000, description="What happened: the conditions and systems "
+                                                                          "around it, not who was to blame.")
+    what_was_expected: str = Field(min_length=1, max_length=5000, description="What was expected to happen.")
+    agencies: list[str] = Field(min_length=1, description="Ids of the agencies involved.")
+    factors: list[str] = Field(min_length=1, description="Contributory factors, from the systems taxonomy.")
+    themes: list[str] = Field(min_length=1, description="Themes, from the partnership's list.")
+    anonymous: bool = Field(False, description="Report without your name (if the partnership allows it): then "
+                                               "nobody, not even the learning lead, can see who reported it.")
+
+    @field_validator("what_happened", "what_was_expected")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+def _check_learning(doc: dict[str, Any], body: LearningIn) -> list[FieldError]:
+    from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
+
+    errors: list[FieldError] = []
+    learning = doc.get("learning") or {}
+    if not learning.get("learning_lead_role"):
+        errors.append(FieldError(path="", message="this partnership has not set up everyday learning in its "
+                                                  "arrangements (learning.learning_lead_role)"))
+        return errors
+    kinds = [k for k, _ in LEARNING_KINDS]
+    if body.kind not in kinds:
+        errors.append(FieldError(path="/kind", value=body.kind, message=f"choose one of: {', '.join(kinds)}"))
+    today = london_today()
+    if body.occurred_on > today:
+        errors.append(FieldError(path="/occurred_on", value=body.occurred_on.isoformat(),
+                                 message=f"cannot be in the future (today is {today.isoformat()})"))
+    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    for name, values, allowed in (("agencies", body.agencies, known), ("factors", body.factors, dict(FACTORS)),
+                                  ("themes", body.themes, themes_for(doc))):
+        for index, value in enumerate(values):
+            if value not in allowed:
+                errors.append(FieldError(path=f"/{name}/{index}", value=value, message=f"not one of the "
+                                         f"{name} you can choose; choose from: {', '.join(sorted(allowed))}"))
+    if body.anonymous and not learning.get("allow_anonymous_reports"):
+        errors.append(FieldError(path="/anonymous", value=True,
+                                 message="this partnership does not take anonymous reports"))
+    return errors
+
+
+async def record_learning(engine: Engine, client: Client, task_queue: str, principal: Principal,
+                          partnership_id: str, body: LearningIn) -> tuple[str, str]:
+    """Record a learning event; its reporter is kept only here (for the learning lead), never in Temporal."""
+    from safeguarding.case_records import LearningInput
+    from safeguarding.tables import LearningReporter
+    from workflows.learning import LearningEvent, learning_workflow_id
+
+    if principal.partnership_id != partnership_id:
+        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+    with Session(engine) as session:
+        try:
+            version = get_version(session, partnership_id)
+        except VersionNotFoundError:
+            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
+    doc = document_of(version)
+    errors = _check_learning(doc, body)
+    if errors:
+        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the learning event", errors)
+    reference = f"L-{uuid.uuid4().hex[:8].upper()}"
+    case_id = learning_workflow_id(partnership_id, reference)
+    now = datetime.now(UTC)
+    calendar = WorkingCalendar.for_config(doc["calendar"], now.year - 1, now.year + 2)
+    inp = LearningInput(
+        partnership_id=partnership_id, reference=reference, arrangements_version=version.number, arrangements=doc,
+        calendar=calendar.to_payload(), occurred_on=body.occurred_on.isoformat(), kind=body.kind,
+        what_happened=body.what_happened, what_was_expected=body.what_was_expected, agencies=body.agencies,
+        factors=body.factors, themes=body.themes, reporter_known=not body.anonymous, reported_at=now.isoformat())
+    if not body.anonymous:
+        with Session(engine) as session:
+            session.add(LearningReporter(case_id=case_id, user_ref=principal.user_ref))
+            session.commit()
+    try:
+        status = await start_case(client, LearningEvent.run, LearningEvent.opened, inp, case_id=case_id,
+                                  task_queue=task_queue, partnership_id=partnership_id, process="learning",
+                                  reference=reference, what="learning event")
+    except BaseException:
+        with Session(engine) as session:  # nothing half-recorded
+            row = session.get(LearningReporter, case_id)
+            if row:
+                session.delete(row)
+                session.commit()
+        raise
+    return case_id, status
+
+
 def count_cases(engine: Engine, partnership_id: str) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).select_from(Case).where(Case.partnership_id == partnership_id)).one()

@@ -3,5 +3,6 @@
 from workflows.incident import IncidentCase
 from workflows.ladder import EscalationLadder
 from workflows.lcspr import LocalReview
+from workflows.learning import LearningEvent
 
-WORKFLOWS = [IncidentCase, EscalationLadder, LocalReview]
+WORKFLOWS = [IncidentCase, EscalationLadder, LocalReview, LearningEvent]

@@ -19,6 +19,7 @@ from web.auth import require_principal
 from web.cases import (
     EscalationIn,
     IncidentIn,
+    LearningIn,
     act_on_task,
     actor_of,
     audit,
@@ -27,6 +28,7 @@ from web.cases import (
     my_tasks,
     open_incident,
     raise_escalation,
+    record_learning,
     result_out,
     withdraw_escalation,
 )
@@ -67,6 +69,23 @@ async def raise_disagreement(request: Request, partnership_id: str, body: Escala
         raise
     audit(app.state.engine, principal, "escalation.raise", partnership_id=partnership_id, case_id=case_id,
           detail=f"urgent={body.urgent}")
+    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+
+
+@router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=ERRORS)
+async def record_learning_event(request: Request, partnership_id: str, body: LearningIn,
+                                principal: Principal = Depends(require_principal)) -> JSONResponse:
+    """Record what went wrong, nearly went wrong or went well; the learning lead chooses a proportionate response."""
+    app = request.app
+    try:
+        case_id, status = await record_learning(app.state.engine, app.state.temporal, app.state.settings.task_queue,
+                                                principal, partnership_id, body)
+    except ApiError as exc:
+        audit(app.state.engine, None, "learning.record", partnership_id=partnership_id, outcome="rejected",
+              detail=f"{exc.code}: {exc.message}")
+        raise
+    # the audit trail records that an event was recorded, not by whom (no blame, by construction)
+    audit(app.state.engine, None, "learning.record", partnership_id=partnership_id, case_id=case_id)
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
 
 
@@ -226,15 +245,15 @@ class ActionIn(BaseModel):
 @router.post("/cases/{case_id}/actions", responses=ERRORS)
 async def add_action(request: Request, case_id: str, body: ActionIn,
                      principal: Principal = Depends(require_principal)) -> dict[str, Any]:
-    """Add an action from a review's recommendations: it becomes a task for its owning agency."""
+    """Add an action (a review's recommendation, or a learning response's): a task for its owning agency."""
     from safeguarding.case_records import ActionCommand
     from web.cases import update_case
 
     engine = request.app.state.engine
     with Session(engine) as session:
         case = session.get(Case, case_id)
-    if case is None or not principal.can_read(case.partnership_id) or case.process != "lcspr":
-        raise ApiError(404, "not_found", f"no review ‘{case_id}’")
+    if case is None or not principal.can_read(case.partnership_id) or case.process not in ("lcspr", "learning"):
+        raise ApiError(404, "not_found", f"no review or learning event ‘{case_id}’")
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
     try:
