@@ -136,8 +136,9 @@ async def test_actions_and_an_overdue_one_climbing_the_ladder(learning):
             lead, "riverford-council", "Weekend rota", (london_today() + timedelta(days=3)).isoformat()))
     assert err.value.status == 409
     await learning.do("triage", {"response": "round_table_review", "rationale": "Two agencies."})
-    await update_case(learning.env.client, learning.case_id, "add_action", ActionCommand(
-        lead, "riverford-council", "Weekend rota for the shared inbox", (london_today() + timedelta(days=3)).isoformat()))
+    due = (london_today() + timedelta(days=3)).isoformat()
+    await update_case(learning.env.client, learning.case_id, "add_action",
+                      ActionCommand(lead, "riverford-council", "Weekend rota for the shared inbox", due))
     await learning.env.sleep(timedelta(days=40))
     assert learning.task("action-1").overdue
     ladder_id = f"escalation-riverford-and-vale-{learning.case().case_ref}-action-1"
