@@ -96,3 +96,65 @@ def demo_signins(engine: Engine) -> list[tuple[str, str]]:
         users = {u.user_ref: u for u in session.exec(select(User).where(User.user_ref.in_(HIGHLIGHTS)))}
     return [(users[ref].email, f"{users[ref].kind.replace('_', ' ')}: {users[ref].display_name}")
             for ref in HIGHLIGHTS if ref in users]
+
+
+# --- demo activity: learning events (and a couple of cases) so the pages show something on first run ------------
+
+_DEMO_EVENTS = [  # (kind, themes, factors, what happened, what was expected)
+    ("near_miss", ["information-sharing"], ["tools-and-information-systems", "inter-agency-working"],
+     "A referral sent on Friday evening sat in a shared inbox until Tuesday.",
+     "Referrals are triaged within one working day."),
+    ("harm", ["domestic-abuse", "whole-family"], ["task", "inter-agency-working"],
+     "A domestic abuse notification did not reach the school before the child's next day there.",
+     "The school's safeguarding lead hears of incidents before the next school day."),
+    ("good_practice", ["vulnerable-babies"], ["organisation-and-culture"],
+     "Health visitor and midwife held a joint visit before discharge for a baby with a known risk.",
+     "Handover at discharge, usually by letter."),
+    ("future_risk", ["children-not-in-school"], ["tools-and-information-systems"],
+     "Elective home education records are not shared with health services.",
+     "Agencies know which children are not in school."),
+    ("near_miss", ["mental-health", "whole-family"], ["person", "environment"],
+     "A parent's mental health crisis was assessed without asking about the children at home.",
+     "Adult services ask about children in the household."),
+    ("near_miss", ["risks-outside-the-family"], ["inter-agency-working", "task"],
+     "Police intelligence about exploitation was not shared with the youth justice team.",
+     "Exploitation concerns are shared at the next daily meeting."),
+    ("good_practice", ["disability"], ["organisation-and-culture", "person"],
+     "A social worker used a communication aid so a disabled child could give their views.",
+     "The child's views are recorded in their own words."),
+    ("harm", ["neglect"], ["organisation-and-culture", "task"],
+     "Repeated missed health appointments were not seen as a pattern of neglect.",
+     "Missed appointments for young children trigger a follow-up."),
+    ("near_miss", ["rural-isolation"], ["environment", "tools-and-information-systems"],
+     "A family without a phone signal missed a change of appointment sent by text.",
+     "Families are reached by a route that works for them."),
+]
+
+
+async def seed_demo_activity(engine: Engine, client, task_queue: str, partnership_id: str = "riverford-and-vale",
+                             per_kind: int = 4) -> int:
+    """Record a spread of learning events over the last year through the real intake, once."""
+    from datetime import timedelta
+
+    from safeguarding.accounts import Principal
+    from safeguarding.tables import Case
+    from web.cases import LearningIn, london_today, record_learning
+
+    with Session(engine) as session:
+        if session.exec(select(Case).where(Case.process == "learning")).first() is not None:
+            return 0
+        reporters = [Principal.of(u) for u in session.exec(select(User).where(
+            User.partnership_id == partnership_id, User.kind == "reviewer"))]
+    if not reporters:
+        return 0
+    today, made = london_today(), 0
+    for round_ in range(per_kind):
+        for index, (kind, themes, factors, happened, expected) in enumerate(_DEMO_EVENTS):
+            day = today - timedelta(days=7 + (round_ * len(_DEMO_EVENTS) + index) * 9 % 350)
+            body = LearningIn(occurred_on=day, kind=kind, what_happened=happened, what_was_expected=expected,
+                              agencies=["riverford-council"], factors=factors, themes=themes,
+                              anonymous=(index + round_) % 4 == 0)
+            await record_learning(engine, client, task_queue, reporters[(index + round_) % len(reporters)],
+                                  partnership_id, body)
+            made += 1
+    return made

@@ -209,6 +209,10 @@ def run_up(settings: Settings) -> int:
         children.append(web)
         if not _wait_until(lambda: _http_ok(f"{settings.resolved_public_url}/healthz"), 60, web):
             raise StartupError(f"the web app did not start; its log says:\n{web.log_tail()}")
+        if settings.seed_demo:
+            made = asyncio.run(_seed_activity(settings, engine))
+            if made:
+                print(f"  Seed: recorded {made} demo learning events", flush=True)
         _banner(settings, engine)
         while True:
             for child in children:
@@ -222,6 +226,13 @@ def run_up(settings: Settings) -> int:
     except BaseException:
         stop_all()
         raise
+
+
+async def _seed_activity(settings: Settings, engine) -> int:
+    from safeguarding.temporal_connection import connect
+    from sgflow.seed import seed_demo_activity
+
+    return await seed_demo_activity(engine, await connect(settings), settings.task_queue)
 
 
 def _banner(settings: Settings, engine) -> None:

@@ -109,6 +109,7 @@ def test_up_starts_everything_stops_cleanly_and_keeps_its_data(stack):
     assert f"http://127.0.0.1:{stack.web_port}" in banner and f":{stack.ui_port}" in banner
     assert "rv-business-manager@demo.test" in banner and "demo-password" in banner
     assert "stored riverford-and-vale arrangements v1" in banner
+    assert "recorded 36 demo learning events" in banner  # through the real intake, so the pages have data
     with urllib.request.urlopen(stack.url("/healthz"), timeout=5) as resp:
         assert resp.status == 200
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.ui_port}/", timeout=5) as resp:
@@ -123,7 +124,7 @@ def test_up_starts_everything_stops_cleanly_and_keeps_its_data(stack):
     assert processes_with(stack.data_dir) == []  # no orphans
 
     banner = stack.start()  # again: same data, same running workflow, no second seed
-    assert "stored riverford-and-vale" not in banner
+    assert "stored riverford-and-vale" not in banner and "demo learning events" not in banner
     status, case = stack.call("GET", f"/api/cases/{case_id}")
     assert status == 200 and case["status"] == "open"
     status, result = stack.call("POST", f"/api/cases/{case_id}/tasks/meeting/complete",
