@@ -97,13 +97,39 @@ async def scenario_incident_to_national_review(drv: CaseDriver) -> None:
     await drv.complete("panel-response", {"response": "national_review"}, user_ref="u-panel-analyst")
 
 
+async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
+    import httpx
+
+    from tests.test_learning_workflow import LEAD_REF, Learning
+    from web.app import create_app
+
+    app = create_app(drv.settings, engine=drv.engine, temporal_client=drv.env.client, connect_temporal=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as api:
+        learning = Learning(drv.env, drv.engine, drv.settings, api)
+        await learning.record()
+        drv.case_id = learning.case_id
+        await learning.do("triage", {"response": "round_table_review", "rationale": "Two agencies."})
+        from safeguarding.case_records import ActionCommand
+        from tests.test_incident_workflow import principal
+        from web.cases import actor_of, update_case
+
+        due = (london_today() + timedelta(days=3)).isoformat()
+        await update_case(drv.env.client, drv.case_id, "add_action", ActionCommand(
+            actor_of(principal(drv.engine, LEAD_REF)), "riverford-council", "Weekend rota", due))
+        await learning.do("response", {"findings": "Inbox not watched at weekends."})
+        await drv.env.sleep(timedelta(days=20))
+        await learning.do("action-1", {"outcome": "done", "evidence": "Rota in place."}, by="u-rv-la-dcs")
+        await learning.do("feedback", {"feedback": "Thank you."})
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
              "ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
              "ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn,
              "lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
-             "incident_to_national_review": scenario_incident_to_national_review}
+             "incident_to_national_review": scenario_incident_to_national_review,
+             "learning_round_table_with_action": scenario_learning_round_table_with_action}
 
 
 def wanted(argv: list[str]) -> dict:
