@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
@@ -17,10 +19,10 @@ class CaseActivities:
         self.secret = settings.resolved_secret_key()
 
     @activity.defn(name="sync_case")
-    def sync_case(self, snap: CaseSnapshot) -> bool:
+    def sync_case(self, snap: dict[str, Any]) -> bool:
         from activities.read_model import apply_snapshot
 
-        return apply_snapshot(self.engine, snap, self.secret)
+        return apply_snapshot(self.engine, CaseSnapshot.from_payload(snap), self.secret)
 
     @activity.defn(name="deliver_outbox")
     def deliver_outbox(self, message_ids: list[str]) -> dict[str, str]:

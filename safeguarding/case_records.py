@@ -113,6 +113,14 @@ class CaseSnapshot:
     events: list[EventRecord]
     messages: list[MessageRecord]
 
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> CaseSnapshot:
+        """Build from the decoded JSON. The read-model activity takes a plain dict and calls this: the SDK's
+        generic dataclass decoding re-reads type hints on every call, which cost ~2 ms a snapshot (measured)."""
+        return cls(**{**data, "tasks": [TaskRecord(**t) for t in data["tasks"]],
+                      "events": [EventRecord(**e) for e in data["events"]],
+                      "messages": [MessageRecord(**m) for m in data["messages"]]})
+
 
 @dataclass
 class LadderInput:

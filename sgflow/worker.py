@@ -17,7 +17,7 @@ log = logging.getLogger("sgflow.worker")
 
 def build_worker(client, settings: Settings, engine, executor: ThreadPoolExecutor) -> Worker:
     from activities import build_activities
-    from workflows import WORKFLOWS
+    from workflows.registry import WORKFLOWS
 
     return Worker(
         client,

@@ -23,7 +23,7 @@ from safeguarding.calendar import WorkingCalendar
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, TaskCandidate, User
 from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
 from web.errors import ApiError
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 RV = "riverford-and-vale"
 NE = "northmoor-and-eastholme"
