@@ -67,6 +67,7 @@ class Casework:
         self.not_yet: dict[str, str] = {}  # task key -> why that step cannot start yet (a clear 409, not a 404)
         self.ladders: dict[str, str] = {}  # task key -> id of the overdue-work ladder climbing for it
         self._children: list[tuple[str, Any, str, dict[str, str]]] = []
+        self._dirty: set[str] = set()  # tasks changed since the read model last had them
         self.timeline: list[EventRecord] = []  # every event, so the read model can be rebuilt from a query
         self._changed = False
         self._sync_lock = asyncio.Lock()
@@ -144,6 +145,7 @@ class Casework:
                           opened_at=self.now().isoformat(), due_date=due.isoformat() if due else None,
                           follow_up_date=follow_up.isoformat() if follow_up else None)
         self.tasks[key] = task
+        self._dirty.add(key)
         due_text = f", due {due.isoformat()}" if due else ""
         self.event("task_opened", f"Task opened: {title} ({candidate_label}{due_text})", task_key=key)
         if task.candidate_users:
@@ -155,6 +157,7 @@ class Casework:
         task = self.tasks[key]
         if task.status == "open":
             task.status = "cancelled"
+            self._dirty.add(key)
             self.event("task_cancelled", f"Task cancelled: {task.title} ({reason})", task_key=key)
 
     def open_tasks(self) -> list[TaskRecord]:
@@ -192,6 +195,7 @@ class Casework:
         if task.claimed_by == cmd.actor.user_ref:
             return task
         task.claimed_by = cmd.actor.user_ref
+        self._dirty.add(task.key)
         self.event("task_claimed", f"{task.title}: claimed", actor=cmd.actor.user_ref, task_key=task.key)
         return task
 
@@ -200,6 +204,7 @@ class Casework:
         if task.claimed_by is None:
             raise rejected("conflict", f"‘{task.title}’ is not claimed")
         task.claimed_by = None
+        self._dirty.add(task.key)
         self.event("task_released", f"{task.title}: released", actor=cmd.actor.user_ref, task_key=task.key)
         return task
 
@@ -207,6 +212,7 @@ class Casework:
         """Mark the task done; returns it and its timeline event (the caller words the event's message)."""
         task = self.tasks[cmd.task_key]
         task.status = "done"
+        self._dirty.add(task.key)
         task.completed_by = cmd.actor.user_ref
         task.completed_at = self.now().isoformat()
         task.data = dict(cmd.data)
@@ -237,6 +243,7 @@ class Casework:
                     date.fromisoformat(task.follow_up_date)):
                 task.reminded = True
                 fired = True
+                self._dirty.add(task.key)
                 self.event("reminder_sent", f"Reminder: {task.title} is due {task.due_date}", task_key=task.key)
                 self.email(task.candidate_users if not task.claimed_by else [task.claimed_by],
                            f"Reminder: {task.title} is due {task.due_date} ({self.case_ref})",
@@ -245,6 +252,7 @@ class Casework:
                     date.fromisoformat(task.due_date)):
                 task.overdue = True
                 task.reminded = True
+                self._dirty.add(task.key)
                 fired = True
                 self.event("task_overdue", f"Overdue: {task.title} was due {task.due_date}", task_key=task.key)
                 self.on_overdue(task)
@@ -349,12 +357,14 @@ class Casework:
                 del self.ladders[key]
 
     # --- read model ----------------------------------------------------------------------------------------
-    def snapshot(self, events: list[EventRecord], messages: list[MessageRecord]) -> CaseSnapshot:
+    def snapshot(self, events: list[EventRecord], messages: list[MessageRecord],
+                 task_keys: set[str] | None = None) -> CaseSnapshot:
+        """The case now; with ``task_keys``, only those tasks (a sync sends only what changed)."""
         self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
+        tasks = [TaskRecord(**asdict(t)) for k, t in self.tasks.items() if task_keys is None or k in task_keys]
         return CaseSnapshot(case_id=self.case_id, partnership_id=self.partnership_id, case_ref=self.case_ref,
                             process=self.process, revision=self.revision, fields=dict(self.fields),
-                            tasks=[TaskRecord(**asdict(t)) for t in self.tasks.values()],
-                            events=events, messages=messages)
+                            tasks=tasks, events=events, messages=messages)
 
     async def sync(self) -> None:
         """Write the current state, new events and new emails to the read model (in order, exactly once)."""
@@ -363,7 +373,8 @@ class Casework:
             await self._start_and_stop_ladders()
             events, messages = list(self._pending_events), list(self._pending_messages)
             self.revision += 1
-            snap = self.snapshot(events, messages)
+            changed, self._dirty = self._dirty, set()  # changes made while this write is in flight go next time
+            snap = self.snapshot(events, messages, changed)
             await workflow.execute_activity("sync_case", snap, start_to_close_timeout=SYNC_TIMEOUT,
                                             retry_policy=SYNC_RETRY)
             self.synced_revision = snap.revision
