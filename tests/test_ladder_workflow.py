@@ -131,7 +131,8 @@ async def test_an_urgent_case_starts_at_the_urgent_stage(ladder):
     await ladder.raise_(urgent=True)
     case = ladder.case()
     assert (case.current_stage, case.urgent) == (3, True)
-    assert "stage-1" not in ladder.tasks() and ladder.tasks()["stage-3"].candidate_role == "designated_safeguarding_leads"
+    tasks = ladder.tasks()
+    assert "stage-1" not in tasks and tasks["stage-3"].candidate_role == "designated_safeguarding_leads"
     assert ladder.events("business_unit_told")  # stage 3 is past the business unit's threshold
 
 

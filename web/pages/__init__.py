@@ -13,11 +13,13 @@ from fastapi import Request
 from safeguarding.accounts import Principal
 
 NAV: dict[str, list[tuple[str, str]]] = {
-    "reviewer": [("My tasks", "/tasks"), ("Cases", "/cases")],
+    "reviewer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Record learning", "/learning/new"),
+                 ("Learning themes", "/learning/themes")],
     "partnership_lead": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Record an incident", "/incidents/new"),
-                         ("Outbox", "/outbox"), ("Arrangements", "/arrangements")],
-    "scrutineer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Arrangements", "/arrangements")],
-    "national_body": [("Overview", "/national"), ("Panel tasks", "/tasks")],
+                         ("Learning", "/learning"), ("Outbox", "/outbox"), ("Arrangements", "/arrangements")],
+    "scrutineer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Learning themes", "/learning/themes"),
+                   ("Arrangements", "/arrangements")],
+    "national_body": [("Overview", "/national"), ("Panel tasks", "/tasks"), ("Learning", "/national/learning")],
     "administrator": [("Cases", "/cases"), ("Arrangements", "/arrangements")],
 }
 
@@ -25,8 +27,10 @@ NAV: dict[str, list[tuple[str, str]]] = {
 def nav_items(principal: Principal | None, path: str) -> list[dict[str, Any]]:
     if principal is None:
         return []
-    return [{"text": text, "href": href, "active": path == href or path.startswith(href + "/")}
-            for text, href in NAV.get(principal.kind, [])]
+    items = NAV.get(principal.kind, [])
+    matches = [href for _, href in items if path == href or path.startswith(href + "/")]
+    active = max(matches, key=len, default=None)  # /national/learning is "Learning", not also "Overview"
+    return [{"text": text, "href": href, "active": href == active} for text, href in items]
 
 
 def page_context(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:

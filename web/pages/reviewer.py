@@ -102,7 +102,10 @@ def version_facts(engine, partnership_id: str, number: int | None = None) -> Ver
         calendar=calendar, categories={c["id"]: c.get("label", c["id"]) for c in sin.get("categories", [])},
         agencies={**{p["id"]: p.get("organisation", p["id"]) for p in doc.get("safeguarding_partners", [])},
                   **{a["id"]: a.get("name", a["id"]) for a in doc.get("relevant_agencies", [])}},
-        options={"themes": themes_for(doc)})
+        options={"themes": themes_for(doc), "learning_responses": {
+            **{r["id"]: f"{r['label']} (within {r['within_working_days']} working days)"
+               for r in (doc.get("learning") or {}).get("responses", [])},
+            "no_further_action": "No further action"}})
     with _facts_lock:
         _facts[key] = facts
     return facts

@@ -1,0 +1,348 @@
+"""Latency of the learning themes page with 50,000 learning events across 150 partnerships, beside /healthz.
+
+Fills a fresh read model (SQLite by default, or PostgreSQL with --database-url, in a private schema dropped
+afterwards) by bulk insert: --partnerships partnerships (each with the example arrangements under its own id and
+name, a signed-in practitioner, and a national-body account), --events learning events spread over the last 14
+months (so some fall outside the page's 12-month window) with 1-3 themes and 1-3 contributory factors each, and
+--escalation-share as many escalations whose closing theme is counted beside them. Each event is a ``case`` row
+and its ``learning_tag`` rows, as the read-model activity writes them.
+
+Then starts the app with uvicorn (a separate process, so the load generator does not share its GIL) on a free
+127.0.0.1 port and, for each page, sends --requests requests from --clients concurrent signed-in clients (each
+a practitioner of a different partnership; httpx, async; every loop bounded by --requests). Prints p50 / p95 /
+p99 / max, throughput and the p50 ratio to /healthz, and the query plans of the themes queries. Aim: /learning/themes
+p95 <= 100 ms.
+
+Run:  .venv/bin/python benchmarks/themes_bench.py [--requests 2000] [--clients 20] [--workers 1]
+      .venv/bin/python benchmarks/themes_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+
+from safeguarding.accounts import hash_password  # noqa: E402
+from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
+from safeguarding.db import make_engine, upgrade  # noqa: E402
+from safeguarding.tables import ArrangementsVersion, Case, LearningTag, Partnership, User  # noqa: E402
+from safeguarding.themes import FACTORS, PANEL_THEMES  # noqa: E402
+
+PASSWORD = "bench-password"  # throwaway accounts in a throwaway database
+EXAMPLE = ROOT / "schemas" / "examples" / "riverford-and-vale.json"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+KINDS = ["harm", "near_miss", "near_miss", "good_practice", "future_risk"]
+THEMES = [t for t, _ in PANEL_THEMES] + ["rural-isolation", "transitions-to-adulthood"]
+THEME_WEIGHTS = [9, 6, 2, 2, 5, 4, 7, 3, 2, 5, 3, 1, 1, 8, 6, 2, 1]
+FACTOR_IDS = [f for f, _ in FACTORS]
+SUMMARY = ("A referral sent on Friday evening sat in a shared inbox until Tuesday; the weekend rota did not cover "
+           "the inbox and the duty worker could not see it from the case system.")
+
+
+def _chunks(rows: list[dict], size: int = 5000):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def fill(engine, partnerships: int, events: int, escalation_share: float, seed: int = 5) -> dict:
+    """Bulk-insert partnerships, people, cases and their tags; returns who to sign in as."""
+    rng = random.Random(seed)
+    base = json.loads(EXAMPLE.read_text())
+    today = datetime.now(ZoneInfo("Europe/London")).date()
+    now = datetime.now(UTC)
+    password_hash = hash_password(PASSWORD)
+    rows: dict[str, list[dict]] = {"partnership": [], "version": [], "user": [], "case": [], "tag": []}
+    plan: dict = {"practitioners": [], "national": "national@bench.test"}
+    rows["user"].append(dict(email="national@bench.test", display_name="Panel analyst", user_ref="u-bench-panel",
+                             kind="national_body", partnership_id=None, agency_id=None, password_hash=password_hash,
+                             active=True, created_at=now))
+    pids = []
+    for p in range(partnerships):
+        pid = f"bench-{p:03d}"
+        pids.append(pid)
+        doc = copy.deepcopy(base)
+        doc["partnership"]["id"], doc["partnership"]["name"] = pid, f"Bench Partnership {p:03d}"
+        rows["partnership"].append(dict(id=pid, name=doc["partnership"]["name"], created_at=now))
+        rows["version"].append(dict(partnership_id=pid, number=1, content_hash=content_hash(doc),
+                                    document=canonical_json(doc), author="bench", change_note="bench", created_at=now))
+        ref = f"u-b{p:03d}-practitioner"
+        rows["user"].append(dict(email=f"b{p:03d}-practitioner@bench.test", display_name=f"Practitioner {p:03d}",
+                                 user_ref=ref, kind="reviewer", partnership_id=pid, agency_id=None,
+                                 password_hash=password_hash, active=True, created_at=now))
+        plan["practitioners"].append(f"b{p:03d}-practitioner@bench.test")
+    escalations = int(events * escalation_share)
+    for n in range(events + escalations):
+        escalation = n >= events
+        pid = pids[n % partnerships]
+        day = today - timedelta(days=rng.randint(0, 425))
+        process = "escalation" if escalation else "learning"
+        ref = f"{'D' if escalation else 'L'}-{n:08X}"
+        case_id = f"{process}-{pid}-{ref}"
+        kind = "escalation" if escalation else rng.choice(KINDS)
+        opened = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=rng.randint(8, 18))
+        rows["case"].append(dict(
+            id=case_id, partnership_id=pid, case_ref=ref, process=process, national_ref=f"N-{uuid.uuid4().hex[:8]}",
+            category=kind, status=rng.choice(["open", "closed", "closed"]), stage="", arrangements_version=1,
+            aware_date=day, summary=SUMMARY, agencies=json.dumps(["riverford-council"]), children="[]",
+            opened_by="reporter" if rng.random() < 0.7 else "anonymous", opened_at=opened, updated_at=now,
+            closed_at=None, revision=3))
+        month = day.isoformat()[:7]
+        themes = {rng.choices(THEMES, THEME_WEIGHTS)[0] for _ in range(1 if escalation else rng.randint(1, 3))}
+        factors = set() if escalation else {rng.choice(FACTOR_IDS) for _ in range(rng.randint(1, 3))}
+        for tag_type, values in (("theme", themes), ("factor", factors)):
+            rows["tag"] += [dict(case_id=case_id, tag_type=tag_type, tag=value, partnership_id=pid,
+                                 source="escalation" if escalation else "learning", kind=kind, month=month)
+                            for value in values]
+    tables = [("partnership", Partnership), ("version", ArrangementsVersion), ("user", User), ("case", Case),
+              ("tag", LearningTag)]
+    with engine.begin() as conn:
+        for name, model in tables:
+            for chunk in _chunks(rows[name]):
+                conn.execute(insert(model.__table__), chunk)
+    with engine.begin() as conn:
+        conn.execute(text("analyze"))
+    plan["counts"] = {"partnerships": partnerships, "learning events": events, "escalations": escalations,
+                      "learning_tag rows": len(rows["tag"])}
+    plan["today"] = today
+    return plan
+
+
+def query_plans(engine, today: date) -> list[tuple[str, str]]:
+    """The database's plan for the themes page's statements (one partnership), to check the index is used."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from safeguarding import learning_stats as stats
+
+    statements = []
+
+    class Recorder:
+        """Stands in for a Session: records each statement, answers with nothing."""
+
+        def execute(self, statement):
+            statements.append(statement)
+
+            class Empty:
+                def all(self):
+                    return []
+
+                def scalar_one(self):
+                    return 0
+
+            return Empty()
+
+    stats.partnership_counts(Recorder(), "bench-000", today)
+    stats.events_behind(Recorder(), "bench-000", today, theme="neglect")
+    dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
+    out = []
+    with engine.connect() as conn:
+        for statement in statements:
+            compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+            prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+            plan = conn.exec_driver_sql(prefix + str(compiled)).all()
+            text_plan = "; ".join(str(r[-1]) for r in plan)
+            out.append((str(compiled).split("FROM")[0].replace("\n", " ")[:70], text_plan))
+    return out
+
+
+# --- the server -----------------------------------------------------------------------------------------------
+
+
+def app_factory():
+    """For ``uvicorn --factory``: the app over SGFLOW_BENCH_DB, without Temporal (these pages read the DB)."""
+    from safeguarding.settings import Settings
+    from web.app import create_app
+
+    settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
+    return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
+                      connect_temporal=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "SGFLOW_BENCH_DB": url, "SGFLOW_BENCH_DATA": str(data_dir),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "themes_bench:app_factory", "--factory", "--app-dir",
+                             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("uvicorn did not answer /healthz within 60 s")
+
+
+# --- the load ---------------------------------------------------------------------------------------------------
+
+
+async def signed_in(base: str, email: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base, timeout=60)
+    page = await client.get("/sign-in")
+    token = TOKEN.search(page.text).group(1)
+    response = await client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    if response.status_code != 303:
+        raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
+    return client
+
+
+async def measure(clients: list[httpx.AsyncClient], path: str, total: int) -> dict:
+    """``total`` requests of ``path`` spread over the clients, each its own loop (bounded by the shared count)."""
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            start = time.perf_counter()
+            response = await client.get(path)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                errors += 1
+
+    for client in clients:  # warm-up: one request each
+        await client.get(path)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    wall = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
+            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall}
+
+
+async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str]) -> list[tuple[str, dict]]:
+    clients = [await signed_in(base, email) for email in plan["practitioners"][:n_clients]]
+    results = []
+    try:
+        if "healthz" in pages:
+            results.append(("/healthz (baseline)", await measure(clients, "/healthz", requests)))
+        if "themes" in pages:
+            results.append(("/learning/themes", await measure(clients, "/learning/themes", requests)))
+        if "events" in pages:
+            results.append(("/learning/themes?theme=neglect", await measure(
+                clients, "/learning/themes?theme=neglect", requests)))
+        if "national" in pages:
+            national = [await signed_in(base, plan["national"]) for _ in range(n_clients)]
+            results.append(("/national/learning", await measure(national, "/national/learning", requests)))
+            for c in national:
+                await c.aclose()
+    finally:
+        for c in clients:
+            await c.aclose()
+    return results
+
+
+def print_table(results: list[tuple[str, dict]], title: str) -> None:
+    base = next((r for name, r in results if name.startswith("/healthz")), None)
+    print(f"\n{title}")
+    print(f"{'page':<32} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'req/s':>7} {'ms/req':>7} {'p50/healthz':>11}")
+    for name, r in results:
+        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
+        print(f"{name:<32} {r['n']:>8} {r['errors']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
+              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {ratio:>11}")
+    themes = next((r for name, r in results if name == "/learning/themes"), None)
+    if themes:
+        verdict = "met" if themes["p95"] <= 100 else "MISSED"
+        print(f"aim: /learning/themes p95 <= 100 ms: {verdict} ({themes['p95']:.1f} ms)")
+    print("ms/req = 1000 / throughput: the server's cost of one request while saturated.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="PostgreSQL URL (a private schema is created and dropped); "
+                                               "default: a temporary SQLite file")
+    parser.add_argument("--partnerships", type=int, default=150)
+    parser.add_argument("--events", type=int, default=50_000, help="learning events in all")
+    parser.add_argument("--escalation-share", type=float, default=0.1,
+                        help="escalations with a closing theme, as a share of --events")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000, help="per page")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--pages", default="healthz,themes,events,national",
+                        help="comma-separated: healthz,themes,events,national")
+    args = parser.parse_args()
+    if args.clients > args.partnerships:
+        parser.error("--clients can be at most --partnerships (one signed-in practitioner per partnership)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="sgflow-themes-bench-"))
+    schema = admin = None
+    if args.database_url:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(args.database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'create schema "{schema}"'))
+        sep = "&" if "?" in args.database_url else "?"
+        url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    proc = None
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        start = time.perf_counter()
+        plan = fill(engine, args.partnerships, args.events, args.escalation_share)
+        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
+              + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
+        print("\nquery plans of the themes page (one partnership):")
+        for statement, plan_text in query_plans(engine, plan["today"]):
+            print(f"  {statement}...\n    {plan_text}")
+        engine.dispose()
+        proc, base = start_server(url, tmp / "data", args.workers)
+        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(",")))
+        print_table(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
+                             f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
+                             f"{engine.dialect.name}, {os.cpu_count()} CPUs, {date.today().isoformat()}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if schema and admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f'drop schema "{schema}" cascade'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
