@@ -89,8 +89,8 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     app.include_router(arrangements_router)
     app.include_router(cases_router)
 
-    from web.pages import lead, national, reviewer
+    from web.pages import learning, lead, national, reviewer
 
-    for pages in (reviewer, lead, national):
+    for pages in (reviewer, lead, national, learning):
         app.include_router(pages.router)
     return app
