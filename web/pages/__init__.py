@@ -13,13 +13,17 @@ from fastapi import Request
 from safeguarding.accounts import Principal
 
 NAV: dict[str, list[tuple[str, str]]] = {
-    "reviewer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Record learning", "/learning/new"),
+    "reviewer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Escalations", "/escalations"),
+                 ("Local reviews", "/reviews"), ("Record learning", "/learning/new"),
                  ("Learning themes", "/learning/themes")],
     "partnership_lead": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Record an incident", "/incidents/new"),
-                         ("Learning", "/learning"), ("Outbox", "/outbox"), ("Arrangements", "/arrangements")],
-    "scrutineer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Learning themes", "/learning/themes"),
+                         ("Escalations", "/escalations"), ("Local reviews", "/reviews"), ("Learning", "/learning"),
+                         ("Outbox", "/outbox"), ("Arrangements", "/arrangements")],
+    "scrutineer": [("My tasks", "/tasks"), ("Cases", "/cases"), ("Escalations", "/escalations"),
+                   ("Local reviews", "/reviews"), ("Learning themes", "/learning/themes"),
                    ("Arrangements", "/arrangements")],
-    "national_body": [("Overview", "/national"), ("Panel tasks", "/tasks"), ("Learning", "/national/learning")],
+    "national_body": [("Overview", "/national"), ("Monitoring", "/national/monitoring"), ("Panel tasks", "/tasks"),
+                      ("Learning", "/national/learning")],
     "administrator": [("Cases", "/cases"), ("Arrangements", "/arrangements")],
 }
 
