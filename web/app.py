@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     app.include_router(arrangements_router)
     app.include_router(cases_router)
 
-    from web.pages import escalations, learning, lead, monitoring, national, reviewer, reviews
+    from web.pages import escalations, lead, learning, monitoring, national, reviewer, reviews
 
     for pages in (reviewer, lead, national, escalations, reviews, monitoring, learning):
         app.include_router(pages.router)
