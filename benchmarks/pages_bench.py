@@ -1,0 +1,374 @@
+"""Page latency under load: the inbox, the case page and the lead/national pages, beside /healthz.
+
+Fills a fresh read model (SQLite by default, or PostgreSQL with --database-url, in a private schema dropped
+afterwards) with --partnerships partnerships, --cases-per-partnership cases each, 4 open tasks per case (by
+default 100 x 50 x 4 = 20,000 open tasks) plus done tasks, candidates, timeline events and outbox messages;
+bulk inserts, realistic rows. Then starts the app with uvicorn (a separate process, so the load generator does
+not share its GIL) on a free 127.0.0.1 port and, for each page, sends --requests requests from --clients
+concurrent signed-in clients (httpx, async). Prints p50 / p95 / p99 / max, throughput and the p50 ratio to
+/healthz of the same app.
+
+Run:  .venv/bin/python benchmarks/pages_bench.py [--requests 2000] [--clients 20]
+      .venv/bin/python benchmarks/pages_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Only loopback traffic; every loop is bounded by --requests; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+
+from safeguarding.accounts import hash_password  # noqa: E402
+from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
+from safeguarding.db import make_engine, upgrade  # noqa: E402
+from safeguarding.tables import (  # noqa: E402
+    ArrangementsVersion,
+    Case,
+    CaseEvent,
+    OutboxMessage,
+    Partnership,
+    Task,
+    TaskCandidate,
+    User,
+)
+
+PASSWORD = "bench-password"  # throwaway accounts in a throwaway database
+EXAMPLE = ROOT / "schemas" / "examples" / "riverford-and-vale.json"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+AGENCIES = ["riverford-schools", "riverford-hospitals", "vale-gp-practices", "probation", "riverford-housing"]
+AGENCY_ROLE = {"riverford-schools": "education_safeguarding_lead",
+               "riverford-hospitals": "designated_health_professionals",
+               "vale-gp-practices": "designated_health_professionals", "probation": "probation_contact",
+               "riverford-housing": "housing_contact"}
+# Indexes the national and outbox pages would use (not in the migrations yet): --with-proposed-indexes adds them.
+PROPOSED_INDEXES = [
+    'create index ix_task_candidate_role_status on task (candidate_role, status)',
+    'create index ix_case_aware_date_id on "case" (aware_date, id)',
+    'create index ix_outbox_message_partnership_created on outbox_message (partnership_id, created_at)',
+]
+CATEGORIES = ["death_abuse_neglect", "serious_harm_abuse_neglect", "death_or_harm_outside_england_resident"]
+
+
+# --- data --------------------------------------------------------------------------------------------------------
+
+
+def _chunks(rows: list[dict], size: int = 5000):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
+    """Bulk-insert the read model; returns who to sign in as and which cases to open."""
+    rng = random.Random(seed)
+    base = json.loads(EXAMPLE.read_text())
+    today = datetime.now(ZoneInfo("Europe/London")).date()
+    now = datetime.now(UTC)
+    password_hash = hash_password(PASSWORD)
+    rows: dict[str, list[dict]] = {name: [] for name in
+                                   ("partnership", "version", "user", "case", "task", "candidate", "event", "outbox")}
+    plan: dict = {"reviewers": [], "leads": [], "cases": {}, "national": "national@bench.test"}
+    rows["user"].append(dict(email="national@bench.test", display_name="Panel analyst", user_ref="u-bench-panel",
+                             kind="national_body", partnership_id=None, agency_id=None, password_hash=password_hash,
+                             active=True, created_at=now))
+    for p in range(partnerships):
+        pid = f"bench-{p:03d}"
+        doc = copy.deepcopy(base)
+        doc["partnership"]["id"], doc["partnership"]["name"] = pid, f"Bench Partnership {p:03d}"
+        prefix = f"u-b{p:03d}-"
+        members = {"review_officer": [f"{prefix}officer-{i}" for i in range(3)],
+                   "notification_officers": [f"{prefix}notifier-{i}" for i in range(2)],
+                   "business_manager": [f"{prefix}manager"]}
+        for agency in AGENCIES:
+            members.setdefault(AGENCY_ROLE[agency], []).append(f"{prefix}{agency}")
+        for role in doc["roles"]:
+            if role["id"] in members:
+                role["members"] = sorted(set(members[role["id"]]))
+        rows["partnership"].append(dict(id=pid, name=doc["partnership"]["name"], created_at=now))
+        rows["version"].append(dict(partnership_id=pid, number=1, content_hash=content_hash(doc),
+                                    document=canonical_json(doc), author="bench", change_note="bench", created_at=now))
+        people = sorted({ref for refs in members.values() for ref in refs})
+        for ref in people:
+            kind = "partnership_lead" if ref.endswith("manager") else "reviewer"
+            rows["user"].append(dict(email=f"{ref[2:]}@bench.test", display_name=f"Person {ref[2:]}", user_ref=ref,
+                                     kind=kind, partnership_id=pid, agency_id=None, password_hash=password_hash,
+                                     active=True, created_at=now))
+        plan["leads"].append(f"{prefix[2:]}manager@bench.test")
+        plan["reviewers"] += [(f"{prefix[2:]}officer-0@bench.test", pid),
+                              (f"{prefix[2:]}riverford-schools@bench.test", pid)]
+        plan["cases"][pid] = []
+        for c in range(cases_per):
+            case_ref = f"B{p:03d}-{c:04d}"
+            case_id = f"incident-{pid}-{case_ref}"
+            plan["cases"][pid].append(case_id)
+            aware = today - timedelta(days=rng.randint(3, 40))
+            n_due = aware + timedelta(days=7)
+            sent = aware + timedelta(days=rng.choice([5, 6, 7, 8, 9]))
+            agencies = rng.sample(AGENCIES, 3)
+            opened = datetime.combine(aware, datetime.min.time(), tzinfo=UTC) + timedelta(hours=10)
+            rows["case"].append(dict(
+                id=case_id, partnership_id=pid, case_ref=case_ref, process="incident",
+                national_ref=f"N-{uuid.uuid4().hex[:8].upper()}", category=rng.choice(CATEGORIES), status="open",
+                stage="Rapid review: agency summaries and meeting", arrangements_version=1, aware_date=aware,
+                notification_due=n_due, notification_sent_on=sent, notification_days_late=max(0, (sent - n_due).days),
+                rapid_review_required=True, rapid_review_due=aware + timedelta(days=21), rapid_review_submitted_on=None,
+                rapid_review_days_late=None, lcspr_decision=None, panel_response=None,
+                overdue_tasks=rng.choice([0, 0, 0, 1]), children=json.dumps([{"pseudonym": "Child A"}]),
+                summary="A child was taken to hospital with injuries that suggest abuse; police and children's "
+                        "social care are involved. " * 3,
+                agencies=json.dumps(agencies), opened_by=members["notification_officers"][0], opened_at=opened,
+                closed_at=None, revision=5, updated_at=now))
+            tasks = [("notification", "notification_sent", "Notify the national Panel", "notification_officers",
+                      "done", n_due)]
+            tasks += [(f"summary-{a}", "agency_summary", f"Agency summary: {a}", AGENCY_ROLE[a], "open",
+                       aware + timedelta(days=14)) for a in agencies]
+            tasks.append(("meeting", "rr_meeting", "Record the rapid review meeting", "review_officer", "open",
+                          aware + timedelta(days=16)))
+            for key, kind, title, role, status, due in tasks:
+                task_id = f"{case_id}/{key}"
+                done = status == "done"
+                claimed = None if done or rng.random() < 0.7 else members[role][0]
+                rows["task"].append(dict(
+                    id=task_id, case_id=case_id, partnership_id=pid, key=key, type=kind, title=title,
+                    form=f"{kind}.v1", candidate_role=role, candidate_label=role.replace("_", " ").capitalize(),
+                    status=status, due_date=due, follow_up_date=None, overdue=not done and due < today,
+                    claimed_by=claimed, completed_by=members[role][0] if done else None,
+                    completed_at=opened + timedelta(days=5) if done else None, days_late=None,
+                    data=json.dumps({"sent_on": sent.isoformat()}) if done else "{}", opened_at=opened, revision=5))
+                if not done:
+                    rows["candidate"] += [dict(task_id=task_id, user_ref=ref) for ref in members[role]]
+            for seq in range(1, 6):
+                rows["event"].append(dict(id=f"{case_id}#{seq}", case_id=case_id, partnership_id=pid, seq=seq,
+                                          at=opened + timedelta(hours=seq), actor="system", kind="task_opened",
+                                          task_key=None, message=f"Step {seq} of the case", data="{}"))
+        for m in range(20):
+            rows["outbox"].append(dict(
+                id=f"bench-{pid}#{m}", partnership_id=pid, case_id=plan["cases"][pid][m % cases_per],
+                to_user_refs=json.dumps([members["review_officer"][0]]),
+                to_addresses=json.dumps([f"{members['review_officer'][0][2:]}@bench.test"]),
+                subject=f"Overdue: Record the rapid review meeting ({m})", body="It is overdue.\nPlease act.",
+                status="held", attempts=1, last_error=None, created_at=now - timedelta(minutes=m), sent_at=None))
+    tables = [("partnership", Partnership), ("version", ArrangementsVersion), ("user", User), ("case", Case),
+              ("task", Task), ("candidate", TaskCandidate), ("event", CaseEvent), ("outbox", OutboxMessage)]
+    with engine.begin() as conn:
+        for name, model in tables:
+            for chunk in _chunks(rows[name]):
+                conn.execute(insert(model.__table__), chunk)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("analyze"))
+    plan["counts"] = {name: len(value) for name, value in rows.items()}
+    plan["counts"]["open tasks"] = sum(1 for t in rows["task"] if t["status"] == "open")
+    return plan
+
+
+# --- the server -----------------------------------------------------------------------------------------------
+
+
+def app_factory():
+    """For ``uvicorn --factory``: the app over SGFLOW_BENCH_DB, without Temporal (these pages read the DB)."""
+    from safeguarding.settings import Settings
+    from web.app import create_app
+
+    settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
+    return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
+                      connect_temporal=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "SGFLOW_BENCH_DB": url, "SGFLOW_BENCH_DATA": str(data_dir),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "pages_bench:app_factory", "--factory", "--app-dir",
+                             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning", "--no-access-log"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("uvicorn did not answer /healthz within 60 s")
+
+
+# --- the load ---------------------------------------------------------------------------------------------------
+
+
+async def signed_in(base: str, email: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base, timeout=60)
+    page = await client.get("/sign-in")
+    token = TOKEN.search(page.text).group(1)
+    response = await client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    if response.status_code != 303:
+        raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
+    return client
+
+
+async def measure(clients: list[httpx.AsyncClient], paths, total: int) -> dict:
+    """``total`` requests spread over the clients (each its own worker); ``paths(i)`` gives client i's next path."""
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+
+    async def worker(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            path = paths(i)
+            start = time.perf_counter()
+            response = await client.get(path)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                errors += 1
+
+    for i, client in enumerate(clients):  # warm-up: one request each
+        await client.get(paths(i))
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
+    wall = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
+            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall}
+
+
+async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str]) -> list[tuple[str, dict]]:
+    rng = random.Random(11)
+    reviewers = (plan["reviewers"][::2] + plan["reviewers"][1::2])[:n_clients]  # one partnership each, first
+    leads = plan["leads"][:n_clients]
+    results = []
+    reviewer_clients = [await signed_in(base, email) for email, _pid in reviewers]
+    pid_of = [pid for _email, pid in reviewers]
+    try:
+        if "healthz" in pages:
+            results.append(("/healthz (baseline)", await measure(reviewer_clients, lambda i: "/healthz", requests)))
+        if "tasks" in pages:
+            results.append(("/tasks (inbox)", await measure(reviewer_clients, lambda i: "/tasks", requests)))
+        if "case" in pages:
+            results.append(("/cases/{id}", await measure(
+                reviewer_clients, lambda i: f"/cases/{rng.choice(plan['cases'][pid_of[i]])}", requests)))
+        if "outbox" in pages:
+            lead_clients = [await signed_in(base, email) for email in leads]
+            results.append(("/outbox (lead)", await measure(lead_clients, lambda i: "/outbox", requests)))
+            for c in lead_clients:
+                await c.aclose()
+        if "national" in pages:
+            national = [await signed_in(base, plan["national"]) for _ in range(n_clients)]
+            results.append(("/national (all partnerships)", await measure(national, lambda i: "/national",
+                                                                          requests)))
+            for c in national:
+                await c.aclose()
+    finally:
+        for c in reviewer_clients:
+            await c.aclose()
+    return results
+
+
+def print_table(results: list[tuple[str, dict]], title: str) -> None:
+    base = next((r for name, r in results if name.startswith("/healthz")), None)
+    print(f"\n{title}")
+    print(f"{'page':<30} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'req/s':>7} {'ms/req':>7} {'p50/healthz':>11}")
+    for name, r in results:
+        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
+        print(f"{name:<30} {r['n']:>8} {r['errors']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
+              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {ratio:>11}")
+    print("ms/req = 1000 / throughput: the server's cost of one request while saturated (all clients share one "
+          "uvicorn process;\nwith 20 clients queueing, p50 is roughly 20 x ms/req).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="PostgreSQL URL (a private schema is created and dropped); "
+                                               "default: a temporary SQLite file")
+    parser.add_argument("--partnerships", type=int, default=100)
+    parser.add_argument("--cases-per-partnership", type=int, default=50, help="4 open tasks each")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000, help="per page")
+    parser.add_argument("--with-proposed-indexes", action="store_true",
+                        help="also create the indexes proposed for the national and outbox pages")
+    parser.add_argument("--pages", default="healthz,tasks,case,outbox,national",
+                        help="comma-separated: healthz,tasks,case,outbox,national")
+    args = parser.parse_args()
+    if args.clients > 2 * args.partnerships:
+        parser.error("--clients can be at most twice --partnerships (two signed-in reviewers per partnership)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="sgflow-bench-"))
+    schema = None
+    if args.database_url:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(args.database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'create schema "{schema}"'))
+        sep = "&" if "?" in args.database_url else "?"
+        url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    proc = None
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        start = time.perf_counter()
+        plan = fill(engine, args.partnerships, args.cases_per_partnership)
+        if args.with_proposed_indexes:
+            with engine.begin() as conn:
+                for statement in PROPOSED_INDEXES:
+                    conn.execute(text(statement))
+        engine.dispose()
+        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
+              + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
+        proc, base = start_server(url, tmp / "data")
+        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(",")))
+        print_table(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
+                             f"uvicorn (1 process) on {engine.dialect.name}, {date.today().isoformat()}"
+                             + (", with the proposed indexes" if args.with_proposed_indexes else ""))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(text(f'drop schema "{schema}" cascade'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
