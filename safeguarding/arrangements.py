@@ -144,7 +144,7 @@ def _ptr(*parts: str | int) -> str:
 def _path_sort_key(path: str) -> tuple[tuple[int, int, str], ...]:
     key = []
     for part in path.split("/")[1:]:
-        if part.isascii() and part.isdigit():  # "²".isdigit() is True but int("²") fails
+        if part.isdecimal():  # not isdigit(): "²".isdigit() is True but int("²") fails
             key.append((0, int(part), ""))
         else:
             key.append((1, 0, part))

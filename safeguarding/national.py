@@ -304,7 +304,7 @@ def _task_title(task_type: str, key: str, title: str) -> str:
     if task_type in SAFE_TITLES:
         return title
     number = key.rsplit("-", 1)[-1]
-    if key.startswith("action-") and number.isdigit():
+    if key.startswith("action-") and number.isdecimal():
         return f"Action {number}"
     return task_type.replace("_", " ").capitalize()
 

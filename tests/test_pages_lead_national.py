@@ -604,3 +604,12 @@ def test_category_labels_come_from_the_pinned_version(seeded_engine):
         labels = national.category_labels(session, {(RV, 1), (NE, 1), (RV, 99)})
     assert labels[(RV, 1)]["death_abuse_neglect"].startswith("Child died")
     assert labels[(RV, 99)] == {}
+
+
+async def test_odd_page_numbers_are_not_errors(app, signed_in):
+    """"²".isdigit() is True but int("²") fails: page numbers from the address bar must never be a 500."""
+    lead = await signed_in("rv-business-manager@demo.test")
+    national = await signed_in("panel@demo.test")
+    for client, path in ((lead, "/outbox"), (national, "/national")):
+        for page in ("²", "-1", "x", "99999999999"):
+            assert (await client.get(path, params={"page": page})).status_code == 200

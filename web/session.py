@@ -221,7 +221,7 @@ class SessionMiddleware:
                 content_type = request.headers.get("content-type", "")
                 if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
                     declared = request.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > FORM_BODY_LIMIT:
+                    if declared.isdecimal() and int(declared) > FORM_BODY_LIMIT:
                         await self.on_too_large(request)(scope, receive, send)
                         return
                     chunks, size = [], 0

@@ -61,7 +61,7 @@ def check_declared_size(request: Request, settings: Settings) -> None:
     """Refuse an upload whose declared size is over the limit before reading any of it."""
     declared = request.headers.get("content-length", "")
     limit = settings.max_upload_mb * 1024 * 1024
-    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared.isdecimal() and int(declared) > limit + 64 * 1024:
         raise _bad(f"the file is {int(declared) / 1024 / 1024:.1f} MB; the limit is {settings.max_upload_mb} MB", 413)
 
 

@@ -28,6 +28,7 @@ from starlette.types import Message, Receive
 
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, load
+from safeguarding.case_records import REPORTER
 from safeguarding.tables import ArrangementsVersion, OutboxMessage, Partnership
 from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
 from web.api.arrangements import _readable, read_limited_body
@@ -99,7 +100,7 @@ def _choose_partnership(request: Request, principal: Principal, target: str) -> 
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() and len(value) < 9 else None
+    return int(value) if value is not None and value.isdecimal() and len(value) < 9 else None
 
 
 def _version_out(row: ArrangementsVersion) -> dict[str, Any]:
@@ -117,6 +118,14 @@ def _addresses(text: str) -> list[str]:
     except ValueError:
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _recipients(message: OutboxMessage) -> list[str]:
+    """Who an email went to, as the outbox shows it. Feedback on a learning event goes to "the reporter": their
+    address would name them, and a reporter's identity is for the learning lead's own page only."""
+    if any(ref.startswith(REPORTER) for ref in _addresses(message.to_user_refs)):
+        return ["the person who reported the learning event"]
+    return _addresses(message.to_addresses)
 
 
 @router.get("/outbox")
@@ -142,7 +151,7 @@ def outbox(request: Request, page: str | None = None, partnership: str | None = 
         name = _partnership_name(session, pid) if pid else None
     if pid and name is None:
         return not_found(request)
-    messages = [{"id": m.id, "to": _addresses(m.to_addresses), "subject": m.subject, "body": m.body,
+    messages = [{"id": m.id, "to": _recipients(m), "subject": m.subject, "body": m.body,
                  "status": m.status, "tag": STATUS_TAGS.get(m.status, (m.status, "govuk-tag--grey")),
                  "last_error": m.last_error, "attempts": m.attempts, "created_at": _aware(m.created_at),
                  "sent_at": _aware(m.sent_at), "partnership_id": m.partnership_id, "case_id": m.case_id}
@@ -339,7 +348,7 @@ def _replay(body: bytes) -> Receive:
 async def _drain(request: Request) -> int:
     """Read and discard the rest of an oversized body (bounded), so the browser reads our answer."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+    if declared.isdecimal() and int(declared) > DRAIN_LIMIT:
         return int(declared)
     size = 0
     while size <= DRAIN_LIMIT:
@@ -349,7 +358,7 @@ async def _drain(request: Request) -> int:
         size += len(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    return int(declared) if declared.isdigit() else size
+    return int(declared) if declared.isdecimal() else size
 
 
 def _too_large(size: int | None) -> ValidationIssue:
@@ -368,7 +377,7 @@ async def _submitted(request: Request) -> tuple[str | bytes | None, str | None, 
             raise
         declared = request.headers.get("content-length", "")
         await _drain(request)
-        raise ArrangementsError(_too_large(int(declared) if declared.isdigit() else None)) from None
+        raise ArrangementsError(_too_large(int(declared) if declared.isdecimal() else None)) from None
     form = await Request(request.scope, receive=_replay(body)).form(max_files=1, max_fields=20,
                                                                     max_part_size=BODY_LIMIT)
     try:

@@ -45,7 +45,7 @@ def _forbidden(request: Request) -> Response:
 
 
 def _page_number(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 7 and int(value) > 0 else 1
+    return int(value) if value and value.isdecimal() and len(value) < 7 and int(value) > 0 else 1
 
 
 def _labels() -> dict[str, dict[str, str]]:

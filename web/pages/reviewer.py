@@ -644,7 +644,7 @@ def _intake_errors_from(fields) -> dict[str, str]:
         path = field.path if hasattr(field, "path") else field["path"]
         message = field.message if hasattr(field, "message") else field["message"]
         parts = path.lstrip("/").split("/")
-        if parts[0] == "children" and len(parts) >= 2 and parts[1].isdigit():
+        if parts[0] == "children" and len(parts) >= 2 and parts[1].isdecimal():
             name = f"child-{int(parts[1]) + 1}-pseudonym"
         else:
             name = parts[0] if parts[0] in INTAKE_FIELDS else "case_ref"

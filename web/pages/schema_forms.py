@@ -60,7 +60,7 @@ def parse_date(title: str, day: str, month: str, year: str) -> tuple[str | None,
     missing = [p for p in DATE_PARTS if not parts[p]]
     if missing:
         return None, f"{title} must include a {' and '.join(missing)}"
-    if not all(v.isdigit() for v in parts.values()):
+    if not all(v.isdecimal() for v in parts.values()):
         return None, f"{title} must be a real date, in numbers"
     if len(parts["year"]) != 4:
         return None, "Year must include 4 numbers"
