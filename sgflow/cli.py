@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -221,11 +223,20 @@ def main() -> None:
              VersionNotFoundError, CalendarRangeError)
     try:
         app(standalone_mode=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except known as exc:
         typer.secho(f"sgflow: error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    # Leave without interpreter finalisation: the Temporal SDK's native runtime can abort the process while its
+    # threads are torn down ("PyGILState_Release", seen here), turning a clean exit status into SIGABRT.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
