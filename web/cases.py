@@ -61,6 +61,19 @@ def audit(engine: Engine, principal: Principal | None, action: str, *, partnersh
         session.commit()
 
 
+def current_arrangements(engine: Engine, principal: Principal, partnership_id: str):
+    """The partnership's current arrangements version and document, for one of its own people; else 404 (the
+    same answer for a partnership that does not exist and one that is not yours: no probing)."""
+    with Session(engine) as session:
+        try:
+            version = get_version(session, partnership_id)
+        except VersionNotFoundError:
+            version = None
+    if version is None or principal.partnership_id != partnership_id:
+        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+    return version, document_of(version)
+
+
 # --- intake --------------------------------------------------------------------------------------------------
 
 
@@ -155,14 +168,7 @@ SEARCH_KEYS = {name: SearchAttributeKey.for_keyword(name) for name in ("SgPartne
 async def open_incident(engine: Engine, client: Client, task_queue: str, principal: Principal,
                         partnership_id: str, incident: IncidentIn) -> tuple[str, str]:
     """Start the case's workflow; returns (case id, status). Raises ApiError (nothing started) on bad input."""
-    with Session(engine) as session:
-        try:
-            version = get_version(session, partnership_id)
-        except VersionNotFoundError:
-            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
-    doc = document_of(version)
-    if not principal.can_read(partnership_id):
-        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+    version, doc = current_arrangements(engine, principal, partnership_id)
     if not may_open_incident(principal, doc):
         raise ApiError(403, "forbidden", "only the partnership's leads and its notifying role record incidents")
     errors = _check_incident(doc, incident)
@@ -373,14 +379,7 @@ async def raise_escalation(engine: Engine, client: Client, task_queue: str, prin
     """Start a ladder for a professional disagreement (or another named ladder); returns (case id, status)."""
     from workflows.ladder import EscalationLadder, ladder_workflow_id
 
-    if principal.partnership_id != partnership_id:
-        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
-    with Session(engine) as session:
-        try:
-            version = get_version(session, partnership_id)
-        except VersionNotFoundError:
-            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
-    doc = document_of(version)
+    version, doc = current_arrangements(engine, principal, partnership_id)
     errors = _check_escalation(engine, doc, body, partnership_id)
     if errors:
         raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the escalation", errors)
@@ -457,14 +456,7 @@ async def record_learning(engine: Engine, client: Client, task_queue: str, princ
     from safeguarding.tables import LearningReporter
     from workflows.learning import LearningEvent, learning_workflow_id
 
-    if principal.partnership_id != partnership_id:
-        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
-    with Session(engine) as session:
-        try:
-            version = get_version(session, partnership_id)
-        except VersionNotFoundError:
-            raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’") from None
-    doc = document_of(version)
+    version, doc = current_arrangements(engine, principal, partnership_id)
     errors = _check_learning(doc, body)
     if errors:
         raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the learning event", errors)
