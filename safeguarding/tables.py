@@ -69,6 +69,8 @@ USER_KINDS = ("partnership_lead", "reviewer", "national_body", "scrutineer", "ad
 class Case(SQLModel, table=True):
     """One statutory case (e.g. a serious incident and its rapid review), as its workflow last reported it."""
 
+    __table_args__ = (Index("ix_case_aware_date_id", "aware_date", "id"),)  # the national list's order
+
     id: str = Field(primary_key=True, max_length=140)  # the workflow id
     partnership_id: str = Field(foreign_key="partnership.id", index=True, max_length=63)
     case_ref: str = Field(max_length=40)
@@ -117,7 +119,8 @@ class Case(SQLModel, table=True):
 class Task(SQLModel, table=True):
     """A human task of a case: who may do it, when it is due, what was recorded."""
 
-    __table_args__ = (Index("ix_task_partnership_status_due", "partnership_id", "status", "due_date"),)
+    __table_args__ = (Index("ix_task_partnership_status_due", "partnership_id", "status", "due_date"),
+                      Index("ix_task_candidate_role_status", "candidate_role", "status"))  # the Panel's open tasks
 
     id: str = Field(primary_key=True, max_length=200)  # <case id>/<task key>
     case_id: str = Field(foreign_key="case.id", index=True, max_length=140)
