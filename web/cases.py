@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
@@ -72,6 +74,18 @@ def current_arrangements(engine: Engine, principal: Principal, partnership_id: s
     if version is None or principal.partnership_id != partnership_id:
         raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
     return version, document_of(version)
+
+
+@contextmanager
+def audited_refusal(engine: Engine, principal: Principal | None, action: str, *, partnership_id: str | None = None,
+                    case_id: str | None = None, prefix: str = "") -> Iterator[None]:
+    """Record an ApiError raised inside the block as a rejected ``action`` in the audit log, then let it go on."""
+    try:
+        yield
+    except ApiError as exc:
+        audit(engine, principal, action, partnership_id=partnership_id, case_id=case_id, outcome="rejected",
+              detail=f"{prefix}{exc.code}: {exc.message}")
+        raise
 
 
 # --- intake --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from web.cases import (
     act_on_task,
     actor_of,
     audit,
+    audited_refusal,
     case_detail,
     list_cases,
     my_tasks,
@@ -38,55 +39,40 @@ router = APIRouter(prefix="/api", tags=["cases"])
 ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
 
 
+async def _open(request: Request, principal: Principal, partnership_id: str, action: str, start, body,
+                *, detail: str = "", anonymous: bool = False) -> JSONResponse:
+    """Start a case through one of the intake functions, audited either way; 201 with where to find it."""
+    app = request.app
+    actor = None if anonymous else principal
+    with audited_refusal(app.state.engine, actor, action, partnership_id=partnership_id):
+        case_id, status = await start(app.state.engine, app.state.temporal, app.state.settings.task_queue,
+                                      principal, partnership_id, body)
+    audit(app.state.engine, actor, action, partnership_id=partnership_id, case_id=case_id, detail=detail)
+    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+
+
 @router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=ERRORS)
 async def record_incident(request: Request, partnership_id: str, incident: IncidentIn,
                           principal: Principal = Depends(require_principal)) -> JSONResponse:
     """Record a serious incident: opens a case and starts its notification and rapid review process."""
-    app = request.app
-    try:
-        case_id, status = await open_incident(app.state.engine, app.state.temporal, app.state.settings.task_queue,
-                                              principal, partnership_id, incident)
-    except ApiError as exc:
-        audit(app.state.engine, principal, "incident.open", partnership_id=partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message}")
-        raise
-    audit(app.state.engine, principal, "incident.open", partnership_id=partnership_id, case_id=case_id,
-          detail=f"category={incident.category}")
-    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+    return await _open(request, principal, partnership_id, "incident.open", open_incident, incident,
+                       detail=f"category={incident.category}")
 
 
 @router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=ERRORS)
 async def raise_disagreement(request: Request, partnership_id: str, body: EscalationIn,
                              principal: Principal = Depends(require_principal)) -> JSONResponse:
     """Raise a professional disagreement: it climbs the partnership's ladder until resolved or withdrawn."""
-    app = request.app
-    try:
-        case_id, status = await raise_escalation(app.state.engine, app.state.temporal, app.state.settings.task_queue,
-                                                 principal, partnership_id, body)
-    except ApiError as exc:
-        audit(app.state.engine, principal, "escalation.raise", partnership_id=partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message}")
-        raise
-    audit(app.state.engine, principal, "escalation.raise", partnership_id=partnership_id, case_id=case_id,
-          detail=f"urgent={body.urgent}")
-    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+    return await _open(request, principal, partnership_id, "escalation.raise", raise_escalation, body,
+                       detail=f"urgent={body.urgent}")
 
 
 @router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=ERRORS)
 async def record_learning_event(request: Request, partnership_id: str, body: LearningIn,
                                 principal: Principal = Depends(require_principal)) -> JSONResponse:
     """Record what went wrong, nearly went wrong or went well; the learning lead chooses a proportionate response."""
-    app = request.app
-    try:
-        case_id, status = await record_learning(app.state.engine, app.state.temporal, app.state.settings.task_queue,
-                                                principal, partnership_id, body)
-    except ApiError as exc:
-        audit(app.state.engine, None, "learning.record", partnership_id=partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message}")
-        raise
     # the audit trail records that an event was recorded, not by whom (no blame, by construction)
-    audit(app.state.engine, None, "learning.record", partnership_id=partnership_id, case_id=case_id)
-    return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
+    return await _open(request, principal, partnership_id, "learning.record", record_learning, body, anonymous=True)
 
 
 class WithdrawIn(BaseModel):
@@ -102,12 +88,9 @@ async def withdraw(request: Request, case_id: str, body: WithdrawIn,
         case = session.get(Case, case_id)
     if case is None or not principal.can_read(case.partnership_id) or case.process != "escalation":
         raise ApiError(404, "not_found", f"no escalation ‘{case_id}’")
-    try:
+    with audited_refusal(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
+                         case_id=case_id):
         status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason)
-    except ApiError as exc:
-        audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id,
-              outcome="rejected", detail=f"{exc.code}: {exc.message}")
-        raise
     audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id)
     return {"case_id": case_id, "status": status}
 
@@ -168,12 +151,9 @@ async def _act(request: Request, principal: Principal, case_id: str, key: str, a
     command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
                           request_id=request.headers.get("idempotency-key", uuid.uuid4().hex))
     engine = request.app.state.engine
-    try:
+    with audited_refusal(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id,
+                         prefix=f"{key}: "):
         result = await act_on_task(request.app.state.temporal, case_id, action, command)
-    except ApiError as exc:
-        audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id,
-              outcome="rejected", detail=f"{key}: {exc.code}: {exc.message}")
-        raise
     audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id, detail=key)
     return result_out(result)
 
@@ -206,7 +186,7 @@ async def upload_file(request: Request, case_id: str, principal: Principal = Dep
         case = session.get(Case, case_id)
     if case is None or not principal.can_read(case.partnership_id):
         raise ApiError(404, "not_found", f"no case ‘{case_id}’")
-    try:
+    with audited_refusal(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id):
         uploads.check_declared_size(request, settings)
         form = await request.form(max_files=1, max_fields=2)
         upload = form.get("file")
@@ -214,10 +194,6 @@ async def upload_file(request: Request, case_id: str, principal: Principal = Dep
             raise ApiError(422, "invalid_file", "choose a file to upload",
                            [FieldError(path="/file", message="choose a file to upload")])
         stored = await uploads.store(upload, settings, case_id)
-    except ApiError as exc:
-        audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
-              outcome="rejected", detail=exc.message)
-        raise
     audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
           detail=f"{stored.file_id} ({stored.size} bytes)")
     return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
@@ -256,11 +232,7 @@ async def add_action(request: Request, case_id: str, body: ActionIn,
         raise ApiError(404, "not_found", f"no review or learning event ‘{case_id}’")
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
-    try:
+    with audited_refusal(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id):
         result = await update_case(request.app.state.temporal, case_id, "add_action", command)
-    except ApiError as exc:
-        audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id,
-              outcome="rejected", detail=f"{exc.code}: {exc.message}")
-        raise
     audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id, detail=result.task_key)
     return result_out(result)
