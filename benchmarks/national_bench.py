@@ -27,11 +27,8 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import random
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +38,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from harness import PASSWORD, chunks, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,9 +62,7 @@ from safeguarding.tables import (  # noqa: E402
     User,
 )
 
-PASSWORD = "bench-password"  # throwaway accounts in a throwaway database
 EXAMPLE = ROOT / "schemas" / "examples" / "riverford-and-vale.json"
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 CATEGORIES = ["death_abuse_neglect", "serious_harm_abuse_neglect", "death_or_harm_outside_england_resident"]
 AGENCIES = ["riverford-council", "vale-icb", "riverford-schools", "riverford-hospitals", "probation"]
 ISSUES = ["threshold", "information_sharing", "case_closure", "plan_or_decision"]
@@ -77,11 +74,6 @@ PROPOSED_INDEXES = [
     'rapid_review_submitted_on, rapid_review_days_late, panel_response, reached_national, report_due, published, '
     'overdue_tasks)',
 ]
-
-
-def _chunks(rows: list[dict], size: int = 2000):
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 # --- data --------------------------------------------------------------------------------------------------------
@@ -237,7 +229,7 @@ def fill(engine, partnerships: int, cases_per: int, seed: int = 11) -> dict:
               ("task", Task), ("candidate", TaskCandidate), ("event", CaseEvent)]
     with engine.begin() as conn:
         for name, model in tables:
-            for chunk in _chunks(rows[name]):
+            for chunk in chunks(rows[name]):
                 conn.execute(insert(model.__table__), chunk)
     with engine.begin() as conn:
         conn.execute(text("analyze"))
@@ -280,57 +272,7 @@ def time_report(engine, today: date, runs: int, explain: bool) -> dict:
 # --- the server -----------------------------------------------------------------------------------------------
 
 
-def app_factory():
-    """For ``uvicorn --factory``: the app over SGFLOW_BENCH_DB, without Temporal (these pages read the DB)."""
-    from safeguarding.settings import Settings
-    from web.app import create_app
-
-    if os.environ.get("SGFLOW_BENCH_NO_CACHE") == "1":
-        monitoring.CACHE_SECONDS = 0.0
-    settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
-    return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
-                      connect_temporal=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(url: str, data_dir: Path, no_cache: bool) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "SGFLOW_BENCH_DB": url, "SGFLOW_BENCH_DATA": str(data_dir),
-           "SGFLOW_BENCH_NO_CACHE": "1" if no_cache else "0",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "national_bench:app_factory", "--factory", "--app-dir",
-                             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not answer /healthz within 60 s")
-
-
 # --- the load ---------------------------------------------------------------------------------------------------
-
-
-async def signed_in(base: str, email: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base, timeout=120)
-    page = await client.get("/sign-in")
-    response = await client.post("/sign-in", data={"email": email, "password": PASSWORD,
-                                                   "csrf_token": TOKEN.search(page.text).group(1)})
-    if response.status_code != 303:
-        raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
-    return client
 
 
 async def measure(clients: list[httpx.AsyncClient], path: str, total: int) -> dict:
@@ -447,7 +389,7 @@ def main() -> None:
         engine.dispose()
         if not args.pages:
             return
-        proc, base = start_server(url, tmp / "data", args.no_cache)
+        proc, base = start_server(url, tmp / "data", no_cache=args.no_cache)
         results = asyncio.run(run_load(base, args.clients, args.requests, args.pages.split(",")))
         print_table(results, f"{args.clients} concurrent national-body clients, {args.requests:,} requests per page, "
                              f"uvicorn (1 process) on {engine.dialect.name}, {date.today().isoformat()}, "

@@ -20,10 +20,7 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import random
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +30,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from harness import PASSWORD, chunks, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,9 +53,7 @@ from safeguarding.tables import (  # noqa: E402
     User,
 )
 
-PASSWORD = "bench-password"  # throwaway accounts in a throwaway database
 EXAMPLE = ROOT / "schemas" / "examples" / "riverford-and-vale.json"
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 AGENCIES = ["riverford-schools", "riverford-hospitals", "vale-gp-practices", "probation", "riverford-housing"]
 AGENCY_ROLE = {"riverford-schools": "education_safeguarding_lead",
                "riverford-hospitals": "designated_health_professionals",
@@ -72,11 +69,6 @@ CATEGORIES = ["death_abuse_neglect", "serious_harm_abuse_neglect", "death_or_har
 
 
 # --- data --------------------------------------------------------------------------------------------------------
-
-
-def _chunks(rows: list[dict], size: int = 5000):
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
@@ -173,7 +165,7 @@ def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
               ("task", Task), ("candidate", TaskCandidate), ("event", CaseEvent), ("outbox", OutboxMessage)]
     with engine.begin() as conn:
         for name, model in tables:
-            for chunk in _chunks(rows[name]):
+            for chunk in chunks(rows[name]):
                 conn.execute(insert(model.__table__), chunk)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
@@ -186,54 +178,7 @@ def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
 # --- the server -----------------------------------------------------------------------------------------------
 
 
-def app_factory():
-    """For ``uvicorn --factory``: the app over SGFLOW_BENCH_DB, without Temporal (these pages read the DB)."""
-    from safeguarding.settings import Settings
-    from web.app import create_app
-
-    settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
-    return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
-                      connect_temporal=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "SGFLOW_BENCH_DB": url, "SGFLOW_BENCH_DATA": str(data_dir),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "pages_bench:app_factory", "--factory", "--app-dir",
-                             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not answer /healthz within 60 s")
-
-
 # --- the load ---------------------------------------------------------------------------------------------------
-
-
-async def signed_in(base: str, email: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base, timeout=60)
-    page = await client.get("/sign-in")
-    token = TOKEN.search(page.text).group(1)
-    response = await client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if response.status_code != 303:
-        raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
-    return client
 
 
 async def measure(clients: list[httpx.AsyncClient], paths, total: int) -> dict:

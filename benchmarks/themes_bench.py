@@ -25,8 +25,6 @@ import copy
 import json
 import os
 import random
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from harness import PASSWORD, chunks, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,20 +49,13 @@ from safeguarding.db import make_engine, upgrade  # noqa: E402
 from safeguarding.tables import ArrangementsVersion, Case, LearningTag, Partnership, User  # noqa: E402
 from safeguarding.themes import FACTORS, PANEL_THEMES  # noqa: E402
 
-PASSWORD = "bench-password"  # throwaway accounts in a throwaway database
 EXAMPLE = ROOT / "schemas" / "examples" / "riverford-and-vale.json"
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 KINDS = ["harm", "near_miss", "near_miss", "good_practice", "future_risk"]
 THEMES = [t for t, _ in PANEL_THEMES] + ["rural-isolation", "transitions-to-adulthood"]
 THEME_WEIGHTS = [9, 6, 2, 2, 5, 4, 7, 3, 2, 5, 3, 1, 1, 8, 6, 2, 1]
 FACTOR_IDS = [f for f, _ in FACTORS]
 SUMMARY = ("A referral sent on Friday evening sat in a shared inbox until Tuesday; the weekend rota did not cover "
            "the inbox and the duty worker could not see it from the case system.")
-
-
-def _chunks(rows: list[dict], size: int = 5000):
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 def fill(engine, partnerships: int, events: int, escalation_share: float, seed: int = 5) -> dict:
@@ -118,7 +111,7 @@ def fill(engine, partnerships: int, events: int, escalation_share: float, seed: 
               ("tag", LearningTag)]
     with engine.begin() as conn:
         for name, model in tables:
-            for chunk in _chunks(rows[name]):
+            for chunk in chunks(rows[name]):
                 conn.execute(insert(model.__table__), chunk)
     with engine.begin() as conn:
         conn.execute(text("analyze"))
@@ -168,54 +161,7 @@ def query_plans(engine, today: date) -> list[tuple[str, str]]:
 # --- the server -----------------------------------------------------------------------------------------------
 
 
-def app_factory():
-    """For ``uvicorn --factory``: the app over SGFLOW_BENCH_DB, without Temporal (these pages read the DB)."""
-    from safeguarding.settings import Settings
-    from web.app import create_app
-
-    settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
-    return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
-                      connect_temporal=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "SGFLOW_BENCH_DB": url, "SGFLOW_BENCH_DATA": str(data_dir),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "themes_bench:app_factory", "--factory", "--app-dir",
-                             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("uvicorn did not answer /healthz within 60 s")
-
-
 # --- the load ---------------------------------------------------------------------------------------------------
-
-
-async def signed_in(base: str, email: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base, timeout=60)
-    page = await client.get("/sign-in")
-    token = TOKEN.search(page.text).group(1)
-    response = await client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    if response.status_code != 303:
-        raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
-    return client
 
 
 async def measure(clients: list[httpx.AsyncClient], path: str, total: int) -> dict:
@@ -326,7 +272,7 @@ def main() -> None:
         for statement, plan_text in query_plans(engine, plan["today"]):
             print(f"  {statement}...\n    {plan_text}")
         engine.dispose()
-        proc, base = start_server(url, tmp / "data", args.workers)
+        proc, base = start_server(url, tmp / "data", workers=args.workers)
         results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(",")))
         print_table(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
                              f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
