@@ -44,7 +44,7 @@ def validate(form: str, data: Any) -> list[dict[str, Any]]:
         message = issue.message
         prop = schema_doc.get("properties", {}).get(issue.path.lstrip("/"), {})
         if issue.value is None and message.endswith("is missing") and prop.get("title"):
-            verb = "Select" if "enum" in prop or prop.get("type") == "boolean" else "Enter"
+            verb = "Select" if "enum" in prop or prop.get("type") in ("boolean", "array") else "Enter"
             title = prop["title"]
             message = f"{verb} {title[0].lower()}{title[1:]}".rstrip("?")
         issues.append({"path": issue.path, "message": message, "value": issue.value})

@@ -99,6 +99,7 @@ class CaseDriver:
             await self.complete(f"summary-{agency}", {"involvement": "Health visiting since birth."})
         await self.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
         await self.complete("decision", {"hold_lcspr": decision, "national_importance": False,
+                                         "learning_themes": ["information-sharing"],
                                          "rationale": "Agencies did not share information.",
                                          "learning": "Information sharing at weekends."})
         for partner in ("riverford-council", "vale-icb", "vale-police"):
@@ -258,6 +259,7 @@ async def test_a_missing_signoff_becomes_overdue_and_is_handed_on(driver):
         await driver.complete(f"summary-{agency}", {"involvement": "Known to services."})
     await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                       "learning_themes": ["information-sharing"],
                                        "rationale": "Recurrent theme.", "learning": "Escalation was slow."})
     await driver.complete("signoff-riverford-council", {"agree": True})
     await driver.complete("signoff-vale-icb", {"agree": True})
@@ -280,6 +282,7 @@ async def test_a_partner_who_does_not_sign_off_sends_the_decision_back(driver):
     await driver.open(today)
     await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await driver.complete("decision", {"hold_lcspr": "no", "national_importance": False,
+                                       "learning_themes": ["information-sharing"],
                                        "rationale": "Single agency issue.", "learning": "Handover notes."})
     await driver.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
     assert driver.task("signoff-riverford-council").status == "cancelled"
@@ -335,6 +338,40 @@ async def test_bad_completions_are_refused_with_field_errors_and_change_nothing(
         await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
                               user_ref="u-rv-la-dcs")
     assert err.value.status == 409 and "already completed" in err.value.message
+
+
+async def test_the_decision_records_learning_themes_counted_beside_learning_events(driver):
+    from safeguarding.learning_stats import events_behind, partnership_counts
+    from safeguarding.tables import LearningTag
+
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    assert driver.task("decision").form == "lcspr_decision.v2"
+    decision = {"hold_lcspr": "no", "national_importance": False, "rationale": "Single agency.",
+                "learning": "Handover notes."}
+    with pytest.raises(ApiError) as err:  # the themes are required
+        await driver.complete("decision", decision)
+    assert err.value.status == 422 and [f.path for f in err.value.fields] == ["/learning_themes"]
+    with pytest.raises(ApiError) as err:  # and must be the partnership's
+        await driver.complete("decision", {**decision, "learning_themes": ["neglect", "weather"]})
+    assert err.value.status == 422 and err.value.fields[0].path == "/learning_themes"
+    assert "weather" in err.value.fields[0].message and driver.task("decision").status == "open"
+    await driver.complete("decision", {**decision, "learning_themes": ["neglect", "whole-family"]})
+    with Session(driver.engine) as session:
+        tags = session.exec(select(LearningTag).where(LearningTag.case_id == driver.case_id)).all()
+        assert sorted((t.tag, t.source) for t in tags) == [("neglect", "rapid_review"),
+                                                          ("whole-family", "rapid_review")]
+        counts = partnership_counts(session, RV, today)
+        assert counts.themes["neglect"]["rapid_review"] >= 1 and counts.events["rapid_review"] >= 1
+        rows, _ = events_behind(session, RV, today, theme="neglect", source="rapid_review")
+        assert driver.case_id in [r.case_id for r in rows]
+    # a partner sends the decision back: the new decision's themes replace the old ones
+    await driver.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
+    await driver.complete("decision-2", {**decision, "learning_themes": ["multi-agency-working"]})
+    with Session(driver.engine) as session:
+        tags = session.exec(select(LearningTag.tag).where(LearningTag.case_id == driver.case_id)).all()
+    assert tags == ["multi-agency-working"]
 
 
 async def test_claim_and_release(driver):

@@ -393,6 +393,33 @@ async def test_the_themes_page_counts_and_lists_the_events_behind_a_count(site):
     assert unknown.status_code == 200 and 'id="events"' not in unknown.text
 
 
+async def test_rapid_review_themes_are_counted_beside_learning_events(site):
+    browser, _env, engine = site
+    _spread_now(engine, london_today())
+    today, now = london_today(), datetime.now(UTC)
+    case_id = f"incident-{RV}-R1"
+    with engine.begin() as conn:  # what the read model writes when a rapid review's decision names its themes
+        conn.execute(insert(Case.__table__), [dict(
+            id=case_id, partnership_id=RV, case_ref="R1", process="incident", national_ref="N-R1",
+            category="serious_harm_abuse_neglect", status="open", stage="", arrangements_version=1, aware_date=today,
+            summary="A rapid review", opened_by="u-rv-business-manager", opened_at=now, updated_at=now,
+            children="[]", agencies="[]", revision=1)])
+        conn.execute(insert(LearningTag.__table__), [dict(
+            case_id=case_id, tag_type="theme", tag="neglect", partnership_id=RV, source="rapid_review",
+            kind="rapid_review", month=today.isoformat()[:7])])
+    b = await browser(PRACTITIONER)
+    page = await b.get("/learning/themes")
+    themes = rows_of(page.text, "themes-table")
+    assert themes[0] == ["Theme", "Learning events", "Escalations", "Rapid reviews"]
+    assert ["Neglect", "3", "1", "1"] in themes
+    behind = rows_of((await b.get("/learning/themes?theme=neglect&source=rapid_review")).text, "events-table")
+    assert [(r[1], r[2]) for r in behind[1:]] == [("R1", "Rapid review")]
+    panel = await browser(PANEL)
+    partnerships = rows_of((await panel.get("/national/learning")).text, "partnerships-table")
+    assert partnerships[0][3] == "Rapid reviews with a theme"
+    assert [r[3] for r in partnerships[1:] if r[0].startswith("Riverford")] == ["1"]
+
+
 def _spread_now(engine, today: date) -> dict[str, str]:
     """The spread, moved so that "today" is the real today (the pages count from it)."""
     shift = today - TODAY

@@ -3,6 +3,7 @@ worker and a seeded SQLite database: sign-in, sessions, CSRF, errors, the inbox,
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -386,6 +387,33 @@ async def test_task_form_errors_from_the_validator_success_and_double_post(site)
     case_page = await b.get(f"/cases/{case_id}")
     assert "Completed" in case_page.text and "Sent " in case_page.text
     assert "Audit log" not in case_page.text  # only leads see the audit entries
+
+
+async def test_the_decision_form_asks_for_learning_themes_as_checkboxes(site):
+    browser, driver = site
+    today = london_today()
+    case_id = await driver.open(today)
+    await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    chair = driver.candidates("decision")[0]
+    b = browser()
+    with Session(driver.engine) as session:
+        await b.sign_in(session.exec(select(User.email).where(User.user_ref == chair)).one())
+    url = f"/cases/{case_id}/tasks/decision"
+    page = await b.get(url)
+    assert page.status_code == 200 and 'type="checkbox"' in page.text
+    assert 'name="learning_themes" type="checkbox" value="neglect"' in page.text
+    answers = {"hold_lcspr": "no", "national_importance": "false", "rationale": "Single agency.",
+               "learning": "Handover notes."}
+    missing = await b.post(url, answers)
+    assert missing.status_code == 422 and "Select learning themes" in missing.text
+    assert 'href="#learning_themes"' in missing.text and 'id="learning_themes"' in missing.text
+    assert task_row(driver.engine, case_id, "decision").status == "open"
+    done = await b.post(url, {**answers, "learning_themes": ["neglect", "whole-family"]})
+    assert done.status_code == 303
+    confirmation = await b.get(done.headers["location"])
+    assert "Neglect, Working with the whole family" in confirmation.text
+    assert json.loads(task_row(driver.engine, case_id, "decision").data)["learning_themes"] == [
+        "neglect", "whole-family"]
 
 
 async def test_inbox_claim_release_and_fragments(site):

@@ -29,12 +29,14 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
         TaskResult,
     )
+    from safeguarding.themes import themes_for
 
 from workflows.casework import Casework, TaskUpdates, rejected
 from workflows.lcspr import lcspr_workflow_id
 
 PROCESS = "incident"
 LCSPR_PATCH = "start-local-review"  # cases from before it closed without starting the review
+THEMES_PATCH = "rapid-review-themes"  # decisions from before it used lcspr_decision.v1, which records no themes
 
 
 def workflow_id(partnership_id: str, case_ref: str) -> str:
@@ -50,6 +52,7 @@ class IncidentCase(TaskUpdates):
         self.sin = doc["serious_incident_notification"]
         self.rr = doc["rapid_review"]
         self.category = next(c for c in self.sin["categories"] if c["id"] == inp.category)
+        self.themes = themes_for(doc)
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.case_ref, process=PROCESS,
                            calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc)
@@ -119,8 +122,9 @@ class IncidentCase(TaskUpdates):
     def _open_decision(self) -> None:
         cw, role = self.cw, self.rr["decision_role"]
         key = "decision" if self.round == 1 else f"decision-{self.round}"
+        form = "lcspr_decision.v2" if workflow.patched(THEMES_PATCH) else "lcspr_decision.v1"
         cw.open_task(key, "lcspr_decision", "Decide on a local child safeguarding practice review",
-                     "lcspr_decision.v1", candidate_role=role, candidate_label=cw.role_title(role),
+                     form, candidate_role=role, candidate_label=cw.role_title(role),
                      candidate_users=cw.role_members(role), due=self._meeting_due,
                      reminder_working_days=self._reminder_days())
         cw.fields["stage"] = "Rapid review: decision"
@@ -157,6 +161,9 @@ class IncidentCase(TaskUpdates):
             return f"Rapid review meeting held on {data['held_on']} recorded"
         if task.type == "lcspr_decision":
             cw.fields["lcspr_decision"] = data["hold_lcspr"]
+            if data.get("learning_themes"):  # counted on the themes page beside learning events and escalations
+                cw.fields["learning_tags"] = {"themes": data["learning_themes"], "factors": [],
+                                              "source": "rapid_review", "kind": "rapid_review"}
             self.decided_on = cw.today()
             self._open_signoffs()
             return f"Decision recorded: LCSPR {data['hold_lcspr']}" + (
@@ -263,4 +270,10 @@ class IncidentCase(TaskUpdates):
             raise rejected("conflict", f"this case is {self.status.replace('_', ' ')}; its tasks are closed")
         self.cw.check_command(cmd, completing=True)
         self._check_dates(cmd)
+        unknown = [t for t in cmd.data.get("learning_themes") or [] if t not in self.themes]
+        if unknown:
+            raise rejected("invalid", "unknown learning theme", [
+                {"path": "/learning_themes", "value": unknown,
+                 "message": f"not a theme of this partnership: {', '.join(unknown)}; choose from: "
+                            + ", ".join(sorted(self.themes))}])
 

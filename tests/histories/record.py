@@ -40,6 +40,7 @@ async def scenario_overdue_and_disagreement(drv: CaseDriver) -> None:
     await drv.open(today - timedelta(days=12))
     await drv.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await drv.complete("decision", {"hold_lcspr": "no", "national_importance": True, "rationale": "Single agency.",
+                                    "learning_themes": ["information-sharing"],
                                     "learning": "Handover notes."})
     await drv.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
     await drv.env.sleep(timedelta(days=30))
@@ -97,6 +98,18 @@ async def scenario_incident_to_national_review(drv: CaseDriver) -> None:
     await drv.complete("panel-response", {"response": "national_review"}, user_ref="u-panel-analyst")
 
 
+async def scenario_incident_decision_themes_sent_back(drv: CaseDriver) -> None:
+    """lcspr_decision.v2 (the "rapid-review-themes" patch): themes recorded, the decision sent back, decided again."""
+    today = london_today()
+    await drv.open(today)
+    await drv.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+    decision = {"hold_lcspr": "no", "national_importance": False, "rationale": "Single agency.",
+                "learning": "Handover notes.", "learning_themes": ["neglect", "whole-family"]}
+    await drv.complete("decision", decision)
+    await drv.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
+    await drv.complete("decision-2", {**decision, "learning_themes": ["multi-agency-working"]})
+
+
 async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
     import httpx
 
@@ -129,7 +142,8 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn,
              "lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
              "incident_to_national_review": scenario_incident_to_national_review,
-             "learning_round_table_with_action": scenario_learning_round_table_with_action}
+             "learning_round_table_with_action": scenario_learning_round_table_with_action,
+             "incident_decision_themes_sent_back": scenario_incident_decision_themes_sent_back}
 
 
 def wanted(argv: list[str]) -> dict:

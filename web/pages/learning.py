@@ -638,6 +638,7 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
 # --- charts: geometry here, drawing in learning/_charts.html --------------------------------------------------------
 
 
+PROCESS_WHAT = {"escalation": "Escalation", "incident": "Rapid review"}  # what a non-learning case behind a count is
 NOUNS = {"learning": ("learning event", "learning events"), "escalation": ("escalation", "escalations"),
          "rapid_review": ("rapid review", "rapid reviews")}
 
@@ -845,7 +846,7 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
         selection = {"name": chosen[0], "value": chosen[1], "label": label, "phrase": phrase,
                      "source": stats.SOURCES.get(source) if source else None}
     event_rows = [{"case_id": e.case_id, "case_ref": e.case_ref, "occurred_on": e.occurred_on,
-                   "what": "Escalation" if e.process == "escalation" else KIND_SHORT.get(e.kind, e.kind),
+                   "what": PROCESS_WHAT.get(e.process) or KIND_SHORT.get(e.kind, e.kind),
                    "status": "Closed" if e.status == "closed" else "Open", "summary": _short(e.summary)}
                   for e in events]
     context = page_context(
@@ -899,6 +900,7 @@ def national_learning(request: Request, principal: Principal = Depends(require_p
         top = sorted(counts.themes.items(), key=lambda item: (-sum(item[1].values()), labels.get(item[0], item[0])))
         rows.append({"name": name, "learning": counts.events.get("learning", 0),
                      "escalation": counts.events.get("escalation", 0),
+                     "rapid_review": counts.events.get("rapid_review", 0),
                      "top": [f"{labels.get(t, t)} ({sum(v.values())})" for t, v in top[:3]]})
     window = national.months
     context = page_context(request, principal, page_title="Learning across partnerships", charts=charts,

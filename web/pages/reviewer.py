@@ -550,7 +550,9 @@ async def complete_task(request: Request, case_id: str, key: str,
     case, task, national = visible_task(engine, principal, case_id, key)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
+    values: dict[str, Any] = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
+    values.update({name: [v for v in form.getlist(name) if isinstance(v, str)]
+                   for name, prop, _ in sf.properties(schema) if sf.kind_of(prop) == "checkboxes"})
     data, errors = sf.parse(schema, values)
     if errors:  # the browser-only problems (impossible dates); show the schema's other problems with them
         more, general = sf.field_errors(schema, forms.validate(task.form, data))

@@ -7,7 +7,8 @@ A form schema is an object of scalar properties:
 - ``enum`` -> ``govukRadios`` (labels from ``x-labels``);
 - ``boolean`` -> Yes/No ``govukRadios``; ``integer``/``number`` -> a numeric ``govukInput``;
 - a string with ``x-options: <list>`` -> ``govukSelect`` of that list (e.g. ``themes``: the partnership's learning
-  themes), passed in by the page as ``options={"themes": {id: label}}``.
+  themes), passed in by the page as ``options={"themes": {id: label}}``;
+- an array with ``x-options: <list>`` -> ``govukCheckboxes`` of that list (the posted field repeats).
 
 ``parse`` turns the posted fields into the JSON the workflow checks, with the errors only the browser form
 can have (an impossible date, a date with a missing part); ``widgets`` builds each macro's parameters, keeping
@@ -28,7 +29,7 @@ def kind_of(prop: Mapping[str, Any]) -> str:
     if "enum" in prop:
         return "radios"
     if prop.get("x-options"):
-        return "select"
+        return "checkboxes" if prop.get("type") == "array" else "select"
     kind = prop.get("type")
     if kind == "boolean":
         return "boolean"
@@ -49,7 +50,7 @@ def properties(schema: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], boo
 def anchor(schema: Mapping[str, Any], name: str) -> str:
     """The id an error-summary link points at: the field's first input."""
     prop = schema.get("properties", {}).get(name)
-    return f"#{name}-day" if prop is not None and kind_of(prop) == "date" else f"#{name}"
+    return f"#{name}-day" if prop is not None and kind_of(prop) == "date" else f"#{name}"  # checkboxes: idPrefix
 
 
 def parse_date(title: str, day: str, month: str, year: str) -> tuple[str | None, str | None]:
@@ -84,6 +85,12 @@ def parse(schema: Mapping[str, Any], form: Mapping[str, Any]) -> tuple[dict[str,
             elif value:
                 data[name] = value
             continue
+        if kind == "checkboxes":
+            picked = form.getlist(name) if hasattr(form, "getlist") else form.get(name, [])
+            picked = [str(v).strip() for v in ([picked] if isinstance(picked, str) else picked)]
+            if any(picked):
+                data[name] = list(dict.fromkeys(v for v in picked if v))
+            continue
         raw = str(form.get(name, "")).strip()
         if not raw:
             continue
@@ -107,7 +114,7 @@ def friendly(schema: Mapping[str, Any], name: str, message: str, value: Any) -> 
     prop = schema.get("properties", {}).get(name, {})
     title = prop.get("title", name)
     if value is None and message.endswith("is missing"):
-        return (f"Select an answer for ‘{title}’" if kind_of(prop) in ("radios", "boolean")
+        return (f"Select an answer for ‘{title}’" if kind_of(prop) in ("radios", "boolean", "checkboxes")
                 else f"Enter ‘{title}’")
     if message == "must not be empty":
         return f"Enter ‘{title}’"
@@ -180,6 +187,17 @@ def widgets(schema: Mapping[str, Any], values: Mapping[str, Any], errors: Mappin
             params = {"name": name, "id": name, "label": {"text": title, "classes": "govuk-label--s"}, "hint": hint,
                       "errorMessage": error, "items": items}
             out.append({"macro": "govukSelect", "params": params})
+        elif kind == "checkboxes":
+            current = values.get(name) or []
+            current = [current] if isinstance(current, str) else list(current)
+            choices = options.get(prop["x-options"], {})
+            items = [{"value": v, "text": label, "checked": v in current} for v, label in choices.items()]
+            items += [{"value": v, "text": v, "checked": True} for v in current if v not in choices]
+            params = {"name": name, "idPrefix": name, "hint": hint, "errorMessage": error,
+                      "classes": "govuk-checkboxes--small",
+                      "fieldset": {"legend": {"text": title, "classes": "govuk-fieldset__legend--s"}},
+                      "items": items}
+            out.append({"macro": "govukCheckboxes", "params": params})
         elif kind == "textarea":
             params = {"name": name, "id": name, "label": {"text": title, "classes": "govuk-label--s"}, "hint": hint,
                       "errorMessage": error, "value": values.get(name, ""), "rows": 5}
@@ -209,6 +227,9 @@ def answers(schema: Mapping[str, Any], data: Mapping[str, Any],
             text = prop.get("x-labels", {}).get(str(value), str(value))
         elif kind == "select":
             text = options.get(prop["x-options"], {}).get(str(value), str(value))
+        elif kind == "checkboxes":
+            labels = options.get(prop["x-options"], {})
+            text = ", ".join(labels.get(str(v), str(v)) for v in value)
         elif kind == "date":
             try:
                 from web.templating import date_uk
