@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         "127.0.0.1", validation_alias=_env("SGFLOW_WEB_HOST"), description="Interface the web app binds to."
     )
     web_port: int = Field(8000, validation_alias=_env("SGFLOW_WEB_PORT"), description="Web app port.")
+    web_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=_env("SGFLOW_WEB_WORKERS"),
+        description="Web app processes (uvicorn workers) behind the one port. In production about one per CPU core.",
+    )
     public_url: str | None = Field(
         None,
         validation_alias=_env("SGFLOW_PUBLIC_URL"),

@@ -80,7 +80,7 @@ def web(
     require_current(get_engine())
     asyncio.run(connect(settings))  # fail now, in one line, rather than inside the server's start-up
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="info",
-                proxy_headers=True, forwarded_allow_ips="*")
+                proxy_headers=True, forwarded_allow_ips="*", workers=settings.web_workers)
 
 
 @db_app.command("upgrade")

@@ -447,6 +447,38 @@ async def test_inbox_claim_release_and_fragments(site):
     assert "You have not completed any tasks yet" in done.text
 
 
+async def test_the_inbox_shows_25_tasks_a_page_soonest_due_first(site):
+    from datetime import UTC, datetime
+
+    from safeguarding.tables import TaskCandidate
+    from tests.test_pages_lead_national import add_case, add_task
+
+    browser, driver = site
+    today = london_today()
+    case = add_case(driver.engine, "PAGED-1")
+    for n in range(30):  # 30 open meeting-like tasks for the review officer, due one day apart
+        add_task(driver.engine, case, f"step-{n:02d}", title=f"Step {n:02d}", due_date=today + timedelta(days=n),
+                 opened_at=datetime.now(UTC))
+    with Session(driver.engine) as session:
+        session.add_all([TaskCandidate(task_id=f"{case.id}/step-{n:02d}", user_ref="u-rv-review-officer")
+                         for n in range(30)])
+        session.commit()
+    b = browser()
+    await b.sign_in("rv-review-officer@demo.test")
+    first = await b.get("/tasks")
+    assert first.status_code == 200 and "30 tasks, showing 1 to 25" in first.text
+    steps = re.findall(r">Step (\d\d)<", first.text)
+    assert steps == [f"{n:02d}" for n in range(25)]
+    assert 'href="/tasks?status=open&amp;page=2"' in first.text and "Page 1 of 2" in first.text
+    second = await b.get("/tasks?page=2")
+    assert re.findall(r">Step (\d\d)<", second.text) == ["25", "26", "27", "28", "29"]
+    assert "showing 26 to 30" in second.text and 'href="/tasks?status=open&amp;page=1"' in second.text
+    assert 'hx-get="/tasks?status=open&amp;page=2&amp;poll=1' in second.text  # polling keeps the page
+    beyond = await b.get("/tasks?page=999")  # past the end: the last page; nonsense: the first
+    assert beyond.status_code == 200 and "Page 2 of 2" in beyond.text
+    assert "Page 1 of 2" in (await b.get("/tasks?page=abc")).text
+
+
 async def test_case_page_polling_swaps_only_when_the_case_changed(site):
     browser, driver = site
     today = london_today()

@@ -392,3 +392,27 @@ def test_no_gov_uk_only_assets_are_served(client):
     assert favicon.status_code == 200 and favicon.content.startswith(b"<svg")
     for rel in ("govuk/assets/images/favicon.ico", "govuk/assets/images/govuk-crest.svg", "govuk/assets/manifest.json"):
         assert client.get(f"/static/{rel}").status_code == 404
+
+
+def test_remembered_components_render_as_the_macro_does_and_keep_escaping():
+    from markupsafe import Markup
+
+    from web.templating import RememberedMacro
+
+    tag = env.globals["govukTag"]
+    assert isinstance(tag, RememberedMacro)
+    plain = tag.macro({"text": "<b>Open</b>"})
+    assert tag({"text": "<b>Open</b>"}) == plain == tag({"text": "<b>Open</b>"})  # computed, then remembered
+    assert "&lt;b&gt;" in plain
+    # the same characters as Markup are HTML, as str they are text: never confused by the memory
+    assert "<i>Shut</i>" in tag({"text": Markup("<i>Shut</i>")}) and "&lt;i&gt;" in tag({"text": "<i>Shut</i>"})
+    assert "<i>Shut</i>" in tag({"text": Markup("<i>Shut</i>")})
+    assert "True" in env.from_string('{{ govukTag({"text": flag}) }}').render(flag=True)
+    assert "True" not in env.from_string('{{ govukTag({"text": flag}) }}').render(flag=1)
+    # a {% call %} block is passed straight through, and the memory stays bounded
+    out = env.from_string('{% call govukFieldset({"legend": {"text": "Who"}}) %}inside {{ n }}{% endcall %}')
+    assert "inside 1" in out.render(n=1) and "inside 2" in out.render(n=2)
+    small = RememberedMacro(tag.macro, size=3)
+    for n in range(10):
+        assert f"  {n}\n" in small({"text": str(n)})
+    assert len(small._memo) == 3

@@ -302,21 +302,33 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
         return [case_summary(c) for c in rows]
 
 
-def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None,
-             limit: int = 200) -> list[dict[str, Any]]:
-    """Tasks the principal may do: theirs by role (or, for the national body, the Panel's)."""
-    query = select(Task).where(Task.status == status)
+def _my_tasks_where(principal: Principal, status: str, overdue: bool | None) -> list[Any]:
+    where = [Task.status == status]
     if principal.is_national:
-        query = query.where(Task.candidate_role == NATIONAL_PANEL)
+        where.append(Task.candidate_role == NATIONAL_PANEL)
     else:
         mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == principal.user_ref)
-        query = query.where(Task.partnership_id == principal.partnership_id,
-                            or_(Task.id.in_(mine), Task.claimed_by == principal.user_ref))
+        where += [Task.partnership_id == principal.partnership_id,
+                  or_(Task.id.in_(mine), Task.claimed_by == principal.user_ref)]
     if overdue is not None:
-        query = query.where(Task.overdue == overdue)
+        where.append(Task.overdue == overdue)
+    return where
+
+
+def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None,
+             limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    """Tasks the principal may do: theirs by role (or, for the national body, the Panel's), soonest due first."""
+    query = select(Task).where(*_my_tasks_where(principal, status, overdue))
     with Session(engine) as session:
-        rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at).limit(limit))
+        rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
+                            .offset(offset).limit(limit))
         return [task_out(t) for t in rows]
+
+
+def count_my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Task)
+                            .where(*_my_tasks_where(principal, status, overdue))).one()
 
 
 # --- escalations -------------------------------------------------------------------------------------------------

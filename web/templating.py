@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -25,9 +27,12 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     PrefixLoader,
+    Undefined,
     select_autoescape,
 )
+from jinja2.runtime import Macro
 from jinja2_fragments.fastapi import Jinja2Blocks
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -165,6 +170,74 @@ def json_text(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Remembered component output
+# ---------------------------------------------------------------------------
+
+_UNFREEZABLE = object()
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable key for macro parameters; ``_UNFREEZABLE`` when something in them is not plain data.
+
+    Types are part of the key: ``Markup`` and ``str`` escape differently, and ``True`` and ``1`` print differently.
+    """
+    if isinstance(value, Mapping):
+        items = []
+        for k, v in value.items():
+            frozen = _freeze(v)
+            if frozen is _UNFREEZABLE:
+                return _UNFREEZABLE
+            items.append((k, frozen))
+        return ("{", tuple(sorted(items, key=lambda item: str(item[0]))))
+    if isinstance(value, list | tuple):
+        out = []
+        for v in value:
+            frozen = _freeze(v)
+            if frozen is _UNFREEZABLE:
+                return _UNFREEZABLE
+            out.append(frozen)
+        return ("[", tuple(out))
+    if value is None or isinstance(value, str | int | float | bool | date):
+        return (type(value), value)
+    if isinstance(value, Undefined):
+        return ("undefined",)
+    return _UNFREEZABLE
+
+
+class RememberedMacro:
+    """A GOV.UK component macro whose output is remembered by its parameters (least recently used first out).
+
+    The components are pure functions of their parameters, and pages call the same ones with the same
+    parameters over and over (the header, a status tag, a task's claim button, the inbox's table): rendering one
+    again costs a dictionary look-up instead of the macro's hundreds of attribute look-ups. Calls with a
+    ``caller`` block, or with parameters that are not plain data, are passed straight through.
+    """
+
+    def __init__(self, macro: Macro, size: int = 512) -> None:
+        self.macro, self.size = macro, size
+        self._memo: OrderedDict[Any, Markup] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Markup:
+        if kwargs or len(args) != 1:
+            return self.macro(*args, **kwargs)
+        key = _freeze(args[0])
+        if key is _UNFREEZABLE:
+            return self.macro(*args)
+        with self._lock:
+            html = self._memo.get(key)
+            if html is not None:
+                self._memo.move_to_end(key)
+                return html
+        html = self.macro(*args)
+        with self._lock:
+            self._memo[key] = html
+            if len(self._memo) > self.size:
+                self._memo.popitem(last=False)
+        return html
+
+
+# ---------------------------------------------------------------------------
 # Environment
 # ---------------------------------------------------------------------------
 
@@ -179,13 +252,14 @@ def build_env() -> Environment:
             ]
         ),
         autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=True),
+        auto_reload=False,  # templates are read once per process: no stat() of every template on every render
         trim_blocks=True,
         lstrip_blocks=True,
     )
     # Keep the default Undefined: the GOV.UK macros rely on missing options rendering "".
     for component, macro_name in GOVUK_MACROS.items():
         module = environment.get_template(f"govuk_frontend_jinja/components/{component}/macro.html").module
-        environment.globals[macro_name] = getattr(module, macro_name)
+        environment.globals[macro_name] = RememberedMacro(getattr(module, macro_name))
     environment.globals.update(
         serviceName=SERVICE_NAME,
         productName=PRODUCT_NAME,

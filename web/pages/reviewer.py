@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -36,6 +37,7 @@ from web.cases import (
     act_on_task,
     actor_of,
     audit,
+    count_my_tasks,
     list_cases,
     load_case,
     london_today,
@@ -81,9 +83,26 @@ class VersionFacts:
 
 _facts: dict[tuple[str, int, str], VersionFacts] = {}
 _facts_lock = threading.Lock()
+# (partnership, number) -> facts, per database: a stored version never changes, so a page that needs the facts
+# of a case's pinned version asks the database once per process, not once per row.
+_pinned: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], VersionFacts]] = weakref.WeakKeyDictionary()
 
 
 def version_facts(engine, partnership_id: str, number: int | None = None) -> VersionFacts | None:
+    """Facts of a version (``number``), or of the current one (None)."""
+    if number is not None:
+        with _facts_lock:
+            cached = _pinned.get(engine, {}).get((partnership_id, number))
+        if cached is not None:
+            return cached
+    facts = _version_facts(engine, partnership_id, number)
+    if facts is not None and number is not None:
+        with _facts_lock:
+            _pinned.setdefault(engine, {})[(partnership_id, number)] = facts
+    return facts
+
+
+def _version_facts(engine, partnership_id: str, number: int | None) -> VersionFacts | None:
     with Session(engine) as session:
         try:
             row = get_version(session, partnership_id, number)
@@ -261,13 +280,23 @@ def sign_out(request: Request):
 # --- my tasks -----------------------------------------------------------------------------------------------------
 
 
+INBOX_PAGE_SIZE = 25
+
+
 def _inbox_filters(params) -> dict[str, Any]:
     status = params.get("status", "open")
-    return {"status": status if status in ("open", "done") else "open", "overdue": params.get("overdue") == "1"}
+    page = params.get("page", "1")
+    return {"status": status if status in ("open", "done") else "open", "overdue": params.get("overdue") == "1",
+            "page": int(page) if page.isdecimal() and 0 < int(page) < 100_000 else 1}
 
 
-def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> list[dict[str, Any]]:
-    tasks = my_tasks(engine, principal, status=filters["status"], overdue=True if filters["overdue"] else None)
+def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], int, int]:
+    """(this page's rows, how many tasks in all, the page shown: the last one if asked for one past it)."""
+    overdue = True if filters["overdue"] else None
+    total = count_my_tasks(engine, principal, status=filters["status"], overdue=overdue)
+    page = min(filters["page"], max(1, -(-total // INBOX_PAGE_SIZE)))
+    tasks = my_tasks(engine, principal, status=filters["status"], overdue=overdue, limit=INBOX_PAGE_SIZE,
+                     offset=(page - 1) * INBOX_PAGE_SIZE) if total else []
     case_ids = {t["case_id"] for t in tasks}
     with Session(engine) as session:
         cases = {c.id: c for c in session.exec(select(Case).where(Case.id.in_(case_ids)))} if case_ids else {}
@@ -286,20 +315,30 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> list[di
                      "claimed_by_name": names.get(task["claimed_by"], task["claimed_by"]),
                      "mine": task["claimed_by"] == principal.user_ref,
                      "href": f"/cases/{task['case_id']}/tasks/{task['key']}"})
-    return rows
+    return rows, total, page
 
 
 def inbox_response(request: Request, principal: Principal, filters: dict[str, Any], *,
                    flash: str | None = None, known_rev: str | None = None) -> Response:
-    rows = inbox_rows(_engine(request), principal, filters)
-    rev = _digest([london_today(), [(r["case_id"], r["key"], r["status"], r["claimed_by"], r["overdue"],
-                                     r["due_date"]) for r in rows]])
+    rows, total, page = inbox_rows(_engine(request), principal, filters)
+    rev = _digest([london_today(), total, page, [(r["case_id"], r["key"], r["status"], r["claimed_by"],
+                                                  r["overdue"], r["due_date"]) for r in rows]])
     if known_rev is not None and known_rev == rev and flash is None:
         return Response(status_code=204)
-    query = "&".join(f"{k}={v}" for k, v in (("status", filters["status"]), ("overdue", "1" if filters["overdue"]
-                                                                                   else "")) if v)
+    filter_query = "&".join(f"{k}={v}" for k, v in (("status", filters["status"]),
+                                                     ("overdue", "1" if filters["overdue"] else "")) if v)
+    query = "&".join(q for q in (filter_query, f"page={page}" if page > 1 else "") if q)
+    pages = max(1, -(-total // INBOX_PAGE_SIZE))
+
+    def page_href(number: int) -> str:
+        return "/tasks?" + "&".join(q for q in (filter_query, f"page={number}") if q)
+
     context = page_context(request, principal, page_title="Panel tasks" if principal.is_national else "My tasks",
-                           rows=rows, filters=filters, rev=rev, flash=flash, poll_seconds=POLL_SECONDS,
+                           rows=rows, total=total, page=page, pages=pages,
+                           first=(page - 1) * INBOX_PAGE_SIZE + 1, last=(page - 1) * INBOX_PAGE_SIZE + len(rows),
+                           previous_href=page_href(page - 1) if page > 1 else None,
+                           next_href=page_href(page + 1) if page < pages else None,
+                           filters=filters, rev=rev, flash=flash, poll_seconds=POLL_SECONDS,
                            back="/tasks" + (f"?{query}" if query else ""), query=query)
     return render(request, "reviewer/tasks.html", context, block="inbox")
 
