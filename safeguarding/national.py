@@ -4,9 +4,9 @@ What comes out of here is safe to show the national Child Safeguarding Practice 
 pseudonymous ``national_ref``, the partnership, the category, dates, lateness, status and stage, the Panel's
 response, and task titles and statuses. Never the children's pseudonyms, the summary, the agencies' people,
 user references, form data, or the local ``case_ref`` (which can be re-identified without the key).
-``NationalCase.case_id`` is carried only so the page can link to the Panel-response task page
-(``/cases/{case_id}/tasks/panel-response``); note that the case id (the workflow id) embeds the local case
-reference, so that link is the one place it reaches a national user.
+``NationalCase.case_id`` (the workflow id, which embeds the local case reference) is carried for look-ups
+only and never shown: pages link to a Panel task by the pseudonymous reference
+(``/national/cases/{national_ref}/tasks/panel-response``).
 
 Every figure and list is a fixed number of SQL statements over ``case``/``task`` (never one per case):
 
@@ -158,7 +158,7 @@ class NationalCase:
     category, and "" for anything else (an escalation's category is its issue type, typed by a person).
     """
 
-    case_id: str  # only for the link to the Panel-response task
+    case_id: str  # for look-ups only: it embeds the local case reference, so pages never show it
     national_ref: str
     process: str  # incident | escalation | lcspr
     partnership_id: str

@@ -471,7 +471,7 @@ async def test_the_national_figures_are_right_for_a_seeded_mix(app, seeded_engin
 
 async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
     client = await signed_in(NATIONAL)
-    refs = lambda page: re.findall(r'href="/national/cases/([^"]+)"', page.text)  # noqa: E731
+    refs = lambda page: re.findall(r'href="/national/cases/([^"/]+)"', page.text)  # noqa: E731
     m = mixed_cases
     assert sorted(refs(await client.get("/national?show=late_notification"))) == sorted(
         [m["b"].national_ref, m["c"].national_ref, m["f"].national_ref])
@@ -483,7 +483,8 @@ async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
     fragment = await client.get(f"/national?partnership={NE}", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="results">') and "<html" not in fragment.text
     page = await client.get("/national")
-    assert f'href="/cases/{m["a"].id}/tasks/panel-response"' in page.text  # the Panel's open task
+    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response"' in page.text  # the Panel's open task
+    assert m["a"].id not in page.text and m["a"].case_ref not in page.text
     assert page.text.count("/tasks/panel-response") == 1  # only open Panel tasks get a link
 
 

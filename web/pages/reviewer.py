@@ -314,7 +314,8 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> tuple[l
                      "days_left": left, "days_left_text": days_left_text(left),
                      "claimed_by_name": names.get(task["claimed_by"], task["claimed_by"]),
                      "mine": task["claimed_by"] == principal.user_ref,
-                     "href": f"/cases/{task['case_id']}/tasks/{task['key']}"})
+                     "href": task_href(case, task["key"], principal.is_national and not
+                                       principal.can_read(case.partnership_id))})
     return rows, total, page
 
 
@@ -351,6 +352,23 @@ def tasks_page(request: Request, principal: Principal = Depends(require_page_pri
 
 
 # --- visibility and acting on tasks ---------------------------------------------------------------------------------
+
+
+def task_href(case: Case, key: str, national: bool) -> str:
+    """A task's page: the national body reaches it by the case's pseudonymous reference, never the local one."""
+    return f"/national/cases/{case.national_ref}/tasks/{key}" if national else f"/cases/{case.id}/tasks/{key}"
+
+
+def national_case_id(engine, principal: Principal, national_ref: str, key: str) -> str:
+    """The case behind ``/national/cases/<ref>/tasks/<key>``: a Panel task of the one case with that reference."""
+    if not principal.is_national or len(national_ref) > 20 or len(key) > 100:
+        raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{national_ref}’")
+    with Session(engine) as session:
+        ids = session.exec(select(Task.case_id).join(Case, Case.id == Task.case_id).where(
+            Case.national_ref == national_ref, Task.key == key, Task.candidate_role == NATIONAL_PANEL)).all()
+    if len(ids) != 1:
+        raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{national_ref}’")
+    return ids[0]
 
 
 def visible_task(engine, principal: Principal, case_id: str, key: str) -> tuple[Case, Task, bool]:
@@ -394,9 +412,9 @@ async def _act(request: Request, principal: Principal, case: Case, key: str, act
 
 async def _claim_or_release(request: Request, principal: Principal, case_id: str, key: str, action: str):
     engine = _engine(request)
-    case, _task, _national = visible_task(engine, principal, case_id, key)
+    case, _task, national = visible_task(engine, principal, case_id, key)
     form = await request.form()
-    back = safe_next(str(form.get("back", "")) or f"/cases/{case_id}/tasks/{key}")
+    back = safe_next(str(form.get("back", "")) or task_href(case, key, national))
     fragment = request.headers.get("hx-request") == "true"
     flash = None
     try:
@@ -572,7 +590,7 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
         widgets=sf.widgets(schema, values or {}, errors, facts.options if facts else None), error_summary=summary,
         answers=sf.answers(schema, data, facts.options if facts else None) if task.status == "done" else [],
         confirmed=request.query_params.get("done") == "1" and task.status == "done",
-        flash=flash, back=f"/cases/{case_id}/tasks/{key}",
+        flash=flash, back=task_href(case, key, national),
         case_href="/tasks" if national else f"/cases/{case_id}")
     return render(request, "reviewer/task.html", context, block="task", status_code=status_code)
 
@@ -614,7 +632,29 @@ async def complete_task(request: Request, case_id: str, key: str,
                               links=[{"text": "Go back to the case" if not national else "Go to your tasks",
                                       "href": "/tasks" if national else f"/cases/{case_id}"}])
         raise
-    return RedirectResponse(f"/cases/{case_id}/tasks/{key}?done=1", status_code=303)
+    return RedirectResponse(task_href(case, key, national) + "?done=1", status_code=303)
+
+
+@router.get("/national/cases/{national_ref}/tasks/{key}")
+def national_task_page(request: Request, national_ref: str, key: str,
+                       principal: Principal = Depends(require_page_principal)):
+    return task_response(request, principal, national_case_id(_engine(request), principal, national_ref, key), key)
+
+
+@router.post("/national/cases/{national_ref}/tasks/{key}")
+async def national_complete_task(request: Request, national_ref: str, key: str,
+                                 principal: Principal = Depends(require_page_principal)):
+    case_id = national_case_id(_engine(request), principal, national_ref, key)
+    return await complete_task(request, case_id, key, principal)
+
+
+@router.post("/national/cases/{national_ref}/tasks/{key}/{action}")
+async def national_claim_or_release(request: Request, national_ref: str, key: str, action: str,
+                                    principal: Principal = Depends(require_page_principal)):
+    if action not in ("claim", "release"):
+        raise ApiError(404, "not_found", "no such page")
+    case_id = national_case_id(_engine(request), principal, national_ref, key)
+    return await _claim_or_release(request, principal, case_id, key, action)
 
 
 # --- recording an incident -------------------------------------------------------------------------------------------
