@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, signed_in, start_server
+from harness import PASSWORD, chunks, signed_in, start_server, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -181,7 +181,7 @@ def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
 # --- the load ---------------------------------------------------------------------------------------------------
 
 
-async def measure(clients: list[httpx.AsyncClient], paths, total: int) -> dict:
+async def measure(clients: list[httpx.AsyncClient], paths, total: int, server_pid: int) -> dict:
     """``total`` requests spread over the clients (each its own worker); ``paths(i)`` gives client i's next path."""
     latencies: list[float] = []
     errors = 0
@@ -200,19 +200,21 @@ async def measure(clients: list[httpx.AsyncClient], paths, total: int) -> dict:
 
     for i, client in enumerate(clients):  # warm-up: one request each
         await client.get(paths(i))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), tree_cpu_seconds(server_pid)
     await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, tree_cpu_seconds(server_pid) - cpu
     latencies.sort()
 
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
     return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall}
+            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall,
+            "cpu_ms": cpu / len(latencies) * 1000}
 
 
-async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str]) -> list[tuple[str, dict]]:
+async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str],
+                   server_pid: int) -> list[tuple[str, dict]]:
     rng = random.Random(11)
     reviewers = (plan["reviewers"][::2] + plan["reviewers"][1::2])[:n_clients]  # one partnership each, first
     leads = plan["leads"][:n_clients]
@@ -221,21 +223,23 @@ async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: 
     pid_of = [pid for _email, pid in reviewers]
     try:
         if "healthz" in pages:
-            results.append(("/healthz (baseline)", await measure(reviewer_clients, lambda i: "/healthz", requests)))
+            results.append(("/healthz (baseline)", await measure(reviewer_clients, lambda i: "/healthz", requests,
+                                                                 server_pid)))
         if "tasks" in pages:
-            results.append(("/tasks (inbox)", await measure(reviewer_clients, lambda i: "/tasks", requests)))
+            results.append(("/tasks (inbox)", await measure(reviewer_clients, lambda i: "/tasks", requests,
+                                                            server_pid)))
         if "case" in pages:
             results.append(("/cases/{id}", await measure(
-                reviewer_clients, lambda i: f"/cases/{rng.choice(plan['cases'][pid_of[i]])}", requests)))
+                reviewer_clients, lambda i: f"/cases/{rng.choice(plan['cases'][pid_of[i]])}", requests, server_pid)))
         if "outbox" in pages:
             lead_clients = [await signed_in(base, email) for email in leads]
-            results.append(("/outbox (lead)", await measure(lead_clients, lambda i: "/outbox", requests)))
+            results.append(("/outbox (lead)", await measure(lead_clients, lambda i: "/outbox", requests, server_pid)))
             for c in lead_clients:
                 await c.aclose()
         if "national" in pages:
             national = [await signed_in(base, plan["national"]) for _ in range(n_clients)]
             results.append(("/national (all partnerships)", await measure(national, lambda i: "/national",
-                                                                          requests)))
+                                                                          requests, server_pid)))
             for c in national:
                 await c.aclose()
     finally:
@@ -248,13 +252,14 @@ def print_table(results: list[tuple[str, dict]], title: str) -> None:
     base = next((r for name, r in results if name.startswith("/healthz")), None)
     print(f"\n{title}")
     print(f"{'page':<30} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'req/s':>7} {'ms/req':>7} {'p50/healthz':>11}")
+          f"{'req/s':>7} {'ms/req':>7} {'cpu ms':>7} {'p50/healthz':>11}")
     for name, r in results:
         ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
         print(f"{name:<30} {r['n']:>8} {r['errors']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {ratio:>11}")
-    print("ms/req = 1000 / throughput: the server's cost of one request while saturated (all clients share one "
-          "uvicorn process;\nwith 20 clients queueing, p50 is roughly 20 x ms/req).")
+              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {r['cpu_ms']:>7.2f} {ratio:>11}")
+    print("ms/req = 1000 / throughput while saturated (the clients send their next request as soon as the last one "
+          "answers,\nso p50 is roughly clients x ms/req / processes). cpu ms = the server's CPU time (all its "
+          "processes) per request:\nits own cost, which other load on the machine does not change much.")
 
 
 def main() -> None:
@@ -265,6 +270,7 @@ def main() -> None:
     parser.add_argument("--cases-per-partnership", type=int, default=50, help="4 open tasks each")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=2000, help="per page")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (SGFLOW_WEB_WORKERS)")
     parser.add_argument("--with-proposed-indexes", action="store_true",
                         help="also create the indexes proposed for the national and outbox pages")
     parser.add_argument("--pages", default="healthz,tasks,case,outbox,national",
@@ -297,10 +303,11 @@ def main() -> None:
         engine.dispose()
         print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
               + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
-        proc, base = start_server(url, tmp / "data")
-        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(",")))
+        proc, base = start_server(url, tmp / "data", workers=args.workers)
+        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(","), proc.pid))
         print_table(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
-                             f"uvicorn (1 process) on {engine.dialect.name}, {date.today().isoformat()}"
+                             f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
+                             f"{engine.dialect.name}, {date.today().isoformat()}"
                              + (", with the proposed indexes" if args.with_proposed_indexes else ""))
     finally:
         if proc is not None:

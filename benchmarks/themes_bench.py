@@ -4,7 +4,8 @@ Fills a fresh read model (SQLite by default, or PostgreSQL with --database-url, 
 afterwards) by bulk insert: --partnerships partnerships (each with the example arrangements under its own id and
 name, a signed-in practitioner, and a national-body account), --events learning events spread over the last 14
 months (so some fall outside the page's 12-month window) with 1-3 themes and 1-3 contributory factors each, and
---escalation-share as many escalations whose closing theme is counted beside them. Each event is a ``case`` row
+--escalation-share as many escalations whose closing theme is counted beside them, and --rapid-review-share as many
+rapid reviews whose decision recorded 1-3 themes. Each event is a ``case`` row
 and its ``learning_tag`` rows, as the read-model activity writes them.
 
 Then starts the app with uvicorn (a separate process, so the load generator does not share its GIL) on a free
@@ -58,7 +59,8 @@ SUMMARY = ("A referral sent on Friday evening sat in a shared inbox until Tuesda
            "the inbox and the duty worker could not see it from the case system.")
 
 
-def fill(engine, partnerships: int, events: int, escalation_share: float, seed: int = 5) -> dict:
+def fill(engine, partnerships: int, events: int, escalation_share: float, rapid_review_share: float = 0.02,
+         seed: int = 5) -> dict:
     """Bulk-insert partnerships, people, cases and their tags; returns who to sign in as."""
     rng = random.Random(seed)
     base = json.loads(EXAMPLE.read_text())
@@ -85,28 +87,30 @@ def fill(engine, partnerships: int, events: int, escalation_share: float, seed: 
                                  password_hash=password_hash, active=True, created_at=now))
         plan["practitioners"].append(f"b{p:03d}-practitioner@bench.test")
     escalations = int(events * escalation_share)
-    for n in range(events + escalations):
-        escalation = n >= events
+    rapid_reviews = int(events * rapid_review_share)
+    for n in range(events + escalations + rapid_reviews):
+        process = "learning" if n < events else "escalation" if n < events + escalations else "incident"
+        source = {"learning": "learning", "escalation": "escalation", "incident": "rapid_review"}[process]
         pid = pids[n % partnerships]
         day = today - timedelta(days=rng.randint(0, 425))
-        process = "escalation" if escalation else "learning"
-        ref = f"{'D' if escalation else 'L'}-{n:08X}"
+        ref = f"{dict(learning='L', escalation='D', incident='R')[process]}-{n:08X}"
         case_id = f"{process}-{pid}-{ref}"
-        kind = "escalation" if escalation else rng.choice(KINDS)
+        kind = rng.choice(KINDS) if process == "learning" else source
         opened = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=rng.randint(8, 18))
         rows["case"].append(dict(
             id=case_id, partnership_id=pid, case_ref=ref, process=process, national_ref=f"N-{uuid.uuid4().hex[:8]}",
-            category=kind, status=rng.choice(["open", "closed", "closed"]), stage="", arrangements_version=1,
+            category="serious_harm_abuse_neglect" if process == "incident" else kind,
+            status=rng.choice(["open", "closed", "closed"]), stage="", arrangements_version=1,
             aware_date=day, summary=SUMMARY, agencies=json.dumps(["riverford-council"]), children="[]",
             opened_by="reporter" if rng.random() < 0.7 else "anonymous", opened_at=opened, updated_at=now,
             closed_at=None, revision=3))
         month = day.isoformat()[:7]
-        themes = {rng.choices(THEMES, THEME_WEIGHTS)[0] for _ in range(1 if escalation else rng.randint(1, 3))}
-        factors = set() if escalation else {rng.choice(FACTOR_IDS) for _ in range(rng.randint(1, 3))}
+        themes = {rng.choices(THEMES, THEME_WEIGHTS)[0] for _ in range(1 if process == "escalation"
+                                                                       else rng.randint(1, 3))}
+        factors = {rng.choice(FACTOR_IDS) for _ in range(rng.randint(1, 3))} if process == "learning" else set()
         for tag_type, values in (("theme", themes), ("factor", factors)):
-            rows["tag"] += [dict(case_id=case_id, tag_type=tag_type, tag=value, partnership_id=pid,
-                                 source="escalation" if escalation else "learning", kind=kind, month=month)
-                            for value in values]
+            rows["tag"] += [dict(case_id=case_id, tag_type=tag_type, tag=value, partnership_id=pid, source=source,
+                                 kind=kind, month=month) for value in values]
     tables = [("partnership", Partnership), ("version", ArrangementsVersion), ("user", User), ("case", Case),
               ("tag", LearningTag)]
     with engine.begin() as conn:
@@ -116,6 +120,7 @@ def fill(engine, partnerships: int, events: int, escalation_share: float, seed: 
     with engine.begin() as conn:
         conn.execute(text("analyze"))
     plan["counts"] = {"partnerships": partnerships, "learning events": events, "escalations": escalations,
+                      "rapid reviews": rapid_reviews,
                       "learning_tag rows": len(rows["tag"])}
     plan["today"] = today
     return plan
@@ -240,6 +245,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="learning events in all")
     parser.add_argument("--escalation-share", type=float, default=0.1,
                         help="escalations with a closing theme, as a share of --events")
+    parser.add_argument("--rapid-review-share", type=float, default=0.02,
+                        help="rapid reviews whose decision recorded themes, as a share of --events")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=2000, help="per page")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -265,7 +272,7 @@ def main() -> None:
         engine = make_engine(url)
         upgrade(engine)
         start = time.perf_counter()
-        plan = fill(engine, args.partnerships, args.events, args.escalation_share)
+        plan = fill(engine, args.partnerships, args.events, args.escalation_share, args.rapid_review_share)
         print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
               + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
         print("\nquery plans of the themes page (one partnership):")

@@ -37,7 +37,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Keep a connection per busy web thread: the default pool (5 + 10 overflow) closes the overflow ones as
+        # they come back, so under load every request paid for a new connection and its PRAGMAs.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,
+                               max_overflow=20)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial

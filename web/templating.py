@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -205,18 +203,19 @@ def _freeze(value: Any) -> Any:
 
 
 class RememberedMacro:
-    """A GOV.UK component macro whose output is remembered by its parameters (least recently used first out).
+    """A GOV.UK component macro whose output is remembered by its parameters (oldest first out).
 
     The components are pure functions of their parameters, and pages call the same ones with the same
     parameters over and over (the header, a status tag, a task's claim button, the inbox's table): rendering one
     again costs a dictionary look-up instead of the macro's hundreds of attribute look-ups. Calls with a
-    ``caller`` block, or with parameters that are not plain data, are passed straight through.
+    ``caller`` block, or with parameters that are not plain data, are passed straight through. No lock: page
+    threads share the memory through single dictionary operations, which the interpreter makes atomic, and two
+    threads that miss at once both render the same output.
     """
 
     def __init__(self, macro: Macro, size: int = 512) -> None:
         self.macro, self.size = macro, size
-        self._memo: OrderedDict[Any, Markup] = OrderedDict()
-        self._lock = threading.Lock()
+        self._memo: dict[Any, Markup] = {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Markup:
         if kwargs or len(args) != 1:
@@ -224,16 +223,14 @@ class RememberedMacro:
         key = _freeze(args[0])
         if key is _UNFREEZABLE:
             return self.macro(*args)
-        with self._lock:
-            html = self._memo.get(key)
-            if html is not None:
-                self._memo.move_to_end(key)
-                return html
-        html = self.macro(*args)
-        with self._lock:
-            self._memo[key] = html
-            if len(self._memo) > self.size:
-                self._memo.popitem(last=False)
+        html = self._memo.get(key)
+        if html is None:
+            html = self._memo[key] = self.macro(*args)
+            while len(self._memo) > self.size:
+                try:
+                    self._memo.pop(next(iter(self._memo)), None)
+                except (RuntimeError, StopIteration):  # another thread changed it meanwhile: try again
+                    continue
         return html
 
 
