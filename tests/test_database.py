@@ -113,3 +113,44 @@ def test_an_unreachable_database_gives_one_clear_error():
 def test_a_malformed_database_url_is_named():
     with pytest.raises(DatabaseUnavailableError, match="DATABASE_URL is not a valid database URL"):
         make_engine("not a url")
+
+
+def test_the_inbox_query_pages_and_counts_on_both_databases(engine):
+    """The inbox's one statement (tasks joined to cases, the total as a window count) on SQLite and PostgreSQL."""
+    from datetime import UTC, datetime, timedelta
+
+    from safeguarding.accounts import Principal
+    from safeguarding.tables import Case, Task, TaskCandidate
+    from web.cases import london_today
+    from web.pages.reviewer import inbox_rows
+
+    list(seed_demo(engine))
+    today, now = london_today(), datetime.now(UTC)
+    case_id = "incident-riverford-and-vale-PAGED"
+    with Session(engine) as session:
+        session.add(Case(id=case_id, partnership_id="riverford-and-vale", case_ref="PAGED", process="incident",
+                         national_ref="N-PAGED", category="serious_harm_abuse_neglect", status="open", stage="",
+                         arrangements_version=1, aware_date=today, opened_by="u-rv-la-dcs", opened_at=now,
+                         children="[]", agencies="[]"))
+        session.flush()
+        for n in range(30):
+            session.add(Task(id=f"{case_id}/step-{n:02d}", case_id=case_id, partnership_id="riverford-and-vale",
+                             key=f"step-{n:02d}", type="rr_meeting", title=f"Step {n:02d}", form="rr_meeting.v1",
+                             candidate_role="review_officer", candidate_label="Review officer", status="open",
+                             due_date=today + timedelta(days=30 - n), opened_at=now))
+        session.flush()
+        session.add_all([TaskCandidate(task_id=f"{case_id}/step-{n:02d}", user_ref="u-rv-review-officer")
+                         for n in range(30)])
+        session.commit()
+        officer = Principal.of(session.exec(select(User).where(User.user_ref == "u-rv-review-officer")).one())
+        other = Principal.of(session.exec(select(User).where(User.user_ref == "u-rv-la-dcs")).one())
+    filters = {"status": "open", "overdue": False, "page": 1}
+    rows, total, page = inbox_rows(engine, officer, filters)
+    assert (total, page, len(rows)) == (30, 1, 25)
+    assert [r["title"] for r in rows[:2]] == ["Step 29", "Step 28"]  # soonest due first
+    assert rows[0]["case_label"] == "PAGED" and rows[0]["href"] == f"/cases/{case_id}/tasks/step-29"
+    rows, total, page = inbox_rows(engine, officer, {**filters, "page": 2})
+    assert (total, page, [r["title"] for r in rows]) == (30, 2, [f"Step {n:02d}" for n in range(4, -1, -1)])
+    assert inbox_rows(engine, officer, {**filters, "page": 9})[1:] == (30, 2)  # past the end: the last page
+    assert inbox_rows(engine, officer, {**filters, "overdue": True}) == ([], 0, 1)
+    assert inbox_rows(engine, other, filters)[1] == 0  # not one of the role

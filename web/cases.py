@@ -302,7 +302,8 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
         return [case_summary(c) for c in rows]
 
 
-def _my_tasks_where(principal: Principal, status: str, overdue: bool | None) -> list[Any]:
+def my_tasks_where(principal: Principal, status: str, overdue: bool | None) -> list[Any]:
+    """Conditions on ``task`` for the tasks the principal may do (the inbox and the API share them)."""
     where = [Task.status == status]
     if principal.is_national:
         where.append(Task.candidate_role == NATIONAL_PANEL)
@@ -318,17 +319,11 @@ def _my_tasks_where(principal: Principal, status: str, overdue: bool | None) -> 
 def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None,
              limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
     """Tasks the principal may do: theirs by role (or, for the national body, the Panel's), soonest due first."""
-    query = select(Task).where(*_my_tasks_where(principal, status, overdue))
+    query = select(Task).where(*my_tasks_where(principal, status, overdue))
     with Session(engine) as session:
         rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
                             .offset(offset).limit(limit))
         return [task_out(t) for t in rows]
-
-
-def count_my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None) -> int:
-    with Session(engine) as session:
-        return session.exec(select(func.count()).select_from(Task)
-                            .where(*_my_tasks_where(principal, status, overdue))).one()
 
 
 # --- escalations -------------------------------------------------------------------------------------------------

@@ -174,20 +174,27 @@ def json_text(value: Any) -> str:
 _UNFREEZABLE = object()
 
 
+_SCALARS = frozenset({str, Markup, int, float, bool, type(None), date, datetime})
+
+
 def _freeze(value: Any) -> Any:
     """A hashable key for macro parameters; ``_UNFREEZABLE`` when something in them is not plain data.
 
     Types are part of the key: ``Markup`` and ``str`` escape differently, and ``True`` and ``1`` print differently.
+    Exact types first (this runs for every component a page renders), then the general cases.
     """
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
         items = []
         for k, v in value.items():
             frozen = _freeze(v)
             if frozen is _UNFREEZABLE:
                 return _UNFREEZABLE
             items.append((k, frozen))
-        return ("{", tuple(sorted(items, key=lambda item: str(item[0]))))
-    if isinstance(value, list | tuple):
+        return ("{", tuple(items))  # in insertion order: the same template call builds the same order
+    if kind is list or kind is tuple:
         out = []
         for v in value:
             frozen = _freeze(v)
@@ -195,8 +202,6 @@ def _freeze(value: Any) -> Any:
                 return _UNFREEZABLE
             out.append(frozen)
         return ("[", tuple(out))
-    if value is None or isinstance(value, str | int | float | bool | date):
-        return (type(value), value)
     if isinstance(value, Undefined):
         return ("undefined",)
     return _UNFREEZABLE

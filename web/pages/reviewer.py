@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
@@ -37,12 +39,11 @@ from web.cases import (
     act_on_task,
     actor_of,
     audit,
-    count_my_tasks,
     list_cases,
     load_case,
     london_today,
     may_open_incident,
-    my_tasks,
+    my_tasks_where,
     open_incident,
 )
 from web.errors import ApiError, error_page
@@ -291,32 +292,51 @@ def _inbox_filters(params) -> dict[str, Any]:
 
 
 def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], int, int]:
-    """(this page's rows, how many tasks in all, the page shown: the last one if asked for one past it)."""
+    """(this page's rows, how many tasks in all, the page shown: the last one if asked for one past it).
+
+    One statement: the page of tasks joined to their cases, with the total as a window count."""
     overdue = True if filters["overdue"] else None
-    total = count_my_tasks(engine, principal, status=filters["status"], overdue=overdue)
-    page = min(filters["page"], max(1, -(-total // INBOX_PAGE_SIZE)))
-    tasks = my_tasks(engine, principal, status=filters["status"], overdue=overdue, limit=INBOX_PAGE_SIZE,
-                     offset=(page - 1) * INBOX_PAGE_SIZE) if total else []
-    case_ids = {t["case_id"] for t in tasks}
-    with Session(engine) as session:
-        cases = {c.id: c for c in session.exec(select(Case).where(Case.id.in_(case_ids)))} if case_ids else {}
+    page = filters["page"]
+    rows_out, total = _inbox_page(engine, principal, filters["status"], overdue, page)
+    if not rows_out and total and page > 1:  # past the end: the last page
+        page = -(-total // INBOX_PAGE_SIZE)
+        rows_out, total = _inbox_page(engine, principal, filters["status"], overdue, page)
     today = london_today()
-    names = display_names(engine, {t["claimed_by"] for t in tasks if t["claimed_by"]})
+    names = display_names(engine, {r["claimed_by"] for r in rows_out if r["claimed_by"]})
     rows = []
-    for task in tasks:
-        case = cases.get(task["case_id"])
-        if case is None:
-            continue
-        facts = version_facts(engine, case.partnership_id, case.arrangements_version)
-        left = working_days_left(facts.calendar if facts else None, today, task["due_date"])
-        rows.append({**task, "case_label": case.national_ref if principal.is_national else case.case_ref,
-                     "category": facts.categories.get(case.category, case.category) if facts else case.category,
+    for row in rows_out:
+        facts = version_facts(engine, row["partnership_id"], row["arrangements_version"])
+        left = working_days_left(facts.calendar if facts else None, today, row["due_date"])
+        national = principal.is_national and not principal.can_read(row["partnership_id"])
+        rows.append({**row, "case_label": row["national_ref"] if principal.is_national else row["case_ref"],
+                     "category": facts.categories.get(row["category"], row["category"]) if facts else row["category"],
                      "days_left": left, "days_left_text": days_left_text(left),
-                     "claimed_by_name": names.get(task["claimed_by"], task["claimed_by"]),
-                     "mine": task["claimed_by"] == principal.user_ref,
-                     "href": task_href(case, task["key"], principal.is_national and not
-                                       principal.can_read(case.partnership_id))})
+                     "claimed_by_name": names.get(row["claimed_by"], row["claimed_by"]),
+                     "mine": row["claimed_by"] == principal.user_ref,
+                     "href": (f"/national/cases/{row['national_ref']}/tasks/{row['key']}" if national
+                              else f"/cases/{row['case_id']}/tasks/{row['key']}")})
     return rows, total, page
+
+
+_INBOX_COLUMNS = (Task.case_id, Task.key, Task.title, Task.candidate_label.label("for"), Task.status, Task.due_date,
+                  Task.overdue, Task.claimed_by, Case.partnership_id, Case.arrangements_version, Case.national_ref,
+                  Case.case_ref, Case.category)
+
+
+def _inbox_page(engine, principal: Principal, status: str, overdue: bool | None,
+                page: int) -> tuple[list[dict[str, Any]], int]:
+    query = (sql_select(*_INBOX_COLUMNS, func.count().over().label("total"))
+             .join(Case, Case.id == Task.case_id).where(*my_tasks_where(principal, status, overdue))
+             .order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
+             .offset((page - 1) * INBOX_PAGE_SIZE).limit(INBOX_PAGE_SIZE))
+    with engine.connect() as conn:
+        found = [dict(r._mapping) for r in conn.execute(query)]
+        if found:
+            return found, found[0]["total"]
+        if page == 1:
+            return [], 0
+        return [], conn.execute(sql_select(func.count()).select_from(Task)
+                                .where(*my_tasks_where(principal, status, overdue))).scalar_one()
 
 
 def inbox_response(request: Request, principal: Principal, filters: dict[str, Any], *,
