@@ -474,6 +474,8 @@ async def test_the_inbox_shows_25_tasks_a_page_soonest_due_first(site):
     assert re.findall(r">Step (\d\d)<", second.text) == ["25", "26", "27", "28", "29"]
     assert "showing 26 to 30" in second.text and 'href="/tasks?status=open&amp;page=1"' in second.text
     assert 'hx-get="/tasks?status=open&amp;page=2&amp;poll=1' in second.text  # polling keeps the page
+    fragment = await b.get("/tasks?page=2", headers=HX)  # the live block alone, with its page links
+    assert fragment.text.lstrip().startswith('<div id="inbox"') and "Page 2 of 2" in fragment.text
     beyond = await b.get("/tasks?page=999")  # past the end: the last page; nonsense: the first
     assert beyond.status_code == 200 and "Page 2 of 2" in beyond.text
     assert "Page 1 of 2" in (await b.get("/tasks?page=abc")).text
