@@ -5,12 +5,15 @@ Only loopback traffic; the server is a child process the caller stops.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -92,3 +95,65 @@ async def signed_in(base: str, email: str) -> httpx.AsyncClient:
     if response.status_code != 303:
         raise RuntimeError(f"sign-in failed for {email}: {response.status_code}")
     return client
+
+
+# --- the load and its table -------------------------------------------------------------------------------------
+
+
+async def measure(clients: list[httpx.AsyncClient], paths: str | Callable[[int], str], total: int,
+                  server_pid: int) -> dict:
+    """``total`` GETs spread over the clients, each a closed loop (its next request as soon as the last answers).
+
+    ``paths`` is one path, or ``paths(i)`` gives client i's next one. One warm-up request per client first (the
+    very first is timed on its own as ``first``: for a cached report it is the one that computes it).
+    """
+    path_of = (lambda _i: paths) if isinstance(paths, str) else paths
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+
+    async def worker(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            path = path_of(i)
+            start = time.perf_counter()
+            response = await client.get(path)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                errors += 1
+
+    first = time.perf_counter()
+    await clients[0].get(path_of(0))
+    first_ms = (time.perf_counter() - first) * 1000
+    for i, client in enumerate(clients[1:], start=1):
+        await client.get(path_of(i))
+    start, cpu = time.perf_counter(), tree_cpu_seconds(server_pid)
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
+    wall, cpu = time.perf_counter() - start, tree_cpu_seconds(server_pid) - cpu
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {"n": len(latencies), "errors": errors, "first": first_ms, "p50": pct(0.50), "p95": pct(0.95),
+            "p99": pct(0.99), "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000,
+            "rps": len(latencies) / wall, "cpu_ms": cpu / len(latencies) * 1000}
+
+
+def print_table(results: list[tuple[str, dict]], title: str) -> None:
+    """One row per page, with its p50 as a multiple of /healthz's (the baseline) when that was measured."""
+    base = next((r for name, r in results if name.startswith("/healthz")), None)
+    width = max([30] + [len(name) for name, _ in results])
+    print(f"\n{title}")
+    print(f"{'page':<{width}} {'requests':>8} {'errors':>6} {'first ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'req/s':>7} {'ms/req':>7} {'cpu ms':>7} {'p50/healthz':>11}")
+    for name, r in results:
+        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
+        print(f"{name:<{width}} {r['n']:>8} {r['errors']:>6} {r['first']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} "
+              f"{r['p99']:>8.1f} {r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {r['cpu_ms']:>7.2f} "
+              f"{ratio:>11}")
+    print("first = the run's first request (for a cached report: the one that computes it). ms/req = 1000 / "
+          "throughput while\nsaturated (each client sends its next request as soon as the last answers, so p50 is "
+          "about clients x ms/req / processes).\ncpu ms = the server's CPU time (all its processes) per request: "
+          "its own cost, which other load on the machine\nbarely changes.")

@@ -39,12 +39,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, signed_in, start_server
+from harness import PASSWORD, chunks, measure, print_table, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from sqlalchemy import create_engine, event, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -275,64 +274,17 @@ def time_report(engine, today: date, runs: int, explain: bool) -> dict:
 # --- the load ---------------------------------------------------------------------------------------------------
 
 
-async def measure(clients: list[httpx.AsyncClient], path: str, total: int) -> dict:
-    """``total`` requests for ``path``, spread over the clients (each its own worker, one request at a time)."""
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            response = await client.get(path)
-            latencies.append(time.perf_counter() - start)
-            if response.status_code != 200:
-                errors += 1
-
-    first = time.perf_counter()
-    await clients[0].get(path)  # warm-up (the first computes the report)
-    warm_ms = (time.perf_counter() - first) * 1000
-    for client in clients[1:]:
-        await client.get(path)
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    wall = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-
-    return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall,
-            "first": warm_ms}
-
-
-async def run_load(base: str, n_clients: int, requests: int, pages: list[str]) -> list[tuple[str, dict]]:
+async def run_load(base: str, n_clients: int, requests: int, pages: list[str],
+                   server_pid: int) -> list[tuple[str, dict]]:
     clients = [await signed_in(base, "national@bench.test") for _ in range(n_clients)]
     try:
         results = []
         for path in pages:
-            results.append((path, await measure(clients, path, requests)))
+            results.append((path, await measure(clients, path, requests, server_pid)))
         return results
     finally:
         for client in clients:
             await client.aclose()
-
-
-def print_table(results: list[tuple[str, dict]], title: str) -> None:
-    base = next((r for name, r in results if name == "/healthz"), None)
-    print(f"\n{title}")
-    print(f"{'page':<26} {'requests':>8} {'errors':>6} {'first ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8} {'req/s':>7} {'ms/req':>7} {'p50/healthz':>11}")
-    for name, r in results:
-        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
-        print(f"{name:<26} {r['n']:>8} {r['errors']:>6} {r['first']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} "
-              f"{r['p99']:>8.1f} {r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {ratio:>11}")
-    print("first = the first request of the run (for /national/monitoring: it computes the report); ms/req = 1000 / "
-          "throughput,\nthe server's cost of one request while saturated (one uvicorn process; with N clients "
-          "queueing, p50 is about N x ms/req).")
 
 
 def main() -> None:
@@ -390,7 +342,7 @@ def main() -> None:
         if not args.pages:
             return
         proc, base = start_server(url, tmp / "data", no_cache=args.no_cache)
-        results = asyncio.run(run_load(base, args.clients, args.requests, args.pages.split(",")))
+        results = asyncio.run(run_load(base, args.clients, args.requests, args.pages.split(","), proc.pid))
         print_table(results, f"{args.clients} concurrent national-body clients, {args.requests:,} requests per page, "
                              f"uvicorn (1 process) on {engine.dialect.name}, {date.today().isoformat()}, "
                              f"{args.partnerships} partnerships x {args.cases_per_partnership} cases"

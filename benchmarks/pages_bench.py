@@ -21,7 +21,6 @@ import asyncio
 import copy
 import json
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,12 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, signed_in, start_server, tree_cpu_seconds
+from harness import PASSWORD, chunks, measure, print_table, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from safeguarding.accounts import hash_password  # noqa: E402
@@ -181,38 +179,6 @@ def fill(engine, partnerships: int, cases_per: int, seed: int = 7) -> dict:
 # --- the load ---------------------------------------------------------------------------------------------------
 
 
-async def measure(clients: list[httpx.AsyncClient], paths, total: int, server_pid: int) -> dict:
-    """``total`` requests spread over the clients (each its own worker); ``paths(i)`` gives client i's next path."""
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-
-    async def worker(i: int, client: httpx.AsyncClient) -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            path = paths(i)
-            start = time.perf_counter()
-            response = await client.get(path)
-            latencies.append(time.perf_counter() - start)
-            if response.status_code != 200:
-                errors += 1
-
-    for i, client in enumerate(clients):  # warm-up: one request each
-        await client.get(paths(i))
-    start, cpu = time.perf_counter(), tree_cpu_seconds(server_pid)
-    await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
-    wall, cpu = time.perf_counter() - start, tree_cpu_seconds(server_pid) - cpu
-    latencies.sort()
-
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-
-    return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall,
-            "cpu_ms": cpu / len(latencies) * 1000}
-
-
 async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str],
                    server_pid: int) -> list[tuple[str, dict]]:
     rng = random.Random(11)
@@ -246,20 +212,6 @@ async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: 
         for c in reviewer_clients:
             await c.aclose()
     return results
-
-
-def print_table(results: list[tuple[str, dict]], title: str) -> None:
-    base = next((r for name, r in results if name.startswith("/healthz")), None)
-    print(f"\n{title}")
-    print(f"{'page':<30} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'req/s':>7} {'ms/req':>7} {'cpu ms':>7} {'p50/healthz':>11}")
-    for name, r in results:
-        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
-        print(f"{name:<30} {r['n']:>8} {r['errors']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {r['cpu_ms']:>7.2f} {ratio:>11}")
-    print("ms/req = 1000 / throughput while saturated (the clients send their next request as soon as the last one "
-          "answers,\nso p50 is roughly clients x ms/req / processes). cpu ms = the server's CPU time (all its "
-          "processes) per request:\nits own cost, which other load on the machine does not change much.")
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import copy
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, signed_in, start_server
+from harness import PASSWORD, chunks, measure, print_table, signed_in, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from safeguarding.accounts import hash_password  # noqa: E402
@@ -169,50 +167,21 @@ def query_plans(engine, today: date) -> list[tuple[str, str]]:
 # --- the load ---------------------------------------------------------------------------------------------------
 
 
-async def measure(clients: list[httpx.AsyncClient], path: str, total: int) -> dict:
-    """``total`` requests of ``path`` spread over the clients, each its own loop (bounded by the shared count)."""
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            response = await client.get(path)
-            latencies.append(time.perf_counter() - start)
-            if response.status_code != 200:
-                errors += 1
-
-    for client in clients:  # warm-up: one request each
-        await client.get(path)
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(c) for c in clients))
-    wall = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-
-    return {"n": len(latencies), "errors": errors, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "max": latencies[-1] * 1000, "mean": statistics.fmean(latencies) * 1000, "rps": len(latencies) / wall}
-
-
-async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str]) -> list[tuple[str, dict]]:
+async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: list[str],
+                   server_pid: int) -> list[tuple[str, dict]]:
     clients = [await signed_in(base, email) for email in plan["practitioners"][:n_clients]]
     results = []
     try:
         if "healthz" in pages:
-            results.append(("/healthz (baseline)", await measure(clients, "/healthz", requests)))
+            results.append(("/healthz (baseline)", await measure(clients, "/healthz", requests, server_pid)))
         if "themes" in pages:
-            results.append(("/learning/themes", await measure(clients, "/learning/themes", requests)))
+            results.append(("/learning/themes", await measure(clients, "/learning/themes", requests, server_pid)))
         if "events" in pages:
             results.append(("/learning/themes?theme=neglect", await measure(
-                clients, "/learning/themes?theme=neglect", requests)))
+                clients, "/learning/themes?theme=neglect", requests, server_pid)))
         if "national" in pages:
             national = [await signed_in(base, plan["national"]) for _ in range(n_clients)]
-            results.append(("/national/learning", await measure(national, "/national/learning", requests)))
+            results.append(("/national/learning", await measure(national, "/national/learning", requests, server_pid)))
             for c in national:
                 await c.aclose()
     finally:
@@ -221,20 +190,12 @@ async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: 
     return results
 
 
-def print_table(results: list[tuple[str, dict]], title: str) -> None:
-    base = next((r for name, r in results if name.startswith("/healthz")), None)
-    print(f"\n{title}")
-    print(f"{'page':<32} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'req/s':>7} {'ms/req':>7} {'p50/healthz':>11}")
-    for name, r in results:
-        ratio = f"{r['p50'] / base['p50']:.1f}x" if base else "-"
-        print(f"{name:<32} {r['n']:>8} {r['errors']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['max']:>8.1f} {r['rps']:>7.1f} {1000 / r['rps']:>7.1f} {ratio:>11}")
+def report(results: list[tuple[str, dict]], title: str) -> None:
+    print_table(results, title)
     themes = next((r for name, r in results if name == "/learning/themes"), None)
     if themes:
         verdict = "met" if themes["p95"] <= 100 else "MISSED"
         print(f"aim: /learning/themes p95 <= 100 ms: {verdict} ({themes['p95']:.1f} ms)")
-    print("ms/req = 1000 / throughput: the server's cost of one request while saturated.")
 
 
 def main() -> None:
@@ -280,8 +241,8 @@ def main() -> None:
             print(f"  {statement}...\n    {plan_text}")
         engine.dispose()
         proc, base = start_server(url, tmp / "data", workers=args.workers)
-        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(",")))
-        print_table(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
+        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(","), proc.pid))
+        report(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
                              f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
                              f"{engine.dialect.name}, {os.cpu_count()} CPUs, {date.today().isoformat()}")
     finally:
