@@ -755,12 +755,13 @@ class FiguresCache:
 
     Keyed by what the figures depend on: the partnership (or the whole country), its arrangements version (the
     theme labels), the 12-month window (today) and the number of ``learning_tag`` rows counted (one indexed
-    ``count(*)``). Tags only ever arrive (a new learning event, an escalation closing with a theme) or go (a case
-    removed), so a change of the number is a change of the figures; ``TTL`` bounds anything else. One per app
+    ``count(*)``). Tags mostly arrive (a new learning event, an escalation closing with a theme, a rapid review's
+    decision) or go (a case removed), which changes the number at once; a decision sent back and made again may
+    swap its themes for as many others, which ``TTL`` (a minute) catches. One per app
     (``app.state``), so two databases never share entries. Thread-safe; at most ``MAX`` entries.
     """
 
-    TTL = 300.0
+    TTL = 60.0
     MAX = 2000
 
     def __init__(self) -> None:
