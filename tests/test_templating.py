@@ -416,3 +416,15 @@ def test_remembered_components_render_as_the_macro_does_and_keep_escaping():
     for n in range(10):
         assert f"  {n}\n" in small({"text": str(n)})
     assert len(small._memo) == 3
+
+
+def test_the_govuk_page_template_and_components_use_the_remembered_macros():
+    """The page template imports govukServiceNavigation itself: it gets the remembered one, not a fresh macro."""
+    from web.templating import RememberedMacro
+
+    module = env.get_template("govuk_frontend_jinja/components/service-navigation/macro.html").module
+    assert isinstance(module.govukServiceNavigation, RememberedMacro)
+    assert module.govukServiceNavigation is env.globals["govukServiceNavigation"]
+    page = env.from_string('{% from "govuk_frontend_jinja/components/tag/macro.html" import govukTag %}'
+                           '{{ govukTag({"text": "Imported"}) }}')
+    assert "Imported" in page.render() and env.globals["govukTag"]._memo

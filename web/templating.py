@@ -259,9 +259,14 @@ def build_env() -> Environment:
         lstrip_blocks=True,
     )
     # Keep the default Undefined: the GOV.UK macros rely on missing options rendering "".
+    # Each component's remembered macro is both a global and what its template module exports, so the GOV.UK
+    # page template's own ``{% from ... import govukHeader %}`` (and one component importing another) get it too:
+    # a template's default module is made once and shared by every import without context.
     for component, macro_name in GOVUK_MACROS.items():
         module = environment.get_template(f"govuk_frontend_jinja/components/{component}/macro.html").module
-        environment.globals[macro_name] = RememberedMacro(getattr(module, macro_name))
+        remembered = RememberedMacro(getattr(module, macro_name))
+        setattr(module, macro_name, remembered)
+        environment.globals[macro_name] = remembered
     environment.globals.update(
         serviceName=SERVICE_NAME,
         productName=PRODUCT_NAME,
