@@ -3,6 +3,9 @@
 A snapshot carries the workflow's state revision: an older one (a retried or late activity) never
 overwrites a newer one. Events and outbox messages are keyed by ``<case id>#<sequence>``, so a retried
 activity writes nothing twice.
+
+Written with SQLAlchemy Core in one transaction (a handful of statements, rows in batches), not the ORM:
+this runs for every change of every case, and the ORM's per-row bookkeeping was most of its cost.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from safeguarding.case_records import REPORTER, CaseSnapshot
 from safeguarding.tables import (
@@ -34,6 +37,31 @@ _DATE_FIELDS = {"aware_date", "notification_due", "notification_sent_on", "rapid
 _DATETIME_FIELDS = {"opened_at", "closed_at"}
 _JSON_FIELDS = {"children", "agencies"}
 
+CASES, TASKS, CANDIDATES = Case.__table__, Task.__table__, TaskCandidate.__table__
+EVENTS, OUTBOX, TAGS = CaseEvent.__table__, OutboxMessage.__table__, LearningTag.__table__
+USERS, REPORTERS = User.__table__, LearningReporter.__table__
+_CASE_COLUMNS = frozenset(CASES.c.keys())
+_TASK_VALUES = ("type", "title", "form", "candidate_role", "candidate_label", "status", "due_date", "follow_up_date",
+                "overdue", "claimed_by", "completed_by", "completed_at", "days_late", "data", "revision")
+
+# Statements built once (building one costs about as much as running it); values come as parameters.
+_CASE_REVISION = select(CASES.c.revision).where(CASES.c.id == bindparam("b_case_id")).with_for_update()
+_CASE_INSERT = insert(CASES)
+_CASE_UPDATE = update(CASES).where(CASES.c.id == bindparam("b_case_id"))  # SET: the columns given
+_TASK_IDS = select(TASKS.c.id).where(TASKS.c.id.in_(bindparam("b_ids", expanding=True)))
+_TASK_INSERT = insert(TASKS)
+_TASK_UPDATE = update(TASKS).where(TASKS.c.id == bindparam("b_task_id")).values(
+    {name: bindparam(name) for name in _TASK_VALUES})
+_CANDIDATE_INSERT = insert(CANDIDATES)
+_CANDIDATES_DELETE = delete(CANDIDATES).where(CANDIDATES.c.task_id.in_(bindparam("b_ids", expanding=True)))
+_TAGS_DELETE = delete(TAGS).where(TAGS.c.case_id == bindparam("b_case_id"))
+_TAG_INSERT = insert(TAGS)
+_REPORTER = select(REPORTERS.c.user_ref).where(REPORTERS.c.case_id == bindparam("b_case_id"))
+_EMAILS = select(USERS.c.user_ref, USERS.c.email).where(USERS.c.user_ref.in_(bindparam("b_refs", expanding=True)))
+# INSERT ... ON CONFLICT DO NOTHING, per dialect (SQLite, PostgreSQL): rows already written stay as they are
+_INSERT_NEW = {(name, table.name): dialect.insert(table).on_conflict_do_nothing()
+               for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql)) for table in (EVENTS, OUTBOX)}
+
 
 def national_ref(secret: str, case_id: str) -> str:
     """A stable pseudonymous case reference for the national view (re-identifiable only with the key)."""
@@ -43,9 +71,8 @@ def national_ref(secret: str, case_id: str) -> str:
 
 def _case_values(snap: CaseSnapshot) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    columns = Case.model_fields.keys()
     for name, value in snap.fields.items():
-        if name not in columns:
+        if name not in _CASE_COLUMNS:
             continue
         if name in _DATE_FIELDS and value is not None:
             value = date.fromisoformat(value)
@@ -65,7 +92,7 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _tags(snap: CaseSnapshot) -> list[LearningTag]:
+def _tags(snap: CaseSnapshot) -> list[dict[str, str]]:
     """Themes and factors to count: a learning event's own, or the theme a closed escalation recorded."""
     fields = snap.fields
     month = (fields.get("aware_date") or "")[:7]
@@ -77,92 +104,90 @@ def _tags(snap: CaseSnapshot) -> list[LearningTag]:
         pairs, source, kind = [("theme", fields["learning_theme"])], "escalation", "escalation"
     else:
         return []
-    return [LearningTag(case_id=snap.case_id, tag_type=tag_type, tag=tag, partnership_id=snap.partnership_id,
-                        source=source, kind=kind, month=month) for tag_type, tag in dict.fromkeys(pairs)]
+    return [{"case_id": snap.case_id, "tag_type": tag_type, "tag": tag, "partnership_id": snap.partnership_id,
+             "source": source, "kind": kind, "month": month} for tag_type, tag in dict.fromkeys(pairs)]
 
 
 def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
     """Write the snapshot in one transaction. Returns False when a newer revision was already stored."""
-    with Session(engine) as session:
-        case = session.get(Case, snap.case_id, with_for_update=True)
-        stale = case is not None and case.revision >= snap.revision
+    with engine.begin() as conn:
+        stored = conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).first()
+        stale = stored is not None and stored.revision >= snap.revision
         if not stale:
             values = _case_values(snap)
-            if case is None:
-                case = Case(id=snap.case_id, partnership_id=snap.partnership_id, case_ref=snap.case_ref,
-                            process=snap.process, national_ref=national_ref(secret, snap.case_id), **values)
+            values.update(revision=snap.revision, updated_at=datetime.now(UTC))
+            if stored is None:
+                conn.execute(_CASE_INSERT, {
+                    "id": snap.case_id, "partnership_id": snap.partnership_id, "case_ref": snap.case_ref,
+                    "process": snap.process, "national_ref": national_ref(secret, snap.case_id), **values})
             else:
-                for name, value in values.items():
-                    setattr(case, name, value)
-            case.revision = snap.revision
-            case.updated_at = datetime.now(case.opened_at.tzinfo)
-            session.add(case)
-            session.flush()
-            _write_tasks(session, snap)
+                conn.execute(_CASE_UPDATE, {"b_case_id": snap.case_id, **values})
+            _write_tasks(conn, snap)
             tags = _tags(snap)
             if tags:
-                session.execute(delete(LearningTag).where(LearningTag.case_id == snap.case_id))
-                session.add_all(tags)
-        _write_events(session, snap)
-        _queue_messages(session, snap)
-        session.commit()
+                conn.execute(_TAGS_DELETE, {"b_case_id": snap.case_id})
+                conn.execute(_TAG_INSERT, tags)
+        _write_events(conn, snap)
+        _queue_messages(conn, snap)
         return not stale
 
 
-def _write_tasks(session: Session, snap: CaseSnapshot) -> None:
-    existing = {t.id: t for t in session.exec(select(Task).where(Task.case_id == snap.case_id)).scalars()}
+def _write_tasks(conn: Connection, snap: CaseSnapshot) -> None:
+    if not snap.tasks:
+        return
+    rows = []
     for record in snap.tasks:
-        task_id = f"{snap.case_id}/{record.key}"
-        row = existing.get(task_id) or Task(id=task_id, case_id=snap.case_id, partnership_id=snap.partnership_id,
-                                            key=record.key, opened_at=_moment(record.opened_at))
-        row.type, row.title, row.form = record.type, record.title, record.form
-        row.candidate_role, row.candidate_label = record.candidate_role, record.candidate_label
-        row.status, row.due_date, row.follow_up_date = record.status, _day(record.due_date), _day(record.follow_up_date)
-        row.overdue, row.claimed_by, row.completed_by = record.overdue, record.claimed_by, record.completed_by
-        row.completed_at, row.days_late = _moment(record.completed_at), record.days_late
-        row.data = json.dumps(record.data, ensure_ascii=False)
-        row.revision = snap.revision
-        session.add(row)
-        if task_id not in existing:
-            session.flush()
-            for ref in record.candidate_users:
-                session.add(TaskCandidate(task_id=task_id, user_ref=ref))
+        rows.append({
+            "id": f"{snap.case_id}/{record.key}", "type": record.type, "title": record.title, "form": record.form,
+            "candidate_role": record.candidate_role, "candidate_label": record.candidate_label,
+            "status": record.status, "due_date": _day(record.due_date), "follow_up_date": _day(record.follow_up_date),
+            "overdue": record.overdue, "claimed_by": record.claimed_by, "completed_by": record.completed_by,
+            "completed_at": _moment(record.completed_at), "days_late": record.days_late,
+            "data": json.dumps(record.data, ensure_ascii=False), "revision": snap.revision})
+    existing = set(conn.execute(_TASK_IDS, {"b_ids": [row["id"] for row in rows]}).scalars())
+    changed = [{**{k: row[k] for k in _TASK_VALUES}, "b_task_id": row["id"]} for row in rows if row["id"] in existing]
+    if changed:
+        conn.execute(_TASK_UPDATE, changed)
+    new = [(row, record) for row, record in zip(rows, snap.tasks, strict=True) if row["id"] not in existing]
+    if new:
+        conn.execute(_TASK_INSERT, [{**row, "case_id": snap.case_id, "partnership_id": snap.partnership_id,
+                                     "key": record.key, "opened_at": _moment(record.opened_at)}
+                                    for row, record in new])
+        candidates = [{"task_id": row["id"], "user_ref": ref} for row, record in new
+                      for ref in dict.fromkeys(record.candidate_users)]
+        if candidates:
+            conn.execute(_CANDIDATE_INSERT, candidates)
     # candidates are fixed when a task opens; closed tasks no longer need them for "my tasks"
-    closed = [f"{snap.case_id}/{r.key}" for r in snap.tasks if r.status != "open"]
+    closed = [row["id"] for row in rows if row["status"] != "open"]
     if closed:
-        session.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(closed)))
+        conn.execute(_CANDIDATES_DELETE, {"b_ids": closed})
 
 
-def _write_events(session: Session, snap: CaseSnapshot) -> None:
+def _write_events(conn: Connection, snap: CaseSnapshot) -> None:
     if not snap.events:
         return
-    ids = [f"{snap.case_id}#{e.seq}" for e in snap.events]
-    present = set(session.exec(select(CaseEvent.id).where(CaseEvent.id.in_(ids))).scalars())
-    for event_id, event in zip(ids, snap.events, strict=True):
-        if event_id in present:
-            continue
-        session.add(CaseEvent(id=event_id, case_id=snap.case_id, partnership_id=snap.partnership_id, seq=event.seq,
-                              at=datetime.fromisoformat(event.at), actor=event.actor, kind=event.kind,
-                              task_key=event.task_key, message=event.message,
-                              data=json.dumps(event.data, ensure_ascii=False)))
+    conn.execute(_INSERT_NEW[conn.dialect.name, EVENTS.name], [
+        {"id": f"{snap.case_id}#{event.seq}", "case_id": snap.case_id, "partnership_id": snap.partnership_id,
+         "seq": event.seq, "at": datetime.fromisoformat(event.at), "actor": event.actor, "kind": event.kind,
+         "task_key": event.task_key, "message": event.message, "data": json.dumps(event.data, ensure_ascii=False)}
+        for event in snap.events])
 
 
-def _queue_messages(session: Session, snap: CaseSnapshot) -> None:
+def _queue_messages(conn: Connection, snap: CaseSnapshot) -> None:
     if not snap.messages:
         return
-    ids = [f"{snap.case_id}#{m.seq}" for m in snap.messages]
-    present = set(session.exec(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))).scalars())
     refs = {ref for m in snap.messages for ref in m.to_user_refs}
-    reporter = session.get(LearningReporter, snap.case_id) if f"{REPORTER}{snap.case_id}" in refs else None
-    emails = dict(session.exec(select(User.user_ref, User.email).where(
-        User.user_ref.in_(refs | ({reporter.user_ref} if reporter else set())))).all())
-    if reporter and reporter.user_ref in emails:  # the reporter's address, never their identity, in the outbox
-        emails[f"{REPORTER}{snap.case_id}"] = emails.pop(reporter.user_ref)
-    for message_id, message in zip(ids, snap.messages, strict=True):
-        if message_id in present:
-            continue
-        session.add(OutboxMessage(
-            id=message_id, partnership_id=snap.partnership_id, case_id=snap.case_id,
-            to_user_refs=json.dumps(message.to_user_refs),
-            to_addresses=json.dumps(sorted(emails[r] for r in message.to_user_refs if r in emails)),
-            subject=message.subject[:300], body=message.body))
+    reporter = None
+    if f"{REPORTER}{snap.case_id}" in refs:
+        reporter = conn.execute(_REPORTER, {"b_case_id": snap.case_id}).scalar()
+    emails = dict(conn.execute(_EMAILS, {"b_refs": sorted(refs | ({reporter} if reporter else set()))}).all())
+    if reporter and reporter in emails:  # the reporter's address, never their identity, in the outbox
+        emails[f"{REPORTER}{snap.case_id}"] = emails.pop(reporter)
+    now = datetime.now(UTC)
+    conn.execute(_INSERT_NEW[conn.dialect.name, OUTBOX.name], [
+        {"id": f"{snap.case_id}#{message.seq}", "partnership_id": snap.partnership_id, "case_id": snap.case_id,
+         "to_user_refs": json.dumps(message.to_user_refs),
+         "to_addresses": json.dumps(sorted(emails[r] for r in message.to_user_refs if r in emails)),
+         "subject": message.subject[:300], "body": message.body, "status": "queued", "attempts": 0,
+         "created_at": now}
+        for message in snap.messages])

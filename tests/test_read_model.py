@@ -1,0 +1,129 @@
+"""The read-model activity's writes, on SQLite and PostgreSQL: idempotent by revision and by event/message id."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session, select
+
+from activities.email import deliver
+from activities.read_model import apply_snapshot, national_ref
+from safeguarding.case_records import REPORTER, CaseSnapshot
+from safeguarding.settings import Settings
+from safeguarding.tables import (
+    Case,
+    CaseEvent,
+    LearningReporter,
+    LearningTag,
+    OutboxMessage,
+    Partnership,
+    Task,
+    TaskCandidate,
+    User,
+)
+
+CASE = "incident-rv-T-1"
+SECRET = "test-secret"
+
+
+def setup(engine) -> None:
+    with Session(engine) as session:
+        session.add(Partnership(id="rv", name="Riverford and Vale"))
+        session.add(User(email="a@rv.example", display_name="A", user_ref="u-a", kind="reviewer", partnership_id="rv",
+                         password_hash="x"))
+        session.add(User(email="b@rv.example", display_name="B", user_ref="u-b", kind="reviewer", partnership_id="rv",
+                         password_hash="x"))
+        session.commit()
+
+
+def task(key: str, status: str = "open", **extra) -> dict:
+    return {"key": key, "type": "agency_summary", "title": f"Summary {key}", "form": "agency_summary.v1",
+            "candidate_role": "partner:rv", "candidate_label": "Delegate", "candidate_users": ["u-a", "u-b"],
+            "opened_at": "2026-05-23T09:00:00+00:00", "status": status, "due_date": "2026-06-01",
+            "follow_up_date": "2026-05-28", "overdue": False, "reminded": False, "claimed_by": None,
+            "completed_by": None, "completed_at": None, "days_late": None, "data": {}, **extra}
+
+
+def event(seq: int, kind: str = "task_opened", task_key: str | None = "summary") -> dict:
+    return {"seq": seq, "at": "2026-05-23T09:00:00+00:00", "actor": "system", "kind": kind,
+            "message": f"event {seq}", "task_key": task_key, "data": {}}
+
+
+def snapshot(revision: int, *, stage: str, tasks=(), events=(), messages=(), **fields) -> CaseSnapshot:
+    return CaseSnapshot.from_payload({
+        "case_id": CASE, "partnership_id": "rv", "case_ref": "T-1", "process": "incident", "revision": revision,
+        "fields": {"category": "serious_harm_abuse_neglect", "status": "open", "stage": stage,
+                   "arrangements_version": 1, "aware_date": "2026-05-23", "notification_due": "2026-06-01",
+                   "rapid_review_required": True, "children": [{"pseudonym": "Child A"}], "summary": "Injuries.",
+                   "agencies": ["rv-council"], "opened_by": "u-a", "opened_at": "2026-05-23T09:00:00+00:00",
+                   "overdue_tasks": 0, "not_a_column": "ignored", **fields},
+        "tasks": list(tasks), "events": list(events), "messages": list(messages)})
+
+
+def counts(engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {name: len(session.exec(select(table)).all())
+                for name, table in (("events", CaseEvent), ("outbox", OutboxMessage), ("tasks", Task),
+                                    ("candidates", TaskCandidate), ("tags", LearningTag))}
+
+
+def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(engine):
+    setup(engine)
+    first = snapshot(1, stage="Notification", tasks=[task("summary")], events=[event(1), event(2)],
+                     messages=[{"seq": 3, "to_user_refs": ["u-a", "u-b", "u-nobody"], "subject": "New task",
+                                "body": "A task is waiting."}])
+    assert apply_snapshot(engine, first, SECRET) is True
+    written = counts(engine)
+    assert written == {"events": 2, "outbox": 1, "tasks": 1, "candidates": 2, "tags": 0}
+    assert apply_snapshot(engine, first, SECRET) is False  # a retried activity: nothing twice
+    assert counts(engine) == written
+    with Session(engine) as session:
+        case = session.get(Case, CASE)
+        assert (case.stage, case.revision, case.national_ref) == ("Notification", 1, national_ref(SECRET, CASE))
+        assert json.loads(case.children) == [{"pseudonym": "Child A"}] and str(case.aware_date) == "2026-05-23"
+        row = session.get(Task, f"{CASE}/summary")
+        assert (row.status, str(row.due_date), row.revision, row.opened_at.year) == ("open", "2026-06-01", 1, 2026)
+        message = session.get(OutboxMessage, f"{CASE}#3")
+        assert message.status == "queued" and message.attempts == 0 and message.created_at is not None
+        assert json.loads(message.to_addresses) == ["a@rv.example", "b@rv.example"]
+
+    done = task("summary", "done", completed_by="u-a", completed_at="2026-05-24T10:00:00+00:00",
+                data={"involvement": "Health visiting."})
+    second = snapshot(2, stage="Meeting", tasks=[done, task("meeting")], events=[event(4, "task_completed")],
+                      notification_sent_on="2026-05-24")
+    assert apply_snapshot(engine, second, SECRET) is True
+    late = snapshot(1, stage="Stale", tasks=[task("summary")], events=[event(1), event(5)])
+    assert apply_snapshot(engine, late, SECRET) is False  # its case and tasks are older: only new events land
+    with Session(engine) as session:
+        case = session.get(Case, CASE)
+        assert (case.stage, case.revision, str(case.notification_sent_on)) == ("Meeting", 2, "2026-05-24")
+        summary = session.get(Task, f"{CASE}/summary")
+        assert (summary.status, summary.completed_by, json.loads(summary.data)) == (
+            "done", "u-a", {"involvement": "Health visiting."})
+        assert summary.completed_at is not None and summary.revision == 2
+        candidates = session.exec(select(TaskCandidate.task_id, TaskCandidate.user_ref)).all()
+        assert sorted(candidates) == [(f"{CASE}/meeting", "u-a"), (f"{CASE}/meeting", "u-b")]  # closed: none
+        assert sorted(session.exec(select(CaseEvent.seq).where(CaseEvent.case_id == CASE)).all()) == [1, 2, 4, 5]
+
+
+def test_learning_tags_are_replaced_and_the_reporter_is_reached_without_naming_them(engine, tmp_path):
+    setup(engine)
+    with Session(engine) as session:
+        session.add(LearningReporter(case_id=CASE, user_ref="u-b"))
+        session.commit()
+    message = {"seq": 2, "to_user_refs": [f"{REPORTER}{CASE}"], "subject": "Thank you", "body": "Feedback."}
+    tags = {"themes": ["information-sharing", "information-sharing"], "factors": ["workload"], "source": "learning",
+            "kind": "near_miss"}
+    assert apply_snapshot(engine, snapshot(1, stage="Triage", learning_tags=tags, events=[event(1)],
+                                           messages=[message]), SECRET)
+    assert apply_snapshot(engine, snapshot(2, stage="Response", learning_tags={**tags, "factors": []}), SECRET)
+    with Session(engine) as session:
+        rows = session.exec(select(LearningTag.tag_type, LearningTag.tag, LearningTag.month)).all()
+        assert rows == [("theme", "information-sharing", "2026-05")]
+        outbox = session.get(OutboxMessage, f"{CASE}#2")
+        assert json.loads(outbox.to_addresses) == ["b@rv.example"]
+        assert "u-b" not in outbox.to_user_refs
+    # no SMTP configured: held in the outbox, once
+    settings = Settings(data_dir=tmp_path, secret_key="x")
+    assert deliver(engine, settings, [f"{CASE}#2", f"{CASE}#99"]) == {f"{CASE}#2": "held", f"{CASE}#99": "missing"}
+    assert deliver(engine, settings, [f"{CASE}#2"]) == {f"{CASE}#2": "held"}
