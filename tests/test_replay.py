@@ -28,6 +28,17 @@ async def test_recorded_history_replays(path: Path):
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays_in_the_production_worker_sandbox(path: Path):
+    """The worker passes the workflow modules through the sandbox (imported once): replay works there too."""
+    from sgflow.worker import workflow_runner
+
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    result = await Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner()).replay_workflow(
+        history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
 async def test_a_changed_workflow_is_caught(monkeypatch):
     """The replay test can fail: add a command (a timer) to every read-model write, and replay reports it."""
     from datetime import timedelta

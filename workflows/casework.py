@@ -42,6 +42,7 @@ SYNC_TIMEOUT = timedelta(seconds=30)
 SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 REMINDER_HOUR = time(8, 0)
 OVERDUE_LADDER_PATCH = "overdue-work-ladder-child"  # cases from before it only emailed the first-stage role
+ONE_TIMER_PATCH = "one-timer-per-deadline"  # cases from before it started and cancelled a timer on every wait
 DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
 
 
@@ -70,6 +71,9 @@ class Casework:
         self._dirty: set[str] = set()  # tasks changed since the read model last had them
         self.timeline: list[EventRecord] = []  # every event, so the read model can be rebuilt from a query
         self._changed = False
+        self._rung = False  # the wake-up timer fired
+        self._timer: asyncio.TimerHandle | None = None  # the one timer for the next reminder/deadline
+        self._timer_at: datetime | None = None  # the instant it stands for
         self._sync_lock = asyncio.Lock()
         self._deliveries: list[asyncio.Future] = []
         self.roles = {r["id"]: r for r in arrangements.get("roles", [])}
@@ -260,15 +264,31 @@ class Casework:
 
     async def wait_for_change_or_timer(self, is_finished, also_at: datetime | None = None) -> None:
         """Sleep until a handler changed something, the case finished, the next reminder/deadline, or
-        ``also_at`` (a process's own timer, e.g. the next progress check)."""
-        self._changed = False
+        ``also_at`` (a process's own timer, e.g. the next progress check).
+
+        One Temporal timer stands for the next wake-up instant and is only replaced when that instant
+        changes: a task completed through an Update that leaves the next deadline where it was starts and
+        cancels no timer. Cases started before this (no ``ONE_TIMER_PATCH`` marker) keep the old way:
+        a fresh timer for every wait, cancelled when something changes."""
+        self._changed = self._rung = False
         instants = [i for i in (self.next_timer(), also_at) if i is not None]
         next_at = min(instants) if instants else None
         timeout = None if next_at is None else max((next_at - self.now()).total_seconds(), 0.0)
         if timeout == 0.0:
             return
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
+        if not workflow.patched(ONE_TIMER_PATCH):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
+            return
+        if next_at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = next_at
+            self._timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, self._ring)
+        await workflow.wait_condition(lambda: self._changed or self._rung or is_finished())
+
+    def _ring(self) -> None:
+        self._timer, self._timer_at, self._rung = None, None, True
 
     # --- actions: owned by an agency, due on a date, done with evidence or closed with a reason -------------------
     def check_action(self, cmd: ActionCommand, role: str) -> None:
@@ -357,14 +377,26 @@ class Casework:
                 del self.ladders[key]
 
     # --- read model ----------------------------------------------------------------------------------------
-    def snapshot(self, events: list[EventRecord], messages: list[MessageRecord],
-                 task_keys: set[str] | None = None) -> CaseSnapshot:
-        """The case now; with ``task_keys``, only those tasks (a sync sends only what changed)."""
+    def snapshot(self, events: list[EventRecord], messages: list[MessageRecord]) -> CaseSnapshot:
+        """The case now, with every task (the ``snapshot`` query; a sync sends only what changed)."""
         self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
-        tasks = [TaskRecord(**asdict(t)) for k, t in self.tasks.items() if task_keys is None or k in task_keys]
+        tasks = [TaskRecord(**asdict(t)) for t in self.tasks.values()]
         return CaseSnapshot(case_id=self.case_id, partnership_id=self.partnership_id, case_ref=self.case_ref,
                             process=self.process, revision=self.revision, fields=dict(self.fields),
                             tasks=tasks, events=events, messages=messages)
+
+    def sync_payload(self, events: list[EventRecord], messages: list[MessageRecord],
+                     task_keys: set[str]) -> dict[str, Any]:
+        """What ``sync`` sends: a ``CaseSnapshot`` as plain JSON types, built directly. Converting the
+        dataclasses (``asdict``, twice: a copy here, then the data converter) was most of a sync's cost
+        in the workflow sandbox, where every ``isinstance`` goes through the sandbox's wrapper."""
+        self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
+        return {"case_id": self.case_id, "partnership_id": self.partnership_id, "case_ref": self.case_ref,
+                "process": self.process, "revision": self.revision, "fields": dict(self.fields),
+                "tasks": [{**t.__dict__, "candidate_users": list(t.candidate_users), "data": dict(t.data)}
+                          for k, t in self.tasks.items() if k in task_keys],
+                "events": [{**e.__dict__, "data": dict(e.data)} for e in events],
+                "messages": [{**m.__dict__, "to_user_refs": list(m.to_user_refs)} for m in messages]}
 
     async def sync(self) -> None:
         """Write the current state, new events and new emails to the read model (in order, exactly once)."""
@@ -373,11 +405,11 @@ class Casework:
             await self._start_and_stop_ladders()
             events, messages = list(self._pending_events), list(self._pending_messages)
             self.revision += 1
+            revision = self.revision
             changed, self._dirty = self._dirty, set()  # changes made while this write is in flight go next time
-            snap = self.snapshot(events, messages, changed)
-            await workflow.execute_activity("sync_case", snap, start_to_close_timeout=SYNC_TIMEOUT,
-                                            retry_policy=SYNC_RETRY)
-            self.synced_revision = snap.revision
+            await workflow.execute_activity("sync_case", self.sync_payload(events, messages, changed),
+                                            start_to_close_timeout=SYNC_TIMEOUT, retry_policy=SYNC_RETRY)
+            self.synced_revision = revision
             del self._pending_events[: len(events)]
             del self._pending_messages[: len(messages)]
             if messages:  # sent in the background: a slow mail server never holds up a form

@@ -143,7 +143,13 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
              "incident_to_national_review": scenario_incident_to_national_review,
              "learning_round_table_with_action": scenario_learning_round_table_with_action,
-             "incident_decision_themes_sent_back": scenario_incident_decision_themes_sent_back}
+             "incident_decision_themes_sent_back": scenario_incident_decision_themes_sent_back,
+             # one timer per next deadline (casework ONE_TIMER_PATCH): the same paths, recorded with it
+             "timer_incident_full_path": scenario_full_path,
+             "timer_incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
+             "timer_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
+             "timer_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
+             "timer_learning_round_table_with_action": scenario_learning_round_table_with_action}
 
 
 def wanted(argv: list[str]) -> dict:
