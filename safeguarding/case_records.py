@@ -13,6 +13,13 @@ from typing import Any
 
 NATIONAL_PANEL = "national_panel"  # candidate role of tasks for national-body users
 
+# The generation of workflow code a case starts under: every workflow input carries it as ``engine`` (inputs
+# from before it decode as 1). A change that would alter a running case's commands is guarded by a
+# ``workflow.patched`` id; once new cases start with an engine that includes the change, ``Casework.has``
+# decides by the input alone for them (no marker and no search-attribute upsert in every case's history), and
+# only cases started under an older engine decide by their history's marker. Children take their parent's.
+ENGINE = 2
+
 
 @dataclass
 class Actor:
@@ -40,6 +47,7 @@ class IncidentInput:
     agencies: list[str]
     opened_by: Actor
     opened_at: str  # ISO datetime (UTC)
+    engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
 
 
 @dataclass
@@ -143,6 +151,7 @@ class LadderInput:
     child_pseudonym: str = ""
     related_case_id: str = ""  # the case the disagreement or overdue work is about, if any
     related_task_key: str = ""  # for overdue work: the task that is overdue
+    engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
 
 
 @dataclass
@@ -165,6 +174,7 @@ class LcsprInput:
     national_review: bool  # the Panel holds a national review: the local process starts suspended
     opened_at: str
     category: str = ""
+    engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
 
 
 @dataclass
@@ -195,6 +205,7 @@ class LearningInput:
     themes: list[str]
     reporter_known: bool  # False when reported anonymously
     reported_at: str  # ISO datetime (UTC)
+    engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
 
 
 REPORTER = "reporter:"  # a message addressed to "reporter:<case id>" goes to whoever reported that event

@@ -174,6 +174,27 @@ async def test_on_time_case_runs_to_the_panel_and_closes(driver):
     assert open_tasks == []
 
 
+async def test_a_new_case_decides_its_code_changes_by_its_engine_not_by_markers(driver):
+    """Cases started under case_records.ENGINE take every guarded change from their input: no patch marker and
+    no search-attribute upsert in their history (older cases, with engine 1, still decide by markers: the
+    recorded histories in tests/histories replay both)."""
+    from temporalio.api.enums.v1 import EventType
+
+    from safeguarding.case_records import ENGINE
+
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=today, decision="no")
+    assert driver.task("decision").form == "lcspr_decision.v2"  # the themes change, without a marker
+    history = await driver.env.client.get_workflow_handle(driver.case_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert ENGINE >= 2 and json.loads(started.input.payloads[0].data)["engine"] == ENGINE
+    kinds = {e.event_type for e in history.events}
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds
+    assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds
+
+
 async def test_late_notification_is_overdue_escalated_and_counted_in_working_days(driver):
     today = london_today()
     cal = calendar_for(driver.engine)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from safeguarding.calendar import WorkingCalendar
-from safeguarding.case_records import ActionCommand, LcsprInput, TaskCommand
+from safeguarding.case_records import ENGINE, ActionCommand, LcsprInput, TaskCommand
 from safeguarding.tables import Case, CaseEvent, Task
 from safeguarding.versions import document_of, get_version
 from tests.test_incident_workflow import RV, CaseDriver, eventually, principal, running_worker
@@ -36,7 +36,7 @@ class Review:
         calendar = WorkingCalendar.for_config(doc["calendar"], decision.year - 1, decision.year + 4)
         inp = LcsprInput(partnership_id=partnership, reference=ref, parent_case_id="", arrangements_version=number,
                          arrangements=doc, calendar=calendar.to_payload(), decision_date=decision.isoformat(),
-                         national_review=national, opened_at=datetime.now(UTC).isoformat())
+                         national_review=national, opened_at=datetime.now(UTC).isoformat(), engine=ENGINE)
         self.case_id = lcspr_workflow_id(partnership, ref)
         self.partnership = partnership
         await start_case(self.env.client, LocalReview.run, LocalReview.opened, inp, case_id=self.case_id,

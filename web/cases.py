@@ -32,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
-from safeguarding.case_records import NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
+from safeguarding.case_records import ENGINE, NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.errors import ApiError, FieldError
@@ -194,7 +194,8 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
         partnership_id=partnership_id, case_ref=incident.case_ref, arrangements_version=version.number,
         arrangements=doc, calendar=calendar.to_payload(), aware_date=incident.aware_date.isoformat(),
         category=incident.category, children=[c.model_dump() for c in incident.children], summary=incident.summary,
-        agencies=incident.agencies, opened_by=actor_of(principal), opened_at=datetime.now(UTC).isoformat())
+        agencies=incident.agencies, opened_by=actor_of(principal), opened_at=datetime.now(UTC).isoformat(),
+        engine=ENGINE)
     status = await start_case(client, IncidentCase.run, IncidentCase.opened, inp, case_id=case_id,
                               task_queue=task_queue, partnership_id=partnership_id, process="incident",
                               reference=incident.case_ref, what="case")
@@ -392,7 +393,7 @@ def ladder_input(doc: dict[str, Any], version: int, body: EscalationIn, principa
         calendar=calendar.to_payload(), ladder_id=body.ladder or doc["escalation"]["disagreement_ladder"],
         subject=body.subject, issue_type=body.issue_type, agencies=body.agencies, urgent=body.urgent,
         raised_by=actor_of(principal), raised_at=raised_at.isoformat(), child_pseudonym=body.child_pseudonym,
-        related_case_id=body.case_id)
+        related_case_id=body.case_id, engine=ENGINE)
 
 
 async def raise_escalation(engine: Engine, client: Client, task_queue: str, principal: Principal,
@@ -489,7 +490,8 @@ async def record_learning(engine: Engine, client: Client, task_queue: str, princ
         partnership_id=partnership_id, reference=reference, arrangements_version=version.number, arrangements=doc,
         calendar=calendar.to_payload(), occurred_on=body.occurred_on.isoformat(), kind=body.kind,
         what_happened=body.what_happened, what_was_expected=body.what_was_expected, agencies=body.agencies,
-        factors=body.factors, themes=body.themes, reporter_known=not body.anonymous, reported_at=now.isoformat())
+        factors=body.factors, themes=body.themes, reporter_known=not body.anonymous, reported_at=now.isoformat(),
+        engine=ENGINE)
     if not body.anonymous:
         with Session(engine) as session:
             session.add(LearningReporter(case_id=case_id, user_ref=principal.user_ref))

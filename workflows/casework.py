@@ -53,8 +53,9 @@ def rejected(kind: str, message: str, fields: list[dict[str, Any]] | None = None
 
 class Casework:
     def __init__(self, *, case_id: str, partnership_id: str, case_ref: str, process: str,
-                 calendar: WorkingCalendar, arrangements: dict[str, Any]):
+                 calendar: WorkingCalendar, arrangements: dict[str, Any], engine: int = 1):
         self.case_id, self.partnership_id, self.case_ref, self.process = case_id, partnership_id, case_ref, process
+        self.engine = engine  # the workflow code generation the case started under (see case_records.ENGINE)
         self.calendar = calendar
         self.arrangements = arrangements
         self.tasks: dict[str, TaskRecord] = {}
@@ -276,7 +277,7 @@ class Casework:
         timeout = None if next_at is None else max((next_at - self.now()).total_seconds(), 0.0)
         if timeout == 0.0:
             return
-        if not workflow.patched(ONE_TIMER_PATCH):
+        if not self.has(ONE_TIMER_PATCH, since=2):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._changed or is_finished(), timeout=timeout)
             return
@@ -286,6 +287,11 @@ class Casework:
             self._timer_at = next_at
             self._timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, self._ring)
         await workflow.wait_condition(lambda: self._changed or self._rung or is_finished())
+
+    def has(self, patch: str, since: int) -> bool:
+        """Whether this case runs a change guarded by ``patch``: yes if it started under engine ``since`` or
+        later (its input says so: nothing is recorded), else as ``workflow.patched`` decides for older cases."""
+        return self.engine >= since or workflow.patched(patch)
 
     def _ring(self) -> None:
         self._timer, self._timer_at, self._rung = None, None, True
@@ -329,7 +335,7 @@ class Casework:
         if ladder is None:
             return
         first = ladder["stages"][0]
-        if not workflow.patched(OVERDUE_LADDER_PATCH):
+        if not self.has(OVERDUE_LADDER_PATCH, since=2):
             # cases started before the ladder engine: tell the first-stage role, as they always did
             self.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ stage 1 "
                                     f"({self.role_title(first['handler_role'])})", task_key=task.key,
@@ -354,7 +360,8 @@ class Casework:
             subject=f"Overdue: {task.title} (case {self.case_ref}), due {task.due_date}",
             issue_type="overdue_work", agencies=[], urgent=False,
             raised_by=Actor(user_ref="system", kind="system", partnership_id=self.partnership_id),
-            raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key),
+            raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key,
+            engine=self.engine),
             child_id, "escalation", reference)
 
     def start_child(self, workflow_name: str, arg: Any, child_id: str, process: str, reference: str) -> None:

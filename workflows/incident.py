@@ -55,7 +55,7 @@ class IncidentCase(TaskUpdates):
         self.themes = themes_for(doc)
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.case_ref, process=PROCESS,
-                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc)
+                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc, engine=inp.engine)
         self.aware = date.fromisoformat(inp.aware_date)
         self.rr_required = bool(self.category.get("requires_rapid_review"))
         self.status = "open"
@@ -122,7 +122,7 @@ class IncidentCase(TaskUpdates):
     def _open_decision(self) -> None:
         cw, role = self.cw, self.rr["decision_role"]
         key = "decision" if self.round == 1 else f"decision-{self.round}"
-        form = "lcspr_decision.v2" if workflow.patched(THEMES_PATCH) else "lcspr_decision.v1"
+        form = "lcspr_decision.v2" if cw.has(THEMES_PATCH, since=2) else "lcspr_decision.v1"
         cw.open_task(key, "lcspr_decision", "Decide on a local child safeguarding practice review",
                      form, candidate_role=role, candidate_label=cw.role_title(role),
                      candidate_users=cw.role_members(role), due=self._meeting_due,
@@ -206,7 +206,7 @@ class IncidentCase(TaskUpdates):
         if task.type == "panel_response":
             response = data["response"]
             cw.fields["panel_response"] = response
-            if workflow.patched(LCSPR_PATCH) and (response == "national_review"
+            if cw.has(LCSPR_PATCH, since=2) and (response == "national_review"
                                                   or cw.fields.get("lcspr_decision") == "yes"):
                 self._start_review(national=response == "national_review")
             if response == "national_review":
@@ -226,7 +226,8 @@ class IncidentCase(TaskUpdates):
             partnership_id=inp.partnership_id, reference=inp.case_ref, parent_case_id=cw.case_id,
             arrangements_version=inp.arrangements_version, arrangements=inp.arrangements, calendar=inp.calendar,
             decision_date=(self.decided_on or cw.today()).isoformat(), national_review=national,
-            opened_at=workflow.now().isoformat(), category=inp.category), child_id, "lcspr", inp.case_ref)
+            opened_at=workflow.now().isoformat(), category=inp.category, engine=cw.engine), child_id, "lcspr",
+            inp.case_ref)
         cw.event("review_started", ("The local side of the national review" if national else
                                     "The local child safeguarding practice review") + f" is case {child_id}",
                  data={"case_id": child_id})

@@ -48,7 +48,7 @@ class EscalationLadder(TaskUpdates):
         self.last_stage = max(self.stages)
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.reference, process=PROCESS,
-                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc)
+                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc, engine=inp.engine)
         self.cw.on_overdue = self._timed_out
         self.themes = themes_for(doc)
         self.status = "open"

@@ -63,6 +63,7 @@ class LocalReview(TaskUpdates):
             process=PROCESS,
             calendar=WorkingCalendar.from_payload(inp.calendar),
             arrangements=doc,
+            engine=inp.engine,
         )
         self.status = "suspended" if inp.national_review else "open"
         self.decision = date.fromisoformat(inp.decision_date)

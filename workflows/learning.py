@@ -38,7 +38,8 @@ class LearningEvent(TaskUpdates):
         self.responses = {r["id"]: r for r in self.cfg.get("responses", [])}
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.reference, process=PROCESS,
-                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=inp.arrangements)
+                           calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=inp.arrangements,
+                           engine=inp.engine)
         self.lead = self.cfg.get("learning_lead_role", "")
         self.status = "open"
         self.cw.fields.update(

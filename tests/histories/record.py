@@ -149,7 +149,14 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "timer_incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "timer_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
              "timer_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
-             "timer_learning_round_table_with_action": scenario_learning_round_table_with_action}
+             "timer_learning_round_table_with_action": scenario_learning_round_table_with_action,
+             # engine 2 (case_records.ENGINE): every change above on by the input, with no patch markers
+             "engine2_incident_full_path": scenario_full_path,
+             "engine2_incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
+             "engine2_incident_to_national_review": scenario_incident_to_national_review,
+             "engine2_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
+             "engine2_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
+             "engine2_learning_round_table_with_action": scenario_learning_round_table_with_action}
 
 
 def wanted(argv: list[str]) -> dict:
