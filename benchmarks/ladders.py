@@ -112,3 +112,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
     asyncio.run(main(parser.parse_args()))
+    # as sgflow's own CLI does: leave without interpreter finalisation, which the Temporal SDK's native runtime
+    # can abort ("PyGILState_Release") while its threads are torn down
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
