@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -41,6 +45,48 @@ def app_factory():
     settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
     return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
                       connect_temporal=False)
+
+
+@contextmanager
+def bench_database(database_url: str | None, prefix: str) -> Iterator[tuple[str, Path]]:
+    """(database URL, scratch folder) for one run: a temporary SQLite file, or a private schema on the
+    PostgreSQL at ``database_url``, dropped afterwards (with the scratch folder)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    admin = schema = None
+    try:
+        if not database_url:
+            yield f"sqlite:///{tmp / 'bench.db'}", tmp
+            return
+        from sqlalchemy import create_engine, text
+
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'create schema "{schema}"'))
+        sep = "&" if "?" in database_url else "?"
+        yield f"{database_url}{sep}options=-csearch_path%3D{schema}", tmp
+    finally:
+        if admin is not None:
+            from sqlalchemy import text
+
+            with admin.begin() as conn:
+                conn.execute(text(f'drop schema "{schema}" cascade'))
+            admin.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def running_server(url: str, data_dir: Path, **options) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``start_server``, stopped (terminated, killed after 10 s) when the block ends."""
+    proc, base = start_server(url, data_dir, **options)
+    try:
+        yield proc, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -28,23 +28,20 @@ import asyncio
 import copy
 import json
 import random
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, measure, print_table, signed_in, start_server
+from harness import PASSWORD, bench_database, chunks, measure, print_table, running_server, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, event, insert, text  # noqa: E402
+from sqlalchemy import event, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from safeguarding import monitoring  # noqa: E402
@@ -303,19 +300,7 @@ def main() -> None:
     parser.add_argument("--report-runs", type=int, default=5, help="in-process report computations to time")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="sgflow-national-bench-"))
-    schema = admin = None
-    if args.database_url:
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(args.database_url)
-        with admin.begin() as conn:
-            conn.execute(text(f'create schema "{schema}"'))
-        sep = "&" if "?" in args.database_url else "?"
-        url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp / 'bench.db'}"
-    proc = None
-    try:
+    with bench_database(args.database_url, "sgflow-national-bench-") as (url, tmp):
         engine = make_engine(url)
         upgrade(engine)
         start = time.perf_counter()
@@ -341,8 +326,8 @@ def main() -> None:
         engine.dispose()
         if not args.pages:
             return
-        proc, base = start_server(url, tmp / "data", no_cache=args.no_cache)
-        results = asyncio.run(run_load(base, args.clients, args.requests, args.pages.split(","), proc.pid))
+        with running_server(url, tmp / "data", no_cache=args.no_cache) as (proc, base):
+            results = asyncio.run(run_load(base, args.clients, args.requests, args.pages.split(","), proc.pid))
         print_table(results, f"{args.clients} concurrent national-body clients, {args.requests:,} requests per page, "
                              f"uvicorn (1 process) on {engine.dialect.name}, {date.today().isoformat()}, "
                              f"{args.partnerships} partnerships x {args.cases_per_partnership} cases"
@@ -353,18 +338,6 @@ def main() -> None:
         if monitoring_row:
             verdict = "meets" if monitoring_row["p95"] <= 100 else "misses"
             print(f"\n/national/monitoring p95 {monitoring_row['p95']:.1f} ms: {verdict} the 100 ms target")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if schema and admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'drop schema "{schema}" cascade'))
-            admin.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

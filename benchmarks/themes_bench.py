@@ -26,21 +26,19 @@ import copy
 import json
 import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from harness import PASSWORD, chunks, measure, print_table, signed_in, start_server
+from harness import PASSWORD, bench_database, chunks, measure, print_table, running_server, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from safeguarding.accounts import hash_password  # noqa: E402
 from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
@@ -217,19 +215,7 @@ def main() -> None:
     if args.clients > args.partnerships:
         parser.error("--clients can be at most --partnerships (one signed-in practitioner per partnership)")
 
-    tmp = Path(tempfile.mkdtemp(prefix="sgflow-themes-bench-"))
-    schema = admin = None
-    if args.database_url:
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(args.database_url)
-        with admin.begin() as conn:
-            conn.execute(text(f'create schema "{schema}"'))
-        sep = "&" if "?" in args.database_url else "?"
-        url = f"{args.database_url}{sep}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp / 'bench.db'}"
-    proc = None
-    try:
+    with bench_database(args.database_url, "sgflow-themes-bench-") as (url, tmp):
         engine = make_engine(url)
         upgrade(engine)
         start = time.perf_counter()
@@ -240,22 +226,12 @@ def main() -> None:
         for statement, plan_text in query_plans(engine, plan["today"]):
             print(f"  {statement}...\n    {plan_text}")
         engine.dispose()
-        proc, base = start_server(url, tmp / "data", workers=args.workers)
-        results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(","), proc.pid))
+        with running_server(url, tmp / "data", workers=args.workers) as (proc, base):
+            results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(","),
+                                           proc.pid))
         report(results, f"{args.clients} concurrent signed-in clients, {args.requests:,} requests per page, "
-                             f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
-                             f"{engine.dialect.name}, {os.cpu_count()} CPUs, {date.today().isoformat()}")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if schema and admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'drop schema "{schema}" cascade'))
-            admin.dispose()
+                        f"uvicorn ({args.workers} process{'es' if args.workers > 1 else ''}) on "
+                        f"{engine.dialect.name}, {os.cpu_count()} CPUs, {date.today().isoformat()}")
 
 
 if __name__ == "__main__":
