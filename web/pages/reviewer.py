@@ -313,8 +313,7 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> tuple[l
                      "days_left": left, "days_left_text": days_left_text(left),
                      "claimed_by_name": names.get(row["claimed_by"], row["claimed_by"]),
                      "mine": row["claimed_by"] == principal.user_ref,
-                     "href": (f"/national/cases/{row['national_ref']}/tasks/{row['key']}" if national
-                              else f"/cases/{row['case_id']}/tasks/{row['key']}")})
+                     "href": task_href(row["case_id"], row["national_ref"], row["key"], national)})
     return rows, total, page
 
 
@@ -374,9 +373,9 @@ def tasks_page(request: Request, principal: Principal = Depends(require_page_pri
 # --- visibility and acting on tasks ---------------------------------------------------------------------------------
 
 
-def task_href(case: Case, key: str, national: bool) -> str:
+def task_href(case_id: str, national_ref: str, key: str, national: bool) -> str:
     """A task's page: the national body reaches it by the case's pseudonymous reference, never the local one."""
-    return f"/national/cases/{case.national_ref}/tasks/{key}" if national else f"/cases/{case.id}/tasks/{key}"
+    return f"/national/cases/{national_ref}/tasks/{key}" if national else f"/cases/{case_id}/tasks/{key}"
 
 
 def national_case_id(engine, principal: Principal, national_ref: str, key: str) -> str:
@@ -434,7 +433,7 @@ async def _claim_or_release(request: Request, principal: Principal, case_id: str
     engine = _engine(request)
     case, _task, national = visible_task(engine, principal, case_id, key)
     form = await request.form()
-    back = safe_next(str(form.get("back", "")) or task_href(case, key, national))
+    back = safe_next(str(form.get("back", "")) or task_href(case.id, case.national_ref, key, national))
     fragment = request.headers.get("hx-request") == "true"
     flash = None
     try:
@@ -610,7 +609,7 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
         widgets=sf.widgets(schema, values or {}, errors, facts.options if facts else None), error_summary=summary,
         answers=sf.answers(schema, data, facts.options if facts else None) if task.status == "done" else [],
         confirmed=request.query_params.get("done") == "1" and task.status == "done",
-        flash=flash, back=task_href(case, key, national),
+        flash=flash, back=task_href(case.id, case.national_ref, key, national),
         case_href="/tasks" if national else f"/cases/{case_id}")
     return render(request, "reviewer/task.html", context, block="task", status_code=status_code)
 
@@ -652,7 +651,7 @@ async def complete_task(request: Request, case_id: str, key: str,
                               links=[{"text": "Go back to the case" if not national else "Go to your tasks",
                                       "href": "/tasks" if national else f"/cases/{case_id}"}])
         raise
-    return RedirectResponse(task_href(case, key, national) + "?done=1", status_code=303)
+    return RedirectResponse(task_href(case.id, case.national_ref, key, national) + "?done=1", status_code=303)
 
 
 @router.get("/national/cases/{national_ref}/tasks/{key}")
