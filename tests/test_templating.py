@@ -428,3 +428,14 @@ def test_the_govuk_page_template_and_components_use_the_remembered_macros():
     page = env.from_string('{% from "govuk_frontend_jinja/components/tag/macro.html" import govukTag %}'
                            '{{ govukTag({"text": "Imported"}) }}')
     assert "Imported" in page.render() and env.globals["govukTag"]._memo
+
+
+def test_the_shared_date_field_keeps_what_was_typed_and_marks_the_error():
+    field = env.from_string('{% from "_date_field.html" import date_field %}'
+                            '{{ date_field("due_date", "When is it due?", "For example, 27 3 2027", values, error) }}')
+    wrong = field.render(values={"due_date-day": "31", "due_date-month": "2", "due_date-year": "2027"},
+                         error="The due date must be a real date")
+    assert 'name="due_date-day"' in wrong and 'value="31"' in wrong and 'name="due_date-year"' in wrong
+    assert wrong.count("govuk-input--error") == 3 and "The due date must be a real date" in wrong
+    empty = field.render(values={}, error=None)
+    assert "govuk-input--error" not in empty and 'id="due_date-day"' in empty and "When is it due?" in empty
