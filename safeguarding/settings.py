@@ -9,7 +9,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -130,6 +130,15 @@ class Settings(BaseSettings):
         return key
 
 
+class SettingsError(ValueError):
+    """An environment variable with a value the settings cannot take: names the variable, the value and why."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}={error.get('input')!r}: {error['msg']}"
+                             for error in exc.errors())
+        raise SettingsError(f"bad setting in the environment: {problems}") from None

@@ -215,12 +215,13 @@ def main() -> None:
     from safeguarding.binaries import MissingBinaryError
     from safeguarding.calendar import CalendarRangeError
     from safeguarding.db import DatabaseUnavailableError
+    from safeguarding.settings import SettingsError
     from safeguarding.temporal_connection import TemporalUnavailableError
     from safeguarding.versions import VersionNotFoundError
     from sgflow.supervisor import StartupError
 
     known = (CliError, DatabaseUnavailableError, TemporalUnavailableError, MissingBinaryError, StartupError,
-             VersionNotFoundError, CalendarRangeError)
+             VersionNotFoundError, CalendarRangeError, SettingsError)
     try:
         app(standalone_mode=True)
         code = 0

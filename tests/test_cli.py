@@ -77,3 +77,10 @@ def test_load_versions_and_diff(tmp_path):
 def test_db_upgrade_with_a_bad_database_url(tmp_path, url):
     result = sgflow("db", "upgrade", tmp_path=tmp_path, DATABASE_URL=url)
     assert result.returncode == 1 and "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value"), [("SGFLOW_WEB_WORKERS", "0"), ("SGFLOW_WEB_PORT", "eighty")])
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path, variable, value):
+    result = sgflow("web", tmp_path=tmp_path, **{variable: value})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{variable}='{value}'" in result.stderr and result.stderr.count("\n") == 1
