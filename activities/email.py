@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 
+from safeguarding.db import one_writer
 from safeguarding.settings import Settings
 from safeguarding.tables import OutboxMessage
 
@@ -41,7 +42,7 @@ def _message(row: Any, settings: Settings, to: list[str]) -> EmailMessage:
 
 
 def _set(engine: Engine, message_id: str, **values: Any) -> None:
-    with engine.begin() as conn:
+    with one_writer(engine), engine.begin() as conn:
         conn.execute(_SET, {"b_id": message_id, **values})
 
 
@@ -65,7 +66,7 @@ def deliver(engine: Engine, settings: Settings, message_ids: list[str]) -> dict[
             continue
         to_send.append((row, to))
     if held:  # one statement for every message that stays in the outbox
-        with engine.begin() as conn:
+        with one_writer(engine), engine.begin() as conn:
             conn.execute(_HOLD, held)
     for row, to in to_send:
         attempts = row.attempts + 1

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from safeguarding.case_records import REPORTER, CaseSnapshot
+from safeguarding.db import one_writer
 from safeguarding.tables import (
     Case,
     CaseEvent,
@@ -110,7 +111,7 @@ def _tags(snap: CaseSnapshot) -> list[dict[str, str]]:
 
 def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
     """Write the snapshot in one transaction. Returns False when a newer revision was already stored."""
-    with engine.begin() as conn:
+    with one_writer(engine), engine.begin() as conn:
         stored = conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).first()
         stale = stored is not None and stored.revision >= snap.revision
         if not stale:

@@ -741,12 +741,13 @@ async def main_async(args) -> int:
             rounds: list[tuple[PhaseResult, PhaseResult]] = []
             for number in range(1, args.rounds + 1):
                 order = ("sgflow", "bare") if number % 2 else ("bare", "sgflow")  # ABBA: drift cancels out
+                order = tuple(kind for kind in order if kind in args.phases)
                 phases = {}
                 for kind in order:
                     print(f"round {number}/{args.rounds}, {kind} phase: {args.cases} cases...", file=sys.stderr,
                           flush=True)
                     phases[kind] = await run_phase(kind, args, db_url, tmp, actors, tag=str(number))
-                rounds.append((phases["sgflow"], phases["bare"]))
+                rounds.append(tuple(phases.get(kind, PhaseResult(kind, 0)) for kind in ("sgflow", "bare")))
             if args.keep_logs:
                 import shutil
 
@@ -778,6 +779,9 @@ def main() -> None:
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="run the workers with this environment's bytecode setting as is (under "
                              "PYTHONDONTWRITEBYTECODE=1 every new workflow recompiles its modules)")
+    parser.add_argument("--phases", default="sgflow,bare", type=lambda v: set(v.split(",")),
+                        help="which phases to run (default both: sgflow,bare); one alone gives its own figures "
+                             "without a ratio, e.g. to compare two versions of the worker")
     parser.add_argument("--keep-logs", metavar="DIR", default=None, help="copy both worker logs into DIR")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the aim (ratio <= 1.3, 0 errors) is missed")
     args = parser.parse_args()

@@ -127,3 +127,39 @@ def test_learning_tags_are_replaced_and_the_reporter_is_reached_without_naming_t
     settings = Settings(data_dir=tmp_path, secret_key="x")
     assert deliver(engine, settings, [f"{CASE}#2", f"{CASE}#99"]) == {f"{CASE}#2": "held", f"{CASE}#99": "missing"}
     assert deliver(engine, settings, [f"{CASE}#2"]) == {f"{CASE}#2": "held"}
+
+
+def test_many_activity_threads_write_one_at_a_time_on_sqlite_and_all_land(engine):
+    """The worker runs up to 32 activities at once: on SQLite their writes queue on one lock per engine (a write
+    waits while another holds it); on PostgreSQL they run side by side. Either way every snapshot lands."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from safeguarding.db import one_writer
+
+    setup(engine)
+    started = threading.Event()
+
+    def write(revision: int) -> bool:
+        started.set()
+        return apply_snapshot(engine, snapshot(revision, stage=f"Stage {revision}", events=[event(revision)]), SECRET)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        if engine.dialect.name == "sqlite":
+            with one_writer(engine):  # another writer holds the lock: the activity waits for it
+                held = pool.submit(write, 1)
+                assert started.wait(5)
+                time.sleep(0.3)  # ample time to finish, were it not waiting
+                assert not held.done()
+            assert one_writer(engine) is one_writer(engine)
+        else:
+            held = pool.submit(write, 1)
+            with one_writer(engine):  # nothing to wait for on PostgreSQL
+                pass
+        assert held.result(timeout=10) is True
+        results = list(pool.map(write, range(2, 26)))
+    assert sum(results) >= 1  # the highest revision wins; older ones that arrive later are refused, not errors
+    with Session(engine) as session:
+        assert session.get(Case, CASE).revision == 25
+    assert counts(engine)["events"] == 25  # every event, once
