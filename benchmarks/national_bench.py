@@ -10,7 +10,8 @@ published, not published), with their task rows (done and open, overdue ones, ca
 Then, in this process, it times the monitoring report's computation with no cache (its SQL and Python: what a
 request pays every ``CACHE_SECONDS``) and prints each statement's query plan with --explain. Then it starts the app
 with uvicorn (a separate process) on a free 127.0.0.1 port, signs in --clients national-body users and sends
---requests requests per page from them concurrently (httpx, async), and prints p50 / p95 / p99 / max and
+--requests requests per page from them concurrently (signed in with httpx; the load on one keep-alive
+connection each, harness.KeepAliveClient), and prints p50 / p95 / p99 / max and
 throughput per page. Target: p95 <= 100 ms for /national/monitoring.
 
 Run:  .venv/bin/python benchmarks/national_bench.py [--clients 20] [--requests 2000] [--explain]

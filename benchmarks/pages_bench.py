@@ -5,8 +5,8 @@ afterwards) with --partnerships partnerships, --cases-per-partnership cases each
 default 100 x 50 x 4 = 20,000 open tasks) plus done tasks, candidates, timeline events and outbox messages;
 bulk inserts, realistic rows. Then starts the app with uvicorn (a separate process, so the load generator does
 not share its GIL) on a free 127.0.0.1 port and, for each page, sends --requests requests from --clients
-concurrent signed-in clients (httpx, async). Prints p50 / p95 / p99 / max, throughput and the p50 ratio to
-/healthz of the same app.
+concurrent signed-in clients (signed in with httpx; the load on one keep-alive connection each,
+harness.KeepAliveClient). Prints p50 / p95 / p99 / max, throughput and the p50 ratio to /healthz of the same app.
 
 Run:  .venv/bin/python benchmarks/pages_bench.py [--requests 2000] [--clients 20]
       .venv/bin/python benchmarks/pages_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test

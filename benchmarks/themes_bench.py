@@ -10,7 +10,8 @@ and its ``learning_tag`` rows, as the read-model activity writes them.
 
 Then starts the app with uvicorn (a separate process, so the load generator does not share its GIL) on a free
 127.0.0.1 port and, for each page, sends --requests requests from --clients concurrent signed-in clients (each
-a practitioner of a different partnership; httpx, async; every loop bounded by --requests). Prints p50 / p95 /
+a practitioner of a different partnership; signed in with httpx, the load on one keep-alive connection each;
+every loop bounded by --requests). Prints p50 / p95 /
 p99 / max, throughput and the p50 ratio to /healthz, and the query plans of the themes queries. Aim: /learning/themes
 p95 <= 100 ms.
 
