@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         validation_alias=_env("SGFLOW_WEB_WORKERS"),
         description="Web app processes (uvicorn workers) behind the one port. In production about one per CPU core.",
     )
+    web_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias=_env("SGFLOW_WEB_THREADS"),
+        description="Threads per web process for the pages' database work and rendering. Python runs one at a "
+        "time; a few let database waits overlap, more only fight over the interpreter lock.",
+    )
     public_url: str | None = Field(
         None,
         validation_alias=_env("SGFLOW_PUBLIC_URL"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
 
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # The thread pool that runs sync endpoints and dependencies (per process): see SGFLOW_WEB_THREADS.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         if app.state.temporal is None and connect_temporal:
             from safeguarding.temporal_connection import connect
 
