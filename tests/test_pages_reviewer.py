@@ -215,6 +215,41 @@ async def test_sign_out_ends_the_session(site):
     assert audit_actions(driver.engine, "sign_out")
 
 
+async def test_a_deactivated_account_or_a_new_password_ends_the_session_at_its_next_click(site):
+    """Every request asks the database about the session's account: the inbox and the case page too."""
+    from safeguarding.accounts import hash_password
+
+    browser, driver = site
+    case_id = await driver.open(london_today())
+
+    def change(**values) -> None:
+        with Session(driver.engine) as session:
+            account = session.exec(select(User).where(User.email == DCS)).one()
+            for name, value in values.items():
+                setattr(account, name, value)
+            session.add(account)
+            session.commit()
+
+    b = browser()
+    await b.sign_in(DCS)
+    assert (await b.get("/tasks")).status_code == 200 and (await b.get(f"/cases/{case_id}")).status_code == 200
+    change(active=False)
+    out = await b.get(f"/cases/{case_id}")
+    assert out.status_code == 303 and out.headers["location"].startswith("/sign-in?next=/cases/")
+    assert "Max-Age=0" in out.headers["set-cookie"]
+    assert (await b.get("/tasks")).status_code == 303
+    assert (await b.sign_in(DCS)).status_code == 422  # and no way back in
+
+    change(active=True)
+    b2 = browser()
+    await b2.sign_in(DCS)
+    assert (await b2.get("/tasks")).status_code == 200
+    change(password_hash=hash_password("a-new-password"))
+    out = await b2.get("/tasks")
+    assert out.status_code == 303 and out.headers["location"].startswith("/sign-in?next=/tasks")
+    assert (await b2.get(f"/cases/{case_id}")).status_code == 303
+
+
 async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(site):
     browser, driver = site
     case_id = await driver.open(london_today())

@@ -12,6 +12,7 @@ import binascii
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from safeguarding.accounts import Principal, authenticate
@@ -32,18 +33,29 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return (email, password) if sep else None
 
 
+_users = User.__table__.c
+# Built once (a Core statement, only the columns needed): it runs on every signed-in request.
+_SESSION_USER = select(_users.id, _users.user_ref, _users.email, _users.display_name, _users.kind,
+                       _users.partnership_id, _users.agency_id, _users.active,
+                       _users.password_hash).where(_users.id == bindparam("user_id"))
+
+
 def session_principal(request: Request) -> Principal | None:
-    """The signed-in person of this request's session: still there, still active, same password; else None."""
+    """The signed-in person of this request's session: still there, still active, same password; else None.
+
+    Asked of the database on every request, so a deactivated account or a changed password ends the session at
+    its next click."""
     state = request.scope.setdefault("state", {})
     if "principal" in state:
         return state["principal"]
     session = session_of(request)
     principal = None
     if session.user_id is not None:
-        with Session(request.app.state.engine) as db:
-            user = db.get(User, session.user_id)
+        with request.app.state.engine.connect() as conn:
+            user = conn.execute(_SESSION_USER, {"user_id": session.user_id}).first()
         if user is not None and user.active and session.data.get("ph") == password_fingerprint(user.password_hash):
-            principal = Principal.of(user)
+            principal = Principal(user.id, user.user_ref, user.email, user.display_name, user.kind,
+                                  user.partnership_id, user.agency_id)
         else:  # the account went away or changed its password: the session ends here
             session.data, session.cleared, session.modified, session.expired = {}, True, False, True
     state["principal"] = principal

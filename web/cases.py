@@ -16,7 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, or_
+from sqlalchemy import Row, bindparam, func, or_
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -267,15 +268,25 @@ def task_out(task: Task, today: date | None = None) -> dict[str, Any]:
     }
 
 
-def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Case, list[Task], list[CaseEvent]]:
-    """One case with its tasks and timeline, if the principal may see it (else 404, never 403: no probing)."""
-    with Session(engine) as session:
-        case = session.get(Case, case_id)
+_cases, _tasks, _events = Case.__table__, Task.__table__, CaseEvent.__table__
+# Built once (Core statements over whole rows): the case page runs them on every view and every poll.
+_CASE = sql_select(_cases).where(_cases.c.id == bindparam("case_id"))
+_CASE_TASKS = (sql_select(_tasks).where(_tasks.c.case_id == bindparam("case_id"))
+               .order_by(_tasks.c.opened_at, _tasks.c.key))
+_CASE_EVENTS = sql_select(_events).where(_events.c.case_id == bindparam("case_id")).order_by(_events.c.seq)
+
+
+def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, list[Row], list[Row]]:
+    """One case with its tasks and timeline, if the principal may see it (else 404, never 403: no probing).
+
+    Rows of ``case``, ``task`` and ``case_event``: read-only, with the columns as attributes (``case.case_ref``)."""
+    with engine.connect() as conn:
+        case = conn.execute(_CASE, {"case_id": case_id}).first()
         if case is None or not principal.can_read(case.partnership_id):
             raise ApiError(404, "not_found", f"no case ‘{case_id}’")
-        tasks = list(session.exec(select(Task).where(Task.case_id == case_id).order_by(Task.opened_at, Task.key)))
-        events = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)))
-    return case, tasks, events
+        tasks = conn.execute(_CASE_TASKS, {"case_id": case_id}).all()
+        events = conn.execute(_CASE_EVENTS, {"case_id": case_id}).all()
+    return case, list(tasks), list(events)
 
 
 def case_detail(engine: Engine, principal: Principal, case_id: str) -> dict[str, Any]:
@@ -303,27 +314,40 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
         return [case_summary(c) for c in rows]
 
 
-def my_tasks_where(principal: Principal, status: str, overdue: bool | None) -> list[Any]:
-    """Conditions on ``task`` for the tasks the principal may do (the inbox and the API share them)."""
-    where = [Task.status == status]
-    if principal.is_national:
+def my_tasks_where(national: bool, by_overdue: bool) -> list[Any]:
+    """Conditions on ``task`` for the tasks a principal may do (the inbox and the API share them).
+
+    Their values are bound parameters (``my_tasks_params``), so a statement built on them once serves everyone:
+    ``national`` for the national body (the Panel's tasks), ``by_overdue`` to filter on being overdue."""
+    where = [Task.status == bindparam("mine_status")]
+    if national:
         where.append(Task.candidate_role == NATIONAL_PANEL)
     else:
-        mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == principal.user_ref)
-        where += [Task.partnership_id == principal.partnership_id,
-                  or_(Task.id.in_(mine), Task.claimed_by == principal.user_ref)]
-    if overdue is not None:
-        where.append(Task.overdue == overdue)
+        mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == bindparam("mine_user"))
+        where += [Task.partnership_id == bindparam("mine_partnership"),
+                  or_(Task.id.in_(mine), Task.claimed_by == bindparam("mine_user"))]
+    if by_overdue:
+        where.append(Task.overdue == bindparam("mine_overdue"))
     return where
+
+
+def my_tasks_params(principal: Principal, status: str, overdue: bool | None) -> dict[str, Any]:
+    """The values for ``my_tasks_where(principal.is_national, overdue is not None)``."""
+    params: dict[str, Any] = {"mine_status": status}
+    if not principal.is_national:
+        params.update(mine_user=principal.user_ref, mine_partnership=principal.partnership_id)
+    if overdue is not None:
+        params["mine_overdue"] = overdue
+    return params
 
 
 def my_tasks(engine: Engine, principal: Principal, *, status: str = "open", overdue: bool | None = None,
              limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
     """Tasks the principal may do: theirs by role (or, for the national body, the Panel's), soonest due first."""
-    query = select(Task).where(*my_tasks_where(principal, status, overdue))
+    query = select(Task).where(*my_tasks_where(principal.is_national, overdue is not None))
     with Session(engine) as session:
         rows = session.exec(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
-                            .offset(offset).limit(limit))
+                            .offset(offset).limit(limit), params=my_tasks_params(principal, status, overdue))
         return [task_out(t) for t in rows]
 
 

@@ -8,6 +8,7 @@ same service calls as the JSON API, so pages and API give the same answers and t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +44,7 @@ from web.cases import (
     load_case,
     london_today,
     may_open_incident,
+    my_tasks_params,
     my_tasks_where,
     open_incident,
 )
@@ -151,13 +153,18 @@ def days_left_text(left: int | None) -> str:
     return f"{-left} working day{'s' if left != -1 else ''} late"
 
 
+_users = User.__table__.c
+_DISPLAY_NAMES = sql_select(_users.user_ref, _users.display_name).where(
+    _users.user_ref.in_(bindparam("refs", expanding=True)))
+
+
 def display_names(engine, refs: set[str]) -> dict[str, str]:
+    """user_ref -> display name of the people among ``refs`` (those with no account are left out)."""
     refs = {r for r in refs if r and r != "system"}
     if not refs:
         return {}
-    with Session(engine) as session:
-        rows = session.exec(select(User.user_ref, User.display_name).where(User.user_ref.in_(refs)))
-        return dict(rows.all())
+    with engine.connect() as conn:
+        return dict(conn.execute(_DISPLAY_NAMES, {"refs": sorted(refs)}).all())
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -302,7 +309,9 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any]) -> tuple[l
         page = -(-total // INBOX_PAGE_SIZE)
         rows_out, total = _inbox_page(engine, principal, filters["status"], overdue, page)
     today = london_today()
-    names = display_names(engine, {r["claimed_by"] for r in rows_out if r["claimed_by"]})
+    # The signed-in person's own name is known: the database is asked only for the others who claimed a task.
+    names = display_names(engine, {r["claimed_by"] for r in rows_out if r["claimed_by"]} - {principal.user_ref})
+    names[principal.user_ref] = principal.display_name
     rows = []
     for row in rows_out:
         facts = version_facts(engine, row["partnership_id"], row["arrangements_version"])
@@ -322,20 +331,30 @@ _INBOX_COLUMNS = (Task.case_id, Task.key, Task.title, Task.candidate_label.label
                   Case.case_ref, Case.category)
 
 
+@functools.cache
+def _inbox_statements(national: bool, by_overdue: bool):
+    """(a page of the inbox with the total as a window count, the count alone), built once per kind of inbox:
+    everything that differs between people and pages is a bound parameter."""
+    where = my_tasks_where(national, by_overdue)
+    page = (sql_select(*_INBOX_COLUMNS, func.count().over().label("total"))
+            .join(Case, Case.id == Task.case_id).where(*where)
+            .order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
+            .offset(bindparam("page_offset")).limit(bindparam("page_size")))
+    return page, sql_select(func.count()).select_from(Task).where(*where)
+
+
 def _inbox_page(engine, principal: Principal, status: str, overdue: bool | None,
                 page: int) -> tuple[list[dict[str, Any]], int]:
-    query = (sql_select(*_INBOX_COLUMNS, func.count().over().label("total"))
-             .join(Case, Case.id == Task.case_id).where(*my_tasks_where(principal, status, overdue))
-             .order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
-             .offset((page - 1) * INBOX_PAGE_SIZE).limit(INBOX_PAGE_SIZE))
+    page_query, count_query = _inbox_statements(principal.is_national, overdue is not None)
+    params = my_tasks_params(principal, status, overdue)
     with engine.connect() as conn:
-        found = [dict(r._mapping) for r in conn.execute(query)]
+        found = [dict(r._mapping) for r in conn.execute(page_query, {
+            **params, "page_offset": (page - 1) * INBOX_PAGE_SIZE, "page_size": INBOX_PAGE_SIZE})]
         if found:
             return found, found[0]["total"]
         if page == 1:
             return [], 0
-        return [], conn.execute(sql_select(func.count()).select_from(Task)
-                                .where(*my_tasks_where(principal, status, overdue))).scalar_one()
+        return [], conn.execute(count_query, params).scalar_one()
 
 
 def inbox_response(request: Request, principal: Principal, filters: dict[str, Any], *,
@@ -364,7 +383,9 @@ def inbox_response(request: Request, principal: Principal, filters: dict[str, An
 
 
 @router.get("/tasks")
-def tasks_page(request: Request, principal: Principal = Depends(require_page_principal)):
+def tasks_page(request: Request):
+    # Checked here, not as a dependency: a sync dependency is a trip through the thread pool of its own.
+    principal = require_page_principal(request)
     params = request.query_params
     return inbox_response(request, principal, _inbox_filters(params),
                           known_rev=params.get("rev") if params.get("poll") == "1" else None)
@@ -546,25 +567,28 @@ def _date_text(value: Any) -> str:
     return str(value or "")
 
 
+_audit = AuditEntry.__table__.c
+_CASE_AUDIT = (sql_select(_audit.at, _audit.actor, _audit.action, _audit.outcome, _audit.detail)
+               .where(_audit.case_id == bindparam("case_id")).order_by(_audit.at.desc(), _audit.id.desc()).limit(200))
+
+
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+def case_page(request: Request, case_id: str):
+    principal = require_page_principal(request)  # as in tasks_page: one trip through the thread pool, not two
     engine = _engine(request)
     case, tasks, events = load_case(engine, principal, case_id)
     params = request.query_params
     if params.get("poll") == "1" and params.get("rev") == str(case.revision):
         return Response(status_code=204, headers={"HX-Reswap": "none"})
     facts = version_facts(engine, case.partnership_id, case.arrangements_version)
-    names = display_names(engine, {e.actor for e in events} | {t.completed_by or "" for t in tasks}
-                          | {t.claimed_by or "" for t in tasks} | {case.opened_by})
     today = london_today()
     audit_rows: list[dict[str, Any]] = []
     if principal.kind == "partnership_lead" or principal.is_admin:
-        with Session(engine) as session:
+        with engine.connect() as conn:
             audit_rows = [{"at": aware(a.at), "actor": a.actor, "action": a.action, "outcome": a.outcome,
-                           "detail": a.detail}
-                          for a in session.exec(select(AuditEntry).where(AuditEntry.case_id == case.id)
-                                                .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(200))]
-        names.update(display_names(engine, {a["actor"] for a in audit_rows} - set(names)))
+                           "detail": a.detail} for a in conn.execute(_CASE_AUDIT, {"case_id": case.id})]
+    names = display_names(engine, {e.actor for e in events} | {t.completed_by or "" for t in tasks}
+                          | {t.claimed_by or "" for t in tasks} | {case.opened_by} | {a["actor"] for a in audit_rows})
     context = page_context(
         request, principal, page_title=f"Case {case.case_ref}", case=case,
         category=facts.categories.get(case.category, case.category) if facts else case.category,
