@@ -439,3 +439,39 @@ def test_the_shared_date_field_keeps_what_was_typed_and_marks_the_error():
     assert wrong.count("govuk-input--error") == 3 and "The due date must be a real date" in wrong
     empty = field.render(values={}, error=None)
     assert "govuk-input--error" not in empty and 'id="due_date-day"' in empty and "When is it due?" in empty
+
+
+def test_quick_dict_look_ups_answer_as_jinja_does():
+    """``PageEnvironment.getattr`` skips the exceptions for plain dicts, with Jinja's own answers."""
+    from collections import defaultdict
+
+    from jinja2 import Environment
+
+    plain = Environment(autoescape=True)
+    source = ("{{ d.text }}|{{ d.missing }}|{{ d.missing is defined }}|{{ d['items'] }}|{{ d.items is callable }}|"
+              "{{ d.get('text') }}|{{ d.keys() | list | length }}|{{ d.__class__.__name__ }}")
+    for d in ({"text": "<b>bold</b>", "items": "mine"}, {}, defaultdict(str, text="x"), {"text": None, "n": 0}):
+        assert env.from_string(source).render(d=d) == plain.from_string(source).render(d=d), d
+    assert env.from_string("{{ d.text.upper() }}").render(d={"text": "a"}) == "A"
+
+
+def test_the_components_helper_macros_are_remembered_too():
+    from web.templating import RememberedMacro
+
+    module = env.get_template("govuk_frontend_jinja/macros/attributes.html").module
+    attributes = module.govukAttributes
+    assert isinstance(attributes, RememberedMacro)
+    for value in ({"data-module": "x", "hidden": {"value": True, "optional": True}}, "data-raw", {"a": "<b>"}):
+        assert attributes(value) == attributes.macro(value) == attributes(value)
+    button = env.from_string('{{ govukButton({"text": "Go", "attributes": {"data-x": "1"}}) }}').render()
+    assert 'data-x="1"' in button
+
+
+def test_a_templates_globals_see_the_environments_and_their_own():
+    from web.templating import TemplateGlobals
+
+    template = env.from_string("{{ serviceName }} {{ mine }}", globals={"mine": "own"})
+    assert isinstance(template.globals, TemplateGlobals)
+    assert template.render() == "Safeguarding partnership workflows own"
+    assert {"mine", "serviceName", "govukTable"} <= template.globals.keys()
+    assert "mine" not in env.globals
