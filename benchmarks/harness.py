@@ -317,4 +317,5 @@ def print_table(results: list[tuple[str, dict]], title: str) -> None:
     print("first = the run's first request (for a cached report: the one that computes it). ms/req = 1000 / "
           "throughput while\nsaturated (each client sends its next request as soon as the last answers, so p50 is "
           "about clients x ms/req / processes).\ncpu ms = the server's CPU time (all its processes) per request: "
-          "its own cost, which other load on the machine\nbarely changes.")
+          "its own cost; it moves less than latency with other load,\nbut still moves (its threads "
+          "wait longer for the interpreter lock), so compare runs made back to back.")
