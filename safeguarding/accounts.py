@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pwdlib import PasswordHash
+from sqlalchemy import Row
 from sqlmodel import Session, select
 
 from safeguarding.tables import User
@@ -40,7 +41,8 @@ class Principal:
     agency_id: str | None
 
     @classmethod
-    def of(cls, user: User) -> Principal:
+    def of(cls, user: User | Row) -> Principal:
+        """From a ``User``, or a row with its columns (the session check reads only those it needs)."""
         assert user.id is not None
         return cls(user.id, user.user_ref, user.email, user.display_name, user.kind, user.partnership_id,
                    user.agency_id)

@@ -66,8 +66,8 @@ def one_writer(engine: Engine) -> AbstractContextManager:
     """Hold around a write transaction that many threads run at once (the worker's activities).
 
     On SQLite, a lock per engine: one thread of this process writes at a time. SQLite takes one writer
-    anyway; without the lock a burst of activity threads all begin, contend for its file lock and for the
-    GIL around every statement, which cost the worker about a sixth of its CPU under load. On PostgreSQL
+    anyway; with the lock the other threads wait here instead of retrying on its file lock (on a busy machine
+    the worker used less CPU a case; a quiet run showed no difference: benchmarks/README.md). On PostgreSQL
     (row locks, real concurrency) it does nothing.
     """
     if engine.dialect.name != "sqlite":

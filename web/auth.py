@@ -54,8 +54,7 @@ def session_principal(request: Request) -> Principal | None:
         with request.app.state.engine.connect() as conn:
             user = conn.execute(_SESSION_USER, {"user_id": session.user_id}).first()
         if user is not None and user.active and session.data.get("ph") == password_fingerprint(user.password_hash):
-            principal = Principal(user.id, user.user_ref, user.email, user.display_name, user.kind,
-                                  user.partnership_id, user.agency_id)
+            principal = Principal.of(user)
         else:  # the account went away or changed its password: the session ends here
             session.data, session.cleared, session.modified, session.expired = {}, True, False, True
     state["principal"] = principal
