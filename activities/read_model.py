@@ -5,7 +5,9 @@ overwrites a newer one. Events and outbox messages are keyed by ``<case id>#<seq
 activity writes nothing twice.
 
 Written with SQLAlchemy Core in one transaction (a handful of statements, rows in batches), not the ORM:
-this runs for every change of every case, and the ORM's per-row bookkeeping was most of its cost.
+this runs for every change of every case, and the ORM's per-row bookkeeping was most of its cost. Tasks are
+upserted (``INSERT ... ON CONFLICT DO UPDATE``, SQLite and PostgreSQL alike), and the case row's UPDATE is
+guarded by its revision, so a sync asks the database nothing before it writes.
 """
 
 from __future__ import annotations
@@ -46,22 +48,25 @@ _TASK_VALUES = ("type", "title", "form", "candidate_role", "candidate_label", "s
                 "overdue", "claimed_by", "completed_by", "completed_at", "days_late", "data", "revision")
 
 # Statements built once (building one costs about as much as running it); values come as parameters.
-_CASE_REVISION = select(CASES.c.revision).where(CASES.c.id == bindparam("b_case_id")).with_for_update()
+# A sync is a handful of statements: every statement is a round of the GIL between the worker's threads, so
+# the common path asks nothing first (the case UPDATE says whether the snapshot is newer; tasks are upserted).
+_CASE_REVISION = select(CASES.c.revision).where(CASES.c.id == bindparam("b_case_id"))
 _CASE_INSERT = insert(CASES)
-_CASE_UPDATE = update(CASES).where(CASES.c.id == bindparam("b_case_id"))  # SET: the columns given
-_TASK_IDS = select(TASKS.c.id).where(TASKS.c.id.in_(bindparam("b_ids", expanding=True)))
-_TASK_INSERT = insert(TASKS)
-_TASK_UPDATE = update(TASKS).where(TASKS.c.id == bindparam("b_task_id")).values(
-    {name: bindparam(name) for name in _TASK_VALUES})
-_CANDIDATE_INSERT = insert(CANDIDATES)
+_CASE_UPDATE = update(CASES).where(CASES.c.id == bindparam("b_case_id"),  # SET: the columns given
+                                   CASES.c.revision < bindparam("b_revision"))
 _CANDIDATES_DELETE = delete(CANDIDATES).where(CANDIDATES.c.task_id.in_(bindparam("b_ids", expanding=True)))
 _TAGS_DELETE = delete(TAGS).where(TAGS.c.case_id == bindparam("b_case_id"))
 _TAG_INSERT = insert(TAGS)
 _REPORTER = select(REPORTERS.c.user_ref).where(REPORTERS.c.case_id == bindparam("b_case_id"))
 _EMAILS = select(USERS.c.user_ref, USERS.c.email).where(USERS.c.user_ref.in_(bindparam("b_refs", expanding=True)))
-# INSERT ... ON CONFLICT DO NOTHING, per dialect (SQLite, PostgreSQL): rows already written stay as they are
+_DIALECTS = (("sqlite", sqlite), ("postgresql", postgresql))
+# INSERT ... ON CONFLICT DO NOTHING, per dialect: rows already written stay as they are
 _INSERT_NEW = {(name, table.name): dialect.insert(table).on_conflict_do_nothing()
-               for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql)) for table in (EVENTS, OUTBOX)}
+               for name, dialect in _DIALECTS for table in (EVENTS, OUTBOX, CANDIDATES)}
+# a task: inserted when new, else its changing columns set (its case, key and opening stay)
+_TASK_UPSERT = {name: dialect.insert(TASKS).on_conflict_do_update(
+    index_elements=[TASKS.c.id], set_={column: dialect.insert(TASKS).excluded[column] for column in _TASK_VALUES})
+    for name, dialect in _DIALECTS}
 
 
 def national_ref(secret: str, case_id: str) -> str:
@@ -112,17 +117,18 @@ def _tags(snap: CaseSnapshot) -> list[dict[str, str]]:
 def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
     """Write the snapshot in one transaction. Returns False when a newer revision was already stored."""
     with one_writer(engine), engine.begin() as conn:
-        stored = conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).first()
-        stale = stored is not None and stored.revision >= snap.revision
-        if not stale:
-            values = _case_values(snap)
-            values.update(revision=snap.revision, updated_at=datetime.now(UTC))
-            if stored is None:
-                conn.execute(_CASE_INSERT, {
-                    "id": snap.case_id, "partnership_id": snap.partnership_id, "case_ref": snap.case_ref,
-                    "process": snap.process, "national_ref": national_ref(secret, snap.case_id), **values})
-            else:
-                conn.execute(_CASE_UPDATE, {"b_case_id": snap.case_id, **values})
+        values = _case_values(snap)
+        values.update(revision=snap.revision, updated_at=datetime.now(UTC))
+        # the common path: the case is there with an older revision (the UPDATE's row lock orders concurrent
+        # syncs of one case on PostgreSQL; SQLite has one writer)
+        fresh = conn.execute(_CASE_UPDATE, {"b_case_id": snap.case_id, "b_revision": snap.revision, **values}
+                             ).rowcount == 1
+        if not fresh and conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).first() is None:
+            conn.execute(_CASE_INSERT, {
+                "id": snap.case_id, "partnership_id": snap.partnership_id, "case_ref": snap.case_ref,
+                "process": snap.process, "national_ref": national_ref(secret, snap.case_id), **values})
+            fresh = True
+        if fresh:
             _write_tasks(conn, snap)
             tags = _tags(snap)
             if tags:
@@ -130,36 +136,28 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
                 conn.execute(_TAG_INSERT, tags)
         _write_events(conn, snap)
         _queue_messages(conn, snap)
-        return not stale
+        return fresh
 
 
 def _write_tasks(conn: Connection, snap: CaseSnapshot) -> None:
     if not snap.tasks:
         return
-    rows = []
-    for record in snap.tasks:
-        rows.append({
-            "id": f"{snap.case_id}/{record.key}", "type": record.type, "title": record.title, "form": record.form,
-            "candidate_role": record.candidate_role, "candidate_label": record.candidate_label,
-            "status": record.status, "due_date": _day(record.due_date), "follow_up_date": _day(record.follow_up_date),
-            "overdue": record.overdue, "claimed_by": record.claimed_by, "completed_by": record.completed_by,
-            "completed_at": _moment(record.completed_at), "days_late": record.days_late,
-            "data": json.dumps(record.data, ensure_ascii=False), "revision": snap.revision})
-    existing = set(conn.execute(_TASK_IDS, {"b_ids": [row["id"] for row in rows]}).scalars())
-    changed = [{**{k: row[k] for k in _TASK_VALUES}, "b_task_id": row["id"]} for row in rows if row["id"] in existing]
-    if changed:
-        conn.execute(_TASK_UPDATE, changed)
-    new = [(row, record) for row, record in zip(rows, snap.tasks, strict=True) if row["id"] not in existing]
-    if new:
-        conn.execute(_TASK_INSERT, [{**row, "case_id": snap.case_id, "partnership_id": snap.partnership_id,
-                                     "key": record.key, "opened_at": _moment(record.opened_at)}
-                                    for row, record in new])
-        candidates = [{"task_id": row["id"], "user_ref": ref} for row, record in new
-                      for ref in dict.fromkeys(record.candidate_users)]
-        if candidates:
-            conn.execute(_CANDIDATE_INSERT, candidates)
-    # candidates are fixed when a task opens; closed tasks no longer need them for "my tasks"
-    closed = [row["id"] for row in rows if row["status"] != "open"]
+    dialect = conn.dialect.name
+    conn.execute(_TASK_UPSERT[dialect], [{
+        "id": f"{snap.case_id}/{record.key}", "case_id": snap.case_id, "partnership_id": snap.partnership_id,
+        "key": record.key, "opened_at": _moment(record.opened_at), "type": record.type, "title": record.title,
+        "form": record.form, "candidate_role": record.candidate_role, "candidate_label": record.candidate_label,
+        "status": record.status, "due_date": _day(record.due_date), "follow_up_date": _day(record.follow_up_date),
+        "overdue": record.overdue, "claimed_by": record.claimed_by, "completed_by": record.completed_by,
+        "completed_at": _moment(record.completed_at), "days_late": record.days_late,
+        "data": json.dumps(record.data, ensure_ascii=False), "revision": snap.revision} for record in snap.tasks])
+    # candidates are fixed when a task opens (written again for an open task, they stay as they are); closed
+    # tasks no longer need them for "my tasks"
+    candidates = [{"task_id": f"{snap.case_id}/{record.key}", "user_ref": ref} for record in snap.tasks
+                  if record.status == "open" for ref in dict.fromkeys(record.candidate_users)]
+    if candidates:
+        conn.execute(_INSERT_NEW[dialect, CANDIDATES.name], candidates)
+    closed = [f"{snap.case_id}/{record.key}" for record in snap.tasks if record.status != "open"]
     if closed:
         conn.execute(_CANDIDATES_DELETE, {"b_ids": closed})
 

@@ -105,6 +105,17 @@ def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(en
         assert sorted(candidates) == [(f"{CASE}/meeting", "u-a"), (f"{CASE}/meeting", "u-b")]  # closed: none
         assert sorted(session.exec(select(CaseEvent.seq).where(CaseEvent.case_id == CASE)).all()) == [1, 2, 4, 5]
 
+    claimed = snapshot(3, stage="Meeting", tasks=[task("meeting", claimed_by="u-b", reminded=True)],
+                       events=[event(6, "task_claimed", "meeting")])
+    assert apply_snapshot(engine, claimed, SECRET) is True  # an open task written again: updated, same candidates
+    with Session(engine) as session:
+        meeting = session.get(Task, f"{CASE}/meeting")
+        assert (meeting.claimed_by, meeting.revision, meeting.case_id, meeting.key) == ("u-b", 3, CASE, "meeting")
+        assert sorted(session.exec(select(TaskCandidate.user_ref).where(
+            TaskCandidate.task_id == f"{CASE}/meeting")).all()) == ["u-a", "u-b"]
+        assert session.get(Task, f"{CASE}/summary").status == "done"  # not in this snapshot: left as it was
+    assert counts(engine) == {"events": 5, "outbox": 1, "tasks": 2, "candidates": 2, "tags": 0}
+
 
 def test_learning_tags_are_replaced_and_the_reporter_is_reached_without_naming_them(engine, tmp_path):
     setup(engine)
