@@ -79,6 +79,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -210,6 +211,18 @@ def _check_count(n: Any, what: str) -> int:
     return n
 
 
+@lru_cache(maxsize=64)
+def _bank_holidays(region: str, start_year: int, end_year: int) -> frozenset[date]:
+    """The region's bank holidays in those years, from the ``holidays`` package (remembered: working them out
+    took about 2 ms for seven years, on every incident opened and every task page)."""
+    import holidays  # lazy: keeps importing this module cheap inside the workflow sandbox
+
+    country, subdiv = SUPPORTED_BANK_HOLIDAY_REGIONS[region]
+    first, last = date(start_year, 1, 1), date(end_year, 12, 31)
+    bank = holidays.country_holidays(country, subdiv=subdiv, years=range(start_year, end_year + 1))
+    return frozenset(d for d in bank if first <= d <= last)
+
+
 @dataclass(frozen=True)
 class WorkingCalendar:
     """Non-working dates for a range of whole years plus the partnership's counting rules.
@@ -281,13 +294,8 @@ class WorkingCalendar:
             raise ValueError(f"bank_holiday_region {region!r} is not supported "
                              f"(supported: {', '.join(SUPPORTED_BANK_HOLIDAY_REGIONS)})")
         rules = CountingRules.from_config(calendar_section)
-
-        import holidays  # lazy: keeps importing this module cheap inside the workflow sandbox
-
-        country, subdiv = SUPPORTED_BANK_HOLIDAY_REGIONS[region]
         first, last = date(start_year, 1, 1), date(end_year, 12, 31)
-        bank = holidays.country_holidays(country, subdiv=subdiv, years=range(start_year, end_year + 1))
-        days = {d for d in bank if first <= d <= last}
+        days = set(_bank_holidays(region, start_year, end_year))
         for i, entry in enumerate(calendar_section.get("extra_closure_days") or ()):
             raw = entry.get("date") if isinstance(entry, Mapping) else entry
             d = _as_date(raw, f"extra_closure_days[{i}].date")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from safeguarding import calendar as calendar_module
 from safeguarding.calendar import CalendarRangeError, CountingRules, WorkingCalendar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,8 +339,19 @@ def test_arithmetic_works_with_holidays_module_blocked(monkeypatch):
     assert cal.working_days_late(D("2026-06-01"), D("2026-06-08")) == 5
     assert cal.deadline_at(D("2026-06-01")) == datetime(2026, 6, 1, 22, 59, tzinfo=UTC)
     assert cal.is_working_day(D("2026-12-24"))
+    calendar_module._bank_holidays.cache_clear()  # years it has not worked out yet: it must ask `holidays`
     with pytest.raises(ImportError):  # only the builder needs `holidays`, and imports it lazily
         WorkingCalendar.for_config(SECTION, 2026, 2026)
+
+
+def test_bank_holidays_are_worked_out_once_per_region_and_years(monkeypatch):
+    calendar_module._bank_holidays.cache_clear()
+    first = WorkingCalendar.for_config(SECTION, 2026, 2027)
+    monkeypatch.setitem(sys.modules, "holidays", None)  # the same years again: remembered, no `holidays` needed
+    assert WorkingCalendar.for_config(SECTION, 2026, 2027) == first
+    assert not first.is_working_day(D("2026-12-25"))
+    with pytest.raises(ImportError):  # other years are worked out afresh
+        WorkingCalendar.for_config(SECTION, 2026, 2028)
 
 
 def test_import_does_not_load_holidays():
