@@ -123,7 +123,8 @@ def serve_bare_worker() -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from sgflow.worker import ACTIVITY_SLOTS, settle_heap, workflow_runner  # the production worker's settings
+    from safeguarding.heap import freeze_startup_objects  # as the production worker does once built
+    from sgflow.worker import ACTIVITY_SLOTS, workflow_runner  # the production worker's settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("bench.bare_worker")
@@ -140,7 +141,7 @@ def serve_bare_worker() -> None:
                               workflow_runner=workflow_runner("rapid_reviews"), activity_executor=executor,
                               max_concurrent_activities=ACTIVITY_SLOTS,
                               graceful_shutdown_timeout=timedelta(seconds=30)):
-                settle_heap()
+                freeze_startup_objects()
                 log.info("%s %r on %s", READY_LINE, queue, address)
                 await stop.wait()
 
