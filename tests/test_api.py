@@ -161,3 +161,29 @@ async def test_openapi_documents_the_api(api):
                  "/api/cases/{case_id}/tasks/{key}/complete", "/api/tasks", "/api/arrangements/validate"):
         assert path in spec["paths"]
     assert "ErrorResponse" in json.dumps(spec["components"])
+
+
+def test_no_page_route_answers_an_api_path_nor_an_api_route_a_page_path():
+    """web.app includes the reviewer pages before the API (the busiest pages are found sooner): that is only
+    the same app while no route of one answers a path of the other."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import Match
+
+    from web.api import arrangements, cases
+    from web.pages import escalations, lead, learning, monitoring, national, reviewer, reviews
+
+    def routes_of(*modules) -> list[APIRoute]:
+        return [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+
+    api = routes_of(arrangements, cases)
+    pages = routes_of(reviewer, lead, national, escalations, reviews, monitoring, learning)
+    assert len(api) >= 15 and len(pages) >= 40 and all(r.path.startswith("/api/") for r in api)
+
+    def example(path: str) -> str:  # a concrete path for a route's template
+        return path.replace("{", "").replace("}", "")
+
+    for group, others in ((api, pages), (pages, api)):
+        for route in group:
+            for method in route.methods:
+                scope = {"type": "http", "method": method, "path": example(route.path), "root_path": ""}
+                assert all(other.matches(scope)[0] == Match.NONE for other in others), route.path

@@ -516,6 +516,39 @@ async def test_the_inbox_shows_25_tasks_a_page_soonest_due_first(site):
     assert "Page 1 of 2" in (await b.get("/tasks?page=abc")).text
 
 
+async def test_a_changed_name_title_or_claim_shows_at_once_on_the_inbox_and_the_case_page(site):
+    """The pages remember rendered parts by everything they show (the inbox by its rows, the components by their
+    parameters) and read the database on every request: a change in the read model is on the next page."""
+    browser, driver = site
+    case_id = await driver.open(london_today())
+    officer = user(driver.engine, "rv-review-officer@demo.test")
+
+    def change(model, key, **values) -> None:
+        with Session(driver.engine) as session:
+            row = session.get(model, key)
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+            session.commit()
+
+    change(Task, f"{case_id}/notification", claimed_by=officer.user_ref)  # claimed by someone else
+    dcs, lead = browser(), browser()
+    await dcs.sign_in(DCS)
+    await lead.sign_in(LEAD)
+    inbox = await dcs.get("/tasks")
+    assert f"Claimed by {officer.display_name}" in inbox.text and "Notify the national Panel" in inbox.text
+    assert (await dcs.get("/tasks")).text == inbox.text  # shown again unchanged: the same page
+    assert f"claimed by {officer.display_name}" in (await lead.get(f"/cases/{case_id}")).text
+    change(User, officer.id, display_name="Renamed Officer")
+    inbox = await dcs.get("/tasks")
+    assert "Claimed by Renamed Officer" in inbox.text and officer.display_name not in inbox.text
+    assert "claimed by Renamed Officer" in (await lead.get(f"/cases/{case_id}")).text
+    change(Task, f"{case_id}/notification", title="Tell the national Panel", claimed_by=None)
+    inbox = await dcs.get("/tasks")
+    assert "Tell the national Panel" in inbox.text and "Renamed Officer" not in inbox.text
+    assert "Claimed by" not in inbox.text
+
+
 async def test_case_page_polling_swaps_only_when_the_case_changed(site):
     browser, driver = site
     today = london_today()

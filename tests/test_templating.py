@@ -475,3 +475,121 @@ def test_a_templates_globals_see_the_environments_and_their_own():
     assert template.render() == "Safeguarding partnership workflows own"
     assert {"mine", "serviceName", "govukTable"} <= template.globals.keys()
     assert "mine" not in env.globals
+
+
+def test_the_quicker_indent_filter_answers_as_jinjas():
+    from itertools import product
+
+    from jinja2.filters import do_indent
+    from markupsafe import Markup
+
+    from web.templating import indent
+
+    assert env.filters["indent"] is indent
+    texts = ["", "\n", "one", "one\ntwo", "a\n\nb\n", "\n\nc\n", "x\r\ny", "<b>\n  c &amp; d\n</b>\n", "line\n  \nend"]
+    for text, width, first, blank in product(texts, [0, 2, 6, "--", "<i>"], [False, True], [False, True]):
+        for value in (Markup(text), text):
+            ours, jinjas = indent(value, width, first, blank), do_indent(value, width, first, blank)
+            assert ours == jinjas and type(ours) is type(jinjas), (value, width, first, blank)
+
+
+def test_calls_from_templates_answer_as_jinjas():
+    """``PageContext.call`` takes a short way for macros, remembered macros and built-in methods; every kind of
+    callable still gets what Jinja would pass it."""
+    from jinja2 import Environment, pass_context, pass_environment, pass_eval_context
+
+    @pass_context
+    def who(context):
+        return context.get("name")
+
+    @pass_eval_context
+    def escaping(eval_ctx):
+        return eval_ctx.autoescape
+
+    @pass_environment
+    def undefined_type(environment):
+        return environment.undefined.__name__
+
+    class Greeter:
+        @pass_context
+        def __call__(self, context, greeting):
+            return f"{greeting} {context.get('name')}"
+
+    source = ("{% macro m(x) %}[{{ x }}{{ caller() if caller is defined else '' }}]{% endmacro %}"
+              "{% set seen = [] %}{% set _ = seen.append(name) %}{{ seen }}|{{ {'a': '<b>'}.get('a') }}|"
+              "{{ who() }}|{{ escaping() }}|{{ undefined_type() }}|{{ greet('Hello') }}|{{ m(name) }}|"
+              "{% call m(1) %}in{% endcall %}|{{ len(seen) }}|{{ govukTag({'text': name}) | trim }}|"
+              "{% for n in [1, 2] %}{{ m(n) }}{{ seen.append(n) }}{% endfor %}{{ seen }}")
+    plain = Environment(autoescape=True)
+    values = {"name": "<Ann>", "who": who, "escaping": escaping, "undefined_type": undefined_type, "greet": Greeter(),
+              "len": len, "govukTag": env.globals["govukTag"].macro}
+    assert env.from_string(source).render(values) == plain.from_string(source).render(values)
+
+
+def test_a_left_out_option_is_undefined_as_jinja_says():
+    from jinja2 import Environment
+
+    plain = Environment(autoescape=True)
+
+    def outcome(environment, source):
+        try:
+            return environment.from_string(source).render(d={"x": None})
+        except Exception as exc:  # the message a template author sees
+            return f"{type(exc).__name__}: {exc}"
+
+    for source in ("{{ d.y.z }}", "{{ d.y() }}", "{{ d.y + 1 }}", "{{ d.y | length }}", "{{ d.y is defined }}",
+                   "{{ d.y | default('z') }}", "[{{ d.y }}]", "{{ d.x.y }}", "{{ d.y == d.w }}", "{{ d.y.__class__ }}"):
+        assert outcome(env, source) == outcome(plain, source), source
+
+
+def test_template_globals_and_loaded_templates_answer_as_jinjas():
+    template = env.from_string("{{ serviceName }} {{ mine }}", globals={"mine": "own"})
+    assert template.globals["mine"] == "own" and template.globals["serviceName"] == env.globals["serviceName"]
+    assert dict(template.globals) == {**env.globals, "mine": "own"}
+    with pytest.raises(KeyError):
+        template.globals["nothing-by-this-name"]
+    assert template.globals.get("nothing-by-this-name", 7) == 7
+    # a template is read once and then kept: the same object every time, as Jinja's own cache gives it
+    assert env.get_template("base.html") is env.get_template("base.html") is env.cache.get(
+        next(key for key in env.cache._mapping if key[1] == "base.html"))
+
+
+def test_remembered_parameters_never_confuse_values_that_print_differently():
+    from markupsafe import Markup
+
+    from web.templating import _UNFREEZABLE, _freeze
+
+    values = ["1", Markup("1"), 1, 1.0, True, None, "None", date(2026, 6, 1), datetime(2026, 6, 1), [], {}, ["1"],
+              [Markup("1")], [1], [True], {"a": "1"}, {"a": Markup("1")}, {"a": 1}, {"a": True}, {"a": None},
+              {"a": "None"}, {"a": ["1"]}, {"a": {"b": "1"}}, [["1"]], ["1", "2"], ["12"]]
+    keys = [_freeze(v) for v in values]
+    for i, key in enumerate(keys):
+        hash(key)
+        assert keys.index(key) == i, (values[i], values[keys.index(key)])
+    assert _freeze({"a": object()}) is _UNFREEZABLE and _freeze([object()]) is _UNFREEZABLE
+
+
+def test_the_inbox_is_a_remembered_function_of_its_rows():
+    """``reviewer/_inbox.html`` renders from its one parameter only; the page remembers its output by it, so any
+    change in a row (a name, a claim, a title) is a different parameter and a fresh rendering."""
+    from web.templating import RememberedMacro
+
+    inbox = env.globals["reviewer_inbox"]
+    assert isinstance(inbox, RememberedMacro)
+    row = {"case_id": "c-1", "key": "meeting", "title": "Record the meeting", "for": "Review officer",
+           "status": "open", "due_date": date(2026, 6, 1), "overdue": False, "claimed_by": "u-2", "case_label": "R-1",
+           "days_left": 3, "days_left_text": "3 working days left", "claimed_by_name": "Bea Smith", "mine": False,
+           "href": "/cases/c-1/tasks/meeting"}
+    params = {"rows": [row], "total": 1, "page": 1, "pages": 1, "first": 1, "last": 1, "previous_href": None,
+              "next_href": None, "filters": {"status": "open", "overdue": False, "page": 1}, "rev": "abc",
+              "flash": None, "poll_seconds": 5, "back": "/tasks", "query": "", "csrf_token": "token-1"}
+    html = inbox(params)
+    assert html == inbox.macro(params) == inbox(params)
+    assert "Claimed by Bea Smith" in html and "Record the meeting" in html and "csrf_token" not in html
+    renamed = inbox({**params, "rows": [{**row, "claimed_by_name": "Bea Jones"}]})
+    assert "Claimed by Bea Jones" in renamed and "Bea Smith" not in renamed
+    mine = inbox({**params, "rows": [{**row, "claimed_by": "u-1", "mine": True}]})
+    assert "Claimed by you" in mine and "Release" in mine and 'value="token-1"' in mine
+    # it sees nothing of a page's context: a page variable of the same name changes nothing
+    page = env.from_string("{{ reviewer_inbox(p) }}")
+    assert page.render(p=params, rows=[], csrf_token="other") == html

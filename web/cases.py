@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Row, bindparam, func, or_
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -281,12 +281,19 @@ def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, 
 
     Rows of ``case``, ``task`` and ``case_event``: read-only, with the columns as attributes (``case.case_ref``)."""
     with engine.connect() as conn:
-        case = conn.execute(_CASE, {"case_id": case_id}).first()
-        if case is None or not principal.can_read(case.partnership_id):
-            raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+        case = visible_case(conn, principal, case_id)
         tasks = conn.execute(_CASE_TASKS, {"case_id": case_id}).all()
         events = conn.execute(_CASE_EVENTS, {"case_id": case_id}).all()
     return case, list(tasks), list(events)
+
+
+def visible_case(conn: Connection, principal: Principal, case_id: str) -> Row:
+    """The ``case`` row, if the principal may see it (else 404, as ``load_case``), on an open connection: the case
+    page reads the rest of the case on the same one."""
+    case = conn.execute(_CASE, {"case_id": case_id}).first()
+    if case is None or not principal.can_read(case.partnership_id):
+        raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+    return case
 
 
 def case_detail(engine: Engine, principal: Principal, case_id: str) -> dict[str, Any]:

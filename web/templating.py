@@ -17,6 +17,7 @@ from collections import ChainMap
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
+from types import BuiltinMethodType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,8 @@ from jinja2 import (
     Undefined,
     select_autoescape,
 )
-from jinja2.runtime import Macro
+from jinja2.filters import do_indent
+from jinja2.runtime import Context, Macro
 from jinja2_fragments.fastapi import Jinja2Blocks
 from markupsafe import Markup
 from starlette.requests import Request
@@ -159,6 +161,19 @@ def datetime_uk(value: datetime | None) -> str:
     return f"{date_uk(local.date())} at {_time_uk(local)}"
 
 
+def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> Any:
+    """Jinja's ``indent`` filter, quicker on ``Markup`` and with the same result.
+
+    The GOV.UK components indent HTML they were given or made (``item.hint.html | safe | trim | indent(8)``, a
+    tag inside a task list): Jinja then splits and joins ``Markup`` pieces, each step escaping what it adds through
+    Python, ~10 us a call. Only whitespace (or the ``width`` string, taken as safe either way) is added, so doing
+    the same on the plain text and marking the result safe gives the same ``Markup``, in ~1 us.
+    """
+    if type(s) is Markup:
+        return Markup(do_indent(str(s), width, first, blank))  # noqa: S704 (was Markup; only whitespace added)
+    return do_indent(s, width, first, blank)
+
+
 def json_text(value: Any) -> str:
     """JSON as a plain ``str`` (unlike ``tojson``, not ``Markup``), so autoescaping applies.
 
@@ -176,35 +191,59 @@ _UNFREEZABLE = object()
 
 
 _SCALARS = frozenset({str, Markup, int, float, bool, type(None), date, datetime})
+# Scalars whose key carries their type: Markup and str escape differently; True, 1 and 1.0 are equal but print
+# differently; a date never equals a datetime, but they are kept apart anyway.
+_TAGGED = _SCALARS - {str, type(None)}
+_LEFT_OUT = ("undefined",)
 
 
 def _freeze(value: Any) -> Any:
     """A hashable key for macro parameters; ``_UNFREEZABLE`` when something in them is not plain data.
 
-    Types are part of the key: ``Markup`` and ``str`` escape differently, and ``True`` and ``1`` print differently.
-    Exact types first (this runs for every component a page renders), then the general cases.
+    Types are part of the key where equal values print differently (``_TAGGED``). A plain ``str`` (most option
+    values) and ``None`` stand for themselves: nothing else in a key equals them (the other scalars, containers and
+    left-out options are tuples). Exact types first (this runs for every component a page renders), then the general
+    cases; the scalars inside a dict or a list are frozen in the loop, without a call each.
     """
     kind = type(value)
-    if kind in _SCALARS:
+    if kind is str or value is None:
+        return value
+    if kind in _TAGGED:
         return (kind, value)
+    if kind is Undefined:  # an option the caller left out (the environment's undefined type, exactly)
+        return _LEFT_OUT
     if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
         items = []
+        append = items.append
         for k, v in value.items():
-            frozen = _freeze(v)
-            if frozen is _UNFREEZABLE:
-                return _UNFREEZABLE
-            items.append((k, frozen))
+            item_kind = type(v)
+            if item_kind is str or v is None:
+                append((k, v))
+            elif item_kind in _TAGGED:
+                append((k, (item_kind, v)))
+            else:
+                frozen = _freeze(v)
+                if frozen is _UNFREEZABLE:
+                    return _UNFREEZABLE
+                append((k, frozen))
         return ("{", tuple(items))  # in insertion order: the same template call builds the same order
     if kind is list or kind is tuple:
         out = []
+        append = out.append
         for v in value:
-            frozen = _freeze(v)
-            if frozen is _UNFREEZABLE:
-                return _UNFREEZABLE
-            out.append(frozen)
+            item_kind = type(v)
+            if item_kind is str or v is None:
+                append(v)
+            elif item_kind in _TAGGED:
+                append((item_kind, v))
+            else:
+                frozen = _freeze(v)
+                if frozen is _UNFREEZABLE:
+                    return _UNFREEZABLE
+                append(frozen)
         return ("[", tuple(out))
     if isinstance(value, Undefined):
-        return ("undefined",)
+        return _LEFT_OUT
     return _UNFREEZABLE
 
 
@@ -248,6 +287,33 @@ class RememberedMacro:
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
+class PageContext(Context):
+    """Jinja's template context with a quicker ``call`` for macros, giving the same answers.
+
+    Every ``{{ govukTag(...) }}`` (and every helper call inside a component, e.g. ``govukAttributes`` for each table
+    cell) goes through ``Context.call``, which asks the callable, and its ``__call__``, whether it wants the
+    context, the eval context or the environment passed first (``hasattr`` look-ups that fail, so raise inside),
+    on every call. The kinds of callable templates call most are known: a ``RememberedMacro`` wants none of
+    them, nor does a built-in method (``rows.append``, ``names.get``: it cannot carry the marker), and a template
+    ``Macro`` wants the eval context (``Macro.__call__`` is ``pass_eval_context``). Everything else goes the general
+    way.
+    """
+
+    def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = type(__obj)
+        if kind is RememberedMacro or kind is Macro or kind is BuiltinMethodType:
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            try:
+                if kind is Macro:
+                    return __obj(__self.eval_ctx, *args, **kwargs)
+                return __obj(*args, **kwargs)
+            except StopIteration:
+                return __self.environment.undefined(
+                    "value was undefined because a callable raised a StopIteration exception")
+        return super().call(__obj, *args, **kwargs)
+
+
 class PageEnvironment(Environment):
     """Jinja's environment with a quicker ``getattr`` for plain dicts, giving the same answers.
 
@@ -255,12 +321,44 @@ class PageEnvironment(Environment):
     the item (raising ``KeyError`` when missing): two exceptions for every option a GOV.UK component looks at and
     the caller left out, hundreds on a page with a table. A plain dict has no attributes but those of its type,
     so for any other name the item (or undefined) is the answer, found without raising.
+
+    The undefined answer for a name is made once and shared: an ``Undefined`` cannot be changed, and what it
+    says when misused ("'dict object' has no attribute 'classes'") depends only on the name and on the object
+    being a dict, so any dict stands in for the one asked.
     """
+
+    context_class = PageContext
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._left_out: dict[str, Any] = {}
+        self._loaded: dict[str, tuple[Any, Any]] = {}  # name -> (loader, Template), see _load_template
+
+    def _load_template(self, name: str, globals: Any) -> Any:
+        """Jinja's, with templates read once kept in a plain dict: every ``{% extends %}`` and ``{% from ... import
+        %}`` asks for its template on every render (the GOV.UK page template alone imports five), and Jinja's
+        cache is an LRU behind a lock. Only without ``auto_reload`` (a template is then never read again anyway)
+        and without extra globals for the template (which Jinja adds to it)."""
+        if not globals and not self.auto_reload:
+            loaded = self._loaded.get(name)
+            if loaded is not None and loaded[0] is self.loader:
+                return loaded[1]
+            template = super()._load_template(name, globals)
+            self._loaded[name] = (self.loader, template)
+            return template
+        return super()._load_template(name, globals)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
             value = obj.get(attribute, _MISSING)
-            return self.undefined(obj=obj, name=attribute) if value is _MISSING else value
+            if value is not _MISSING:
+                return value
+            if self.undefined is not Undefined:  # another kind may say more: as Jinja does
+                return self.undefined(obj=obj, name=attribute)
+            undefined = self._left_out.get(attribute)
+            if undefined is None:
+                undefined = self._left_out[attribute] = Undefined(obj=_ANY_DICT, name=attribute)
+            return undefined
         return super().getattr(obj, attribute)
 
     def make_globals(self, d: Any) -> ChainMap:
@@ -277,12 +375,31 @@ class TemplateGlobals(ChainMap):
     def keys(self) -> set[str]:  # type: ignore[override]
         return set().union(*self.maps)
 
+    def __getitem__(self, key: str) -> Any:
+        """ChainMap's answer without its ``KeyError`` from every map before the one that has the key: each page
+        render copies all ~50 globals (``dict(globals, **vars)``), and the template's own map is usually empty."""
+        for mapping in self.maps:
+            if type(mapping) is dict:
+                if key in mapping:
+                    return mapping[key]
+            else:
+                try:
+                    return mapping[key]
+                except KeyError:
+                    pass
+        return self.__missing__(key)
+
 
 _MISSING = object()
+_ANY_DICT: dict[str, Any] = {}  # stands for the dict an option was missing from
 
 # Helper macros the components import (``{% from "govuk_frontend_jinja/macros/attributes.html" import ... %}``):
 # remembered as the components are, e.g. the table's ``govukAttributes(cell.attributes)`` for every cell.
 GOVUK_HELPER_MACROS: dict[str, str] = {"attributes": "govukAttributes"}
+# Our own macros that are, like the components, functions of their one parameter (defined in a template of their
+# own, so they see nothing of a page's context): (template, macro, how many outputs to remember). Each is a global.
+# The inbox's output is a page's worth (~40 kB), so fewer of them are kept.
+PAGE_MACROS: list[tuple[str, str, int]] = [("reviewer/_inbox.html", "reviewer_inbox", 64)]
 
 
 def build_env() -> Environment:
@@ -299,6 +416,9 @@ def build_env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Before any template module is made: a module looks its filters up when it is made (the components' are
+    # made just below).
+    environment.filters["indent"] = indent
     # Keep the default Undefined: the GOV.UK macros rely on missing options rendering "".
     # Each component's remembered macro is both a global and what its template module exports, so the GOV.UK
     # page template's own ``{% from ... import govukHeader %}`` (and one component importing another) get it too:
@@ -320,6 +440,12 @@ def build_env() -> Environment:
     environment.filters["date_uk"] = date_uk
     environment.filters["datetime_uk"] = datetime_uk
     environment.filters["json_text"] = json_text
+    # After the filters: a template's module looks its filters up when it is made.
+    for template_name, macro_name, size in PAGE_MACROS:
+        module = environment.get_template(template_name).module
+        remembered = RememberedMacro(getattr(module, macro_name), size=size)
+        setattr(module, macro_name, remembered)
+        environment.globals[macro_name] = remembered
     return environment
 
 
