@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -48,6 +49,24 @@ def app_factory():
     settings = Settings(data_dir=Path(os.environ["SGFLOW_BENCH_DATA"]), secret_key="bench-secret")
     return create_app(settings, engine=make_engine(os.environ["SGFLOW_BENCH_DB"]), temporal_client=None,
                       connect_temporal=False)
+
+
+def migrated_and_filled(url: str, fill: Callable[..., Any], *args: Any,
+                        then: Callable[[Any], None] | None = None,
+                        counted: Callable[[Any], dict[str, int]] = lambda plan: plan["counts"]) -> tuple[Any, Any]:
+    """(engine, what ``fill`` returned) for the app database at ``url``: migrated, filled by ``fill(engine, *args)``,
+    then ``then(engine)`` (e.g. indexes to try); prints what it holds (``counted(plan)``) and how long that took."""
+    from safeguarding.db import make_engine, upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    start = time.perf_counter()
+    plan = fill(engine, *args)
+    if then is not None:
+        then(engine)
+    print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
+          + ", ".join(f"{v:,} {k}" for k, v in counted(plan).items()))
+    return engine, plan
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import harness
 from harness import PASSWORD, bench_database, chunks, measure, print_table, running_server, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,6 @@ from sqlmodel import Session  # noqa: E402
 from safeguarding import monitoring  # noqa: E402
 from safeguarding.accounts import hash_password  # noqa: E402
 from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
-from safeguarding.db import make_engine, upgrade  # noqa: E402
 from safeguarding.tables import (  # noqa: E402
     ArrangementsVersion,
     Case,
@@ -285,6 +285,13 @@ async def run_load(base: str, n_clients: int, requests: int, pages: list[str],
             await client.aclose()
 
 
+
+def add_proposed_indexes(engine) -> None:
+    with engine.begin() as conn:
+        for statement in PROPOSED_INDEXES:
+            conn.execute(text(statement))
+        conn.execute(text("analyze"))
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="PostgreSQL URL (a private schema is created and dropped); "
@@ -302,17 +309,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_database(args.database_url, "sgflow-national-bench-") as (url, tmp):
-        engine = make_engine(url)
-        upgrade(engine)
-        start = time.perf_counter()
-        counts = fill(engine, args.partnerships, args.cases_per_partnership)
-        if args.with_indexes:
-            with engine.begin() as conn:
-                for statement in PROPOSED_INDEXES:
-                    conn.execute(text(statement))
-                conn.execute(text("analyze"))
-        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
-              + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        engine, _counts = harness.migrated_and_filled(url, fill, args.partnerships, args.cases_per_partnership,
+                                              then=add_proposed_indexes if args.with_indexes else None,
+                                              counted=lambda counts: counts)
         today = datetime.now(ZoneInfo("Europe/London")).date()
         timed = time_report(engine, today, args.report_runs, args.explain)
         t = timed["timings"]

@@ -22,12 +22,12 @@ import copy
 import json
 import random
 import sys
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import harness
 from harness import PASSWORD, bench_database, chunks, measure, print_table, running_server, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,6 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from safeguarding.accounts import hash_password  # noqa: E402
 from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
-from safeguarding.db import make_engine, upgrade  # noqa: E402
 from safeguarding.tables import (  # noqa: E402
     ArrangementsVersion,
     Case,
@@ -211,6 +210,12 @@ async def run_load(base: str, plan: dict, n_clients: int, requests: int, pages: 
     return results
 
 
+
+def add_proposed_indexes(engine) -> None:
+    with engine.begin() as conn:
+        for statement in PROPOSED_INDEXES:
+            conn.execute(text(statement))
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="PostgreSQL URL (a private schema is created and dropped); "
@@ -229,17 +234,9 @@ def main() -> None:
         parser.error("--clients can be at most twice --partnerships (two signed-in reviewers per partnership)")
 
     with bench_database(args.database_url, "sgflow-bench-") as (url, tmp):
-        engine = make_engine(url)
-        upgrade(engine)
-        start = time.perf_counter()
-        plan = fill(engine, args.partnerships, args.cases_per_partnership)
-        if args.with_proposed_indexes:
-            with engine.begin() as conn:
-                for statement in PROPOSED_INDEXES:
-                    conn.execute(text(statement))
+        engine, plan = harness.migrated_and_filled(url, fill, args.partnerships, args.cases_per_partnership,
+                                           then=add_proposed_indexes if args.with_proposed_indexes else None)
         engine.dispose()
-        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
-              + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
         with running_server(url, tmp / "data", workers=args.workers) as (proc, base):
             results = asyncio.run(run_load(base, plan, args.clients, args.requests, args.pages.split(","),
                                            proc.pid))

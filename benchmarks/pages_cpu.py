@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import bench_database
+from harness import bench_database, migrated_and_filled
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -190,16 +190,9 @@ def main() -> None:
 
     from pages_bench import fill
 
-    from safeguarding.db import make_engine, upgrade
-
     with bench_database(args.database_url, "sgflow-pages-cpu-") as (url, tmp):
-        engine = make_engine(url)
-        upgrade(engine)
-        start = time.perf_counter()
-        plan = fill(engine, args.partnerships, args.cases_per_partnership)
+        engine, plan = migrated_and_filled(url, fill, args.partnerships, args.cases_per_partnership)
         engine.dispose()
-        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
-              + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
         data_dir = tmp / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         reviewers = plan["reviewers"][::2][:args.clients]  # one review officer a partnership, as pages_bench.py

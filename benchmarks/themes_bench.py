@@ -28,12 +28,12 @@ import json
 import os
 import random
 import sys
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import harness
 from harness import PASSWORD, bench_database, chunks, measure, print_table, running_server, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,6 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from safeguarding.accounts import hash_password  # noqa: E402
 from safeguarding.arrangements import canonical_json, content_hash  # noqa: E402
-from safeguarding.db import make_engine, upgrade  # noqa: E402
 from safeguarding.tables import ArrangementsVersion, Case, LearningTag, Partnership, User  # noqa: E402
 from safeguarding.themes import FACTORS, PANEL_THEMES  # noqa: E402
 
@@ -217,12 +216,8 @@ def main() -> None:
         parser.error("--clients can be at most --partnerships (one signed-in practitioner per partnership)")
 
     with bench_database(args.database_url, "sgflow-themes-bench-") as (url, tmp):
-        engine = make_engine(url)
-        upgrade(engine)
-        start = time.perf_counter()
-        plan = fill(engine, args.partnerships, args.events, args.escalation_share, args.rapid_review_share)
-        print(f"database: {engine.dialect.name}; filled in {time.perf_counter() - start:.1f} s: "
-              + ", ".join(f"{v:,} {k}" for k, v in plan["counts"].items()))
+        engine, plan = harness.migrated_and_filled(url, fill, args.partnerships, args.events, args.escalation_share,
+                                           args.rapid_review_share)
         print("\nquery plans of the themes page (one partnership):")
         for statement, plan_text in query_plans(engine, plan["today"]):
             print(f"  {statement}...\n    {plan_text}")
