@@ -271,9 +271,10 @@ def task_out(task: Task, today: date | None = None) -> dict[str, Any]:
 _cases, _tasks, _events = Case.__table__, Task.__table__, CaseEvent.__table__
 # Built once (Core statements over whole rows): the case page runs them on every view and every poll.
 _CASE = sql_select(_cases).where(_cases.c.id == bindparam("case_id"))
-_CASE_TASKS = (sql_select(_tasks).where(_tasks.c.case_id == bindparam("case_id"))
-               .order_by(_tasks.c.opened_at, _tasks.c.key))
-_CASE_EVENTS = sql_select(_events).where(_events.c.case_id == bindparam("case_id")).order_by(_events.c.seq)
+# A case's tasks and timeline, in page order (the case page adds the names of the people they name to these)
+CASE_TASKS = (sql_select(_tasks).where(_tasks.c.case_id == bindparam("case_id"))
+              .order_by(_tasks.c.opened_at, _tasks.c.key))
+CASE_EVENTS = sql_select(_events).where(_events.c.case_id == bindparam("case_id")).order_by(_events.c.seq)
 
 
 def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, list[Row], list[Row]]:
@@ -282,8 +283,8 @@ def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, 
     Rows of ``case``, ``task`` and ``case_event``: read-only, with the columns as attributes (``case.case_ref``)."""
     with engine.connect() as conn:
         case = visible_case(conn, principal, case_id)
-        tasks = conn.execute(_CASE_TASKS, {"case_id": case_id}).all()
-        events = conn.execute(_CASE_EVENTS, {"case_id": case_id}).all()
+        tasks = conn.execute(CASE_TASKS, {"case_id": case_id}).all()
+        events = conn.execute(CASE_EVENTS, {"case_id": case_id}).all()
     return case, list(tasks), list(events)
 
 

@@ -36,6 +36,8 @@ from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import page_principal_on, require_page_principal, safe_next, session_principal
 from web.cases import (
+    CASE_EVENTS,
+    CASE_TASKS,
     IncidentIn,
     act_on_task,
     actor_of,
@@ -158,18 +160,18 @@ _DISPLAY_NAMES = sql_select(_users.user_ref, _users.display_name).where(
     _users.user_ref.in_(bindparam("refs", expanding=True)))
 
 
+NOBODY = ("", "system")  # actor and claimer references that are no account's
+
+
 def display_names(engine, refs: set[str]) -> dict[str, str]:
     """user_ref -> display name of the people among ``refs`` (those with no account are left out)."""
-    refs = {r for r in refs if r and r != "system"}
-    if not refs:
-        return {}
     with engine.connect() as conn:
         return names_on(conn, refs)
 
 
 def names_on(conn, refs: set[str]) -> dict[str, str]:
     """``display_names`` on a connection the caller has open."""
-    refs = {r for r in refs if r and r != "system"}
+    refs = {r for r in refs if r not in NOBODY}
     if not refs:
         return {}
     return dict(conn.execute(_DISPLAY_NAMES, {"refs": sorted(refs)}).all())
@@ -346,6 +348,12 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any],
     return rows, total, page
 
 
+def _account_of(account, user_ref):
+    """Outer-join condition: the account whose ``user_ref`` is in that column (``NOBODY``'s are no account's, as in
+    ``display_names``). ``user_ref`` is unique, so the join adds no rows."""
+    return and_(account.c.user_ref == user_ref, *(user_ref != ref for ref in NOBODY))  # not NOT IN: no re-render
+
+
 _claimer = User.__table__.alias("claimer")
 _INBOX_COLUMNS = (Task.case_id, Task.key, Task.title, Task.candidate_label.label("for"), Task.status, Task.due_date,
                   Task.overdue, Task.claimed_by, Case.partnership_id, Case.arrangements_version, Case.national_ref,
@@ -356,11 +364,11 @@ _INBOX_COLUMNS = (Task.case_id, Task.key, Task.title, Task.candidate_label.label
 def _inbox_statements(national: bool, by_overdue: bool):
     """(a page of the inbox with the total as a window count, the count alone), built once per kind of inbox:
     everything that differs between people and pages is a bound parameter. The name of whoever claimed a task
-    comes with it (user_ref is unique: the outer join adds no rows; "system" is nobody's, as in display_names)."""
+    comes with it (``_account_of``)."""
     where = my_tasks_where(national, by_overdue)
     page = (sql_select(*_INBOX_COLUMNS, func.count().over().label("total"))
             .join(Case, Case.id == Task.case_id)
-            .outerjoin(_claimer, and_(_claimer.c.user_ref == Task.claimed_by, Task.claimed_by != "system"))
+            .outerjoin(_claimer, _account_of(_claimer, Task.__table__.c.claimed_by))
             .where(*where)
             .order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
             .offset(bindparam("page_offset")).limit(bindparam("page_size")))
@@ -595,30 +603,22 @@ def _date_text(value: Any) -> str:
     return str(value or "")
 
 
-def _account_of(account, user_ref):
-    """Outer-join condition: the account whose ``user_ref`` is in that column ("" and "system" are nobody's, as in
-    ``display_names``). ``user_ref`` is unique, so the join adds no rows."""
-    return and_(account.c.user_ref == user_ref, user_ref != "", user_ref != "system")
-
-
 _audit = AuditEntry.__table__.c
 _audit_actor = User.__table__.alias("audit_actor")
 _CASE_AUDIT = (sql_select(_audit.at, _audit.actor, _audit.action, _audit.outcome, _audit.detail,
                           _audit_actor.c.display_name.label("actor_name"))
                .outerjoin(_audit_actor, _account_of(_audit_actor, _audit.actor))
                .where(_audit.case_id == bindparam("case_id")).order_by(_audit.at.desc(), _audit.id.desc()).limit(200))
-# The case page's tasks and timeline, as load_case reads them (same rows, same order), each with the display names
-# of the people it names: the page needs no separate look-up of names (its opener aside, when nobody else is them).
+# The case page's tasks and timeline: load_case's statements, each row with the display names of the people it
+# names, so the page needs no separate look-up of names (its opener aside, when nobody else is them).
 _task_t, _event_t = Task.__table__, CaseEvent.__table__
 _completer, _claimant, _event_actor = (User.__table__.alias(name) for name in ("completer", "claimant", "event_actor"))
-_CASE_PAGE_TASKS = (sql_select(_task_t, _completer.c.display_name.label("completed_by_name"),
-                               _claimant.c.display_name.label("claimed_by_name"))
+_CASE_PAGE_TASKS = (CASE_TASKS.add_columns(_completer.c.display_name.label("completed_by_name"),
+                                           _claimant.c.display_name.label("claimed_by_name"))
                     .outerjoin(_completer, _account_of(_completer, _task_t.c.completed_by))
-                    .outerjoin(_claimant, _account_of(_claimant, _task_t.c.claimed_by))
-                    .where(_task_t.c.case_id == bindparam("case_id")).order_by(_task_t.c.opened_at, _task_t.c.key))
-_CASE_PAGE_EVENTS = (sql_select(_event_t, _event_actor.c.display_name.label("actor_name"))
-                     .outerjoin(_event_actor, _account_of(_event_actor, _event_t.c.actor))
-                     .where(_event_t.c.case_id == bindparam("case_id")).order_by(_event_t.c.seq))
+                    .outerjoin(_claimant, _account_of(_claimant, _task_t.c.claimed_by)))
+_CASE_PAGE_EVENTS = (CASE_EVENTS.add_columns(_event_actor.c.display_name.label("actor_name"))
+                     .outerjoin(_event_actor, _account_of(_event_actor, _event_t.c.actor)))
 
 
 @router.get("/cases/{case_id}")
