@@ -1,7 +1,8 @@
 """Email: deliver outbox messages through SMTP, once each.
 
-With no SMTP server configured (the embedded default) a message is marked ``held``: it stays readable in
-the app and nothing leaves the machine. A message already ``sent`` is skipped, so a retried activity
+With no SMTP server configured (the embedded default) the read model writes a message as ``held`` and no
+delivery runs: it stays readable in the app and nothing leaves the machine (a message queued before, while a
+server was configured, is marked ``held`` here). A message already ``sent`` is skipped, so a retried activity
 sends nothing twice; the Message-ID is derived from the outbox id, so a mail server that saw a message
 before a crash can drop the repeat. Each sent message is recorded in its own transaction, right after
 the server accepted it.
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 
+from activities.read_model import NO_ADDRESS
 from safeguarding.db import one_writer
 from safeguarding.settings import Settings
 from safeguarding.tables import OutboxMessage
@@ -61,7 +63,7 @@ def deliver(engine: Engine, settings: Settings, message_ids: list[str]) -> dict[
         to = json.loads(row.to_addresses)
         if not settings.smtp_host or not to:
             held.append({"b_id": message_id,
-                         "last_error": None if to else "nobody with an email address holds this role"})
+                         "last_error": None if to else NO_ADDRESS})
             outcome[message_id] = "held"
             continue
         to_send.append((row, to))

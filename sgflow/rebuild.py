@@ -37,6 +37,6 @@ async def rebuild(client: Client, engine: Engine, secret: str, query: str = PROC
         except RPCError:
             report.failed += 1
             continue
-        if apply_snapshot(engine, snap, secret):
+        if apply_snapshot(engine, snap, secret).fresh:
             report.written += 1
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -121,3 +122,33 @@ def seeded_engine(tmp_path, seeded_template):
     engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
     yield engine
     engine.dispose()
+
+
+# --- a real SMTP server on loopback (aiosmtpd) ---------------------------------------------------------------
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    """(inbox, port) of a running SMTP server on 127.0.0.1 that keeps every message it accepts."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()

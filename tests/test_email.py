@@ -3,39 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
 from activities.email import deliver
 from safeguarding.settings import Settings
 from safeguarding.tables import OutboxMessage
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, controller.port
-    controller.stop()
+from tests.conftest import free_port
 
 
 def queue(engine, message_id: str, to: list[str]) -> None:

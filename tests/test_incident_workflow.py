@@ -433,3 +433,37 @@ async def test_closed_case_tasks_are_refused(driver):
         await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
                               user_ref="u-rv-la-dcs")
     assert err.value.status == 409
+
+
+async def test_emails_leave_only_through_a_configured_mail_server(time_env, seeded_engine, settings, smtp):
+    """The embedded default has no SMTP server: a new task's email is held in the outbox at once and the case
+    starts no delivery. With a server configured, the same emails are delivered through it, once each."""
+
+    def outbox(case_id: str) -> list[OutboxMessage]:
+        with Session(seeded_engine) as session:
+            return list(session.exec(select(OutboxMessage).where(OutboxMessage.case_id == case_id)))
+
+    async def deliveries(case_id: str) -> int:
+        history = await time_env.client.get_workflow_handle(case_id).fetch_history()
+        return sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                   and e.activity_task_scheduled_event_attributes.activity_type.name == "deliver_outbox")
+
+    today = london_today()
+    async with running_worker(time_env, seeded_engine, settings):
+        kept = CaseDriver(time_env, seeded_engine, settings)
+        await kept.open(today)
+    held = outbox(kept.case_id)
+    assert len(held) == 5  # "New task" to the notifiers, each of 3 agencies and the coordinator
+    assert {m.status for m in held} == {"held"} and all(json.loads(m.to_addresses) for m in held)
+    assert await deliveries(kept.case_id) == 0
+
+    inbox, port = smtp
+    with_server = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False})
+    async with running_worker(time_env, seeded_engine, with_server):
+        sent = CaseDriver(time_env, seeded_engine, with_server)
+        await sent.open(today)
+        await eventually(lambda: {m.status for m in outbox(sent.case_id)} == {"sent"})
+    assert len(inbox.messages) == len(outbox(sent.case_id)) == len(held)
+    assert {a for m in outbox(sent.case_id) for a in json.loads(m.to_addresses)} == {
+        a for envelope in inbox.messages for a in envelope.rcpt_tos}
+    assert await deliveries(sent.case_id) == 1  # one delivery for the emails of one write

@@ -7,7 +7,7 @@ import json
 from sqlmodel import Session, select
 
 from activities.email import deliver
-from activities.read_model import apply_snapshot, national_ref
+from activities.read_model import NO_ADDRESS, Written, apply_snapshot, national_ref
 from safeguarding.case_records import REPORTER, CaseSnapshot
 from safeguarding.settings import Settings
 from safeguarding.tables import (
@@ -72,10 +72,10 @@ def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(en
     first = snapshot(1, stage="Notification", tasks=[task("summary")], events=[event(1), event(2)],
                      messages=[{"seq": 3, "to_user_refs": ["u-a", "u-b", "u-nobody"], "subject": "New task",
                                 "body": "A task is waiting."}])
-    assert apply_snapshot(engine, first, SECRET) is True
+    assert apply_snapshot(engine, first, SECRET, smtp=True) == Written(True, [f"{CASE}#3"])  # to send by SMTP
     written = counts(engine)
     assert written == {"events": 2, "outbox": 1, "tasks": 1, "candidates": 2, "tags": 0}
-    assert apply_snapshot(engine, first, SECRET) is False  # a retried activity: nothing twice
+    assert apply_snapshot(engine, first, SECRET, smtp=True).fresh is False  # a retried activity: nothing twice
     assert counts(engine) == written
     with Session(engine) as session:
         case = session.get(Case, CASE)
@@ -91,9 +91,9 @@ def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(en
                 data={"involvement": "Health visiting."})
     second = snapshot(2, stage="Meeting", tasks=[done, task("meeting")], events=[event(4, "task_completed")],
                       notification_sent_on="2026-05-24")
-    assert apply_snapshot(engine, second, SECRET) is True
+    assert apply_snapshot(engine, second, SECRET) == Written(True, [])
     late = snapshot(1, stage="Stale", tasks=[task("summary")], events=[event(1), event(5)])
-    assert apply_snapshot(engine, late, SECRET) is False  # its case and tasks are older: only new events land
+    assert apply_snapshot(engine, late, SECRET).fresh is False  # its case and tasks are older: only new events land
     with Session(engine) as session:
         case = session.get(Case, CASE)
         assert (case.stage, case.revision, str(case.notification_sent_on)) == ("Meeting", 2, "2026-05-24")
@@ -107,7 +107,7 @@ def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(en
 
     claimed = snapshot(3, stage="Meeting", tasks=[task("meeting", claimed_by="u-b", reminded=True)],
                        events=[event(6, "task_claimed", "meeting")])
-    assert apply_snapshot(engine, claimed, SECRET) is True  # an open task written again: updated, same candidates
+    assert apply_snapshot(engine, claimed, SECRET).fresh is True  # an open task written again: updated, same candidates
     with Session(engine) as session:
         meeting = session.get(Task, f"{CASE}/meeting")
         assert (meeting.claimed_by, meeting.revision, meeting.case_id, meeting.key) == ("u-b", 3, CASE, "meeting")
@@ -125,16 +125,20 @@ def test_learning_tags_are_replaced_and_the_reporter_is_reached_without_naming_t
     message = {"seq": 2, "to_user_refs": [f"{REPORTER}{CASE}"], "subject": "Thank you", "body": "Feedback."}
     tags = {"themes": ["information-sharing", "information-sharing"], "factors": ["workload"], "source": "learning",
             "kind": "near_miss"}
-    assert apply_snapshot(engine, snapshot(1, stage="Triage", learning_tags=tags, events=[event(1)],
-                                           messages=[message]), SECRET)
-    assert apply_snapshot(engine, snapshot(2, stage="Response", learning_tags={**tags, "factors": []}), SECRET)
+    nobody = {"seq": 3, "to_user_refs": ["u-nobody"], "subject": "Overdue", "body": "Nobody holds the role."}
+    first = snapshot(1, stage="Triage", learning_tags=tags, events=[event(1)], messages=[message, nobody])
+    assert apply_snapshot(engine, first, SECRET, smtp=True) == Written(True, [f"{CASE}#2"])
+    second = snapshot(2, stage="Response", learning_tags={**tags, "factors": []})
+    assert apply_snapshot(engine, second, SECRET).fresh
     with Session(engine) as session:
         rows = session.exec(select(LearningTag.tag_type, LearningTag.tag, LearningTag.month)).all()
         assert rows == [("theme", "information-sharing", "2026-05")]
         outbox = session.get(OutboxMessage, f"{CASE}#2")
         assert json.loads(outbox.to_addresses) == ["b@rv.example"]
         assert "u-b" not in outbox.to_user_refs
-    # no SMTP configured: held in the outbox, once
+        nobody_row = session.get(OutboxMessage, f"{CASE}#3")  # no address to send to: held, with the reason
+        assert (nobody_row.status, nobody_row.last_error) == ("held", NO_ADDRESS)
+    # no SMTP configured any more: a message queued before is held in the outbox, once
     settings = Settings(data_dir=tmp_path, secret_key="x")
     assert deliver(engine, settings, [f"{CASE}#2", f"{CASE}#99"]) == {f"{CASE}#2": "held", f"{CASE}#99": "missing"}
     assert deliver(engine, settings, [f"{CASE}#2"]) == {f"{CASE}#2": "held"}
@@ -154,7 +158,8 @@ def test_many_activity_threads_write_one_at_a_time_on_sqlite_and_all_land(engine
 
     def write(revision: int) -> bool:
         started.set()
-        return apply_snapshot(engine, snapshot(revision, stage=f"Stage {revision}", events=[event(revision)]), SECRET)
+        return apply_snapshot(engine, snapshot(revision, stage=f"Stage {revision}", events=[event(revision)]),
+                              SECRET).fresh
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         if engine.dialect.name == "sqlite":

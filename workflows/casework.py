@@ -414,14 +414,19 @@ class Casework:
             self.revision += 1
             revision = self.revision
             changed, self._dirty = self._dirty, set()  # changes made while this write is in flight go next time
-            await workflow.execute_activity("sync_case", self.sync_payload(events, messages, changed),
-                                            start_to_close_timeout=SYNC_TIMEOUT, retry_policy=SYNC_RETRY)
+            written = await workflow.execute_activity(
+                "sync_case", self.sync_payload(events, messages, changed), start_to_close_timeout=SYNC_TIMEOUT,
+                retry_policy=SYNC_RETRY)
             self.synced_revision = revision
             del self._pending_events[: len(events)]
             del self._pending_messages[: len(messages)]
-            if messages:  # sent in the background: a slow mail server never holds up a form
+            # The read model says which new emails wait for SMTP: none when the worker has no mail server (they
+            # are held in the outbox). A history from before that recorded a bool here, and then delivered every
+            # new email: the recorded result alone decides, so a replay takes the same branch.
+            to_send = written if isinstance(written, list) else [f"{self.case_id}#{m.seq}" for m in messages]
+            if to_send:  # sent in the background: a slow mail server never holds up a form
                 self._deliveries.append(workflow.start_activity(
-                    "deliver_outbox", [f"{self.case_id}#{m.seq}" for m in messages],
+                    "deliver_outbox", to_send,
                     start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=DELIVERY_GIVE_UP,
                     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10))))
 
