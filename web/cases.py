@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy import Row, bindparam, func, or_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -162,19 +162,28 @@ def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
 async def start_case(client: Client, run: Any, opened: Any, inp: Any, *, case_id: str, task_queue: str,
                      partnership_id: str, process: str, reference: str, what: str) -> str:
     """Start a case's workflow once (a second start with the same id is a 409) and wait until the read model
-    has it, so the caller can show it straight away. Returns the case's status."""
+    has it, so the caller can show it straight away. Returns the case's status.
+
+    One request (update-with-start): the workflow starts with the ``opened`` Update in its first workflow task,
+    so opening a case costs Temporal one workflow task fewer than a start followed by an Update."""
+    start = WithStartWorkflowOperation(
+        run, inp, id=case_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
+            SearchAttributePair(SEARCH_KEYS["SgProcess"], process),
+            SearchAttributePair(SEARCH_KEYS["SgCaseRef"], reference)]))
     try:
-        handle = await client.start_workflow(
-            run, inp, id=case_id, task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
-                SearchAttributePair(SEARCH_KEYS["SgProcess"], process),
-                SearchAttributePair(SEARCH_KEYS["SgCaseRef"], reference)]))
-    except WorkflowAlreadyStartedError:
+        return await client.execute_update_with_start_workflow(opened, start_workflow_operation=start)
+    except (WorkflowAlreadyStartedError, RPCError) as exc:
+        with suppress(WorkflowAlreadyStartedError, RPCError):
+            await start.workflow_handle()  # the same error, retrieved here so it is not reported as unhandled
+        # the dev server and Temporal clusters say WorkflowAlreadyStartedError; the time-skipping test server an
+        # RPCError ALREADY_EXISTS
+        if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
         raise ApiError(409, "already_exists", f"{what} {reference} already exists; nothing new was opened "
                                               f"(see /api/cases/{case_id})") from None
-    return await handle.execute_update(opened)
 
 
 SEARCH_KEYS = {name: SearchAttributeKey.for_keyword(name) for name in ("SgPartnership", "SgProcess", "SgCaseRef")}
