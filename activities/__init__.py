@@ -19,13 +19,15 @@ class CaseActivities:
         self.secret = settings.resolved_secret_key()
 
     @activity.defn(name="sync_case")
-    def sync_case(self, snap: dict[str, Any]) -> list[str]:
-        """Write the snapshot; returns the ids of its emails that wait for SMTP delivery (none without a server:
-        they are held in the outbox). Workers before it returned a bool (the workflow reads both)."""
+    def sync_case(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """Write the snapshot. Returns ``to_send``: the ids of its emails that wait for SMTP delivery (none without
+        a server: they are held in the outbox), and ``resend: true`` when the read model needs the whole case.
+        Workers before it returned a bool (the workflow reads both)."""
         from activities.read_model import apply_snapshot
 
-        return apply_snapshot(self.engine, CaseSnapshot.from_payload(snap), self.secret,
-                              smtp=bool(self.settings.smtp_host)).to_send
+        written = apply_snapshot(self.engine, CaseSnapshot.from_payload(snap), self.secret,
+                                 smtp=bool(self.settings.smtp_host))
+        return {"to_send": written.to_send, "resend": True} if written.resend else {"to_send": written.to_send}
 
     @activity.defn(name="deliver_outbox")
     def deliver_outbox(self, message_ids: list[str]) -> dict[str, str]:

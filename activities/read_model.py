@@ -57,6 +57,8 @@ _CASE_REVISION = select(CASES.c.revision).where(CASES.c.id == bindparam("b_case_
 _CASE_INSERT = insert(CASES)
 _CASE_UPDATE = update(CASES).where(CASES.c.id == bindparam("b_case_id"),  # SET: the columns given
                                    CASES.c.revision < bindparam("b_revision"))
+_CASE_UPDATE_NEXT = update(CASES).where(CASES.c.id == bindparam("b_case_id"),  # a partial snapshot: on its base
+                                        CASES.c.revision == bindparam("b_revision") - 1)
 _CANDIDATES_DELETE = delete(CANDIDATES).where(CANDIDATES.c.task_id.in_(bindparam("b_ids", expanding=True)))
 _TAGS_DELETE = delete(TAGS).where(TAGS.c.case_id == bindparam("b_case_id"))
 _TAG_INSERT = insert(TAGS)
@@ -123,10 +125,13 @@ NO_ADDRESS = "nobody with an email address holds this role"
 @dataclass
 class Written:
     """What a snapshot's write did: whether it was the newest (``fresh``: False when a newer revision was
-    already stored; its events and emails still land) and which of its emails wait for SMTP delivery."""
+    already stored; its events and emails still land), which of its emails wait for SMTP delivery, and whether
+    the read model needs the whole case (``resend``: a partial snapshot whose base revision it does not hold,
+    e.g. after a restore from backup; then nothing of it was written)."""
 
     fresh: bool
     to_send: list[str] = field(default_factory=list)
+    resend: bool = False
 
 
 def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: bool = False) -> Written:
@@ -136,14 +141,20 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: boo
         values = _case_values(snap)
         values.update(revision=snap.revision, updated_at=datetime.now(UTC))
         # the common path: the case is there with an older revision (the UPDATE's row lock orders concurrent
-        # syncs of one case on PostgreSQL; SQLite has one writer)
-        fresh = conn.execute(_CASE_UPDATE, {"b_case_id": snap.case_id, "b_revision": snap.revision, **values}
-                             ).rowcount == 1
-        if not fresh and conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).first() is None:
-            conn.execute(_CASE_INSERT, {
-                "id": snap.case_id, "partnership_id": snap.partnership_id, "case_ref": snap.case_ref,
-                "process": snap.process, "national_ref": national_ref(secret, snap.case_id), **values})
-            fresh = True
+        # syncs of one case on PostgreSQL; SQLite has one writer); a partial snapshot needs exactly the one before
+        fresh = conn.execute(_CASE_UPDATE_NEXT if snap.partial else _CASE_UPDATE,
+                             {"b_case_id": snap.case_id, "b_revision": snap.revision, **values}).rowcount == 1
+        if not fresh:
+            stored = conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).scalar()
+            if stored is None and not snap.partial:
+                conn.execute(_CASE_INSERT, {
+                    "id": snap.case_id, "partnership_id": snap.partnership_id, "case_ref": snap.case_ref,
+                    "process": snap.process, "national_ref": national_ref(secret, snap.case_id), **values})
+                fresh = True
+            elif stored is None or stored < snap.revision:
+                # older than this snapshot's base, or gone (a restored backup): only the whole case, timeline and
+                # emails included, can bring it up to date; nothing of this one is written
+                return Written(False, [], resend=True)
         if fresh:
             _write_tasks(conn, snap)
             tags = _tags(snap)

@@ -122,6 +122,9 @@ class CaseSnapshot:
     tasks: list[TaskRecord]
     events: list[EventRecord]
     messages: list[MessageRecord]
+    # True: only what changed since the previous revision (fields and tasks); it applies on top of exactly that
+    # revision, and the read model asks for the whole case when it holds an older one (e.g. a restored backup)
+    partial: bool = False
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "CaseSnapshot":

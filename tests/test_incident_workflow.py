@@ -467,3 +467,30 @@ async def test_emails_leave_only_through_a_configured_mail_server(time_env, seed
     assert {a for m in outbox(sent.case_id) for a in json.loads(m.to_addresses)} == {
         a for envelope in inbox.messages for a in envelope.rcpt_tos}
     assert await deliveries(sent.case_id) == 1  # one delivery for the emails of one write
+
+
+async def test_a_read_model_restored_from_an_older_backup_is_brought_up_to_date_at_the_next_change(driver):
+    """A sync sends only what changed; when the read model holds an older revision (restored from a backup taken
+    before the notification was recorded), the next change sends the whole case, tasks and timeline again."""
+    today = london_today()
+    await driver.open(today)
+    backup = driver.case().revision
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    timeline = len(driver.events())
+    with Session(driver.engine) as session:  # as the backup had it: before the notification was recorded
+        case, notification = driver.case(), driver.task("notification")
+        case.revision, case.notification_sent_on, case.notification_days_late = backup, None, None
+        notification.status, notification.completed_by, notification.completed_at = "open", None, None
+        session.add_all([case, notification])
+        for row in session.exec(select(CaseEvent).where(CaseEvent.case_id == driver.case_id,
+                                                        CaseEvent.kind == "task_completed")):
+            session.delete(row)
+        session.commit()
+    assert driver.task("notification").status == "open" and len(driver.events()) < timeline
+
+    await driver.complete("summary-vale-icb", {"involvement": "Health visiting since birth."})
+    case = driver.case()
+    assert case.notification_sent_on == today and case.notification_days_late == 0
+    assert driver.task("notification").status == "done" and driver.task("summary-vale-icb").status == "done"
+    assert len(driver.events()) == timeline + 1  # the lost event is back, and the new one
+    assert [e.task_key for e in driver.events("task_completed")] == ["notification", "summary-vale-icb"]

@@ -117,6 +117,48 @@ def test_a_snapshot_is_written_once_and_an_older_one_never_overwrites_a_newer(en
     assert counts(engine) == {"events": 5, "outbox": 1, "tasks": 2, "candidates": 2, "tags": 0}
 
 
+def partial(revision: int, *, tasks=(), events=(), **fields) -> CaseSnapshot:
+    """What a sync sends once the read model has the case: the changed values and tasks only."""
+    return CaseSnapshot.from_payload({
+        "case_id": CASE, "partnership_id": "rv", "case_ref": "T-1", "process": "incident", "revision": revision,
+        "fields": fields, "tasks": list(tasks), "events": list(events), "messages": [], "partial": True})
+
+
+def test_a_partial_snapshot_applies_on_its_base_revision_and_asks_for_the_whole_case_otherwise(engine):
+    setup(engine)
+    assert apply_snapshot(engine, snapshot(1, stage="Notification", tasks=[task("summary")],
+                                           events=[event(1)]), SECRET).fresh
+    done = task("summary", "done", completed_by="u-a", completed_at="2026-05-24T10:00:00+00:00")
+    assert apply_snapshot(engine, partial(2, tasks=[done], events=[event(2, "task_completed")], stage="Meeting",
+                                          notification_sent_on="2026-05-24"), SECRET) == Written(True, [])
+    with Session(engine) as session:
+        case = session.get(Case, CASE)  # the values not sent stand
+        assert (case.stage, str(case.notification_sent_on), case.summary, case.revision) == (
+            "Meeting", "2026-05-24", "Injuries.", 2)
+        assert session.get(Task, f"{CASE}/summary").status == "done"
+    # a restored backup holds revision 2; the workflow is at 4 and sends what changed since 3: nothing of it is
+    # written, and the whole case is asked for
+    gap = apply_snapshot(engine, partial(4, events=[event(4, "task_claimed")], stage="Decision"), SECRET)
+    assert gap == Written(False, [], resend=True)
+    with Session(engine) as session:
+        assert (session.get(Case, CASE).stage, session.get(Case, CASE).revision) == ("Meeting", 2)
+        assert session.get(CaseEvent, f"{CASE}#4") is None
+    assert apply_snapshot(engine, snapshot(5, stage="Decision", tasks=[done], events=[event(4, "task_claimed")]),
+                          SECRET) == Written(True, [])
+    # a late retry of an applied partial snapshot: older, refused, nothing asked for
+    assert apply_snapshot(engine, partial(2, stage="Meeting"), SECRET) == Written(False, [])
+    with engine.begin() as conn:  # a backup from before the case: nothing of it
+        for table in (TaskCandidate, Task, CaseEvent, Case):
+            column = table.__table__.c.id if table is Case else table.__table__.c.get("case_id")
+            if column is None:
+                conn.execute(table.__table__.delete())
+            else:
+                conn.execute(table.__table__.delete().where(column == CASE))
+    assert apply_snapshot(engine, partial(6, stage="Sign-off", events=[event(6, "task_claimed")]), SECRET
+                          ) == Written(False, [], resend=True)
+    assert counts(engine)["events"] == 0
+
+
 def test_learning_tags_are_replaced_and_the_reporter_is_reached_without_naming_them(engine, tmp_path):
     setup(engine)
     with Session(engine) as session:

@@ -59,7 +59,8 @@ class Casework:
         self.calendar = calendar
         self.arrangements = arrangements
         self.tasks: dict[str, TaskRecord] = {}
-        self.fields: dict[str, Any] = {}
+        self.fields: dict[str, Any] = {}  # the case row's values: replace a value, never change one in place
+        self._synced_fields: dict[str, Any] = {}  # the values the read model has (a sync sends the others)
         self.revision = 0
         self.synced_revision = 0  # the last revision the read model holds
         self._seq = 0
@@ -392,43 +393,71 @@ class Casework:
                             process=self.process, revision=self.revision, fields=dict(self.fields),
                             tasks=tasks, events=events, messages=messages)
 
-    def sync_payload(self, events: list[EventRecord], messages: list[MessageRecord],
-                     task_keys: set[str]) -> dict[str, Any]:
-        """What ``sync`` sends: a ``CaseSnapshot`` as plain JSON types, built directly. Converting the
-        dataclasses (``asdict``, twice: a copy here, then the data converter) was most of a sync's cost
-        in the workflow sandbox, where every ``isinstance`` goes through the sandbox's wrapper."""
+    def changed_fields(self) -> dict[str, Any]:
+        """The case's values the read model does not have yet (all of them at the first sync). A snapshot
+        replaces the case row only when it is newer, and every revision lands in order, so the others stand.
+        The learning tags are counted by the month of awareness: it goes with them."""
         self.fields["overdue_tasks"] = sum(1 for t in self.open_tasks() if t.overdue)
+        synced = self._synced_fields
+        changed = {k: v for k, v in self.fields.items() if k not in synced or synced[k] != v}
+        if ("learning_tags" in changed or "learning_theme" in changed) and "aware_date" in self.fields:
+            changed["aware_date"] = self.fields["aware_date"]
+        return changed
+
+    def sync_payload(self, events: list[EventRecord], messages: list[MessageRecord],
+                     task_keys: set[str], fields: dict[str, Any]) -> dict[str, Any]:
+        """What ``sync`` sends: a ``CaseSnapshot`` as plain JSON types, built directly, with the changed tasks
+        and values only (``partial`` once the read model has had the case). Converting the dataclasses
+        (``asdict``, twice: a copy here, then the data converter) was most of a sync's cost in the workflow
+        sandbox, where every ``isinstance`` goes through the sandbox's wrapper."""
         return {"case_id": self.case_id, "partnership_id": self.partnership_id, "case_ref": self.case_ref,
-                "process": self.process, "revision": self.revision, "fields": dict(self.fields),
+                "process": self.process, "revision": self.revision, "fields": fields,
                 "tasks": [{**t.__dict__, "candidate_users": list(t.candidate_users), "data": dict(t.data)}
                           for k, t in self.tasks.items() if k in task_keys],
                 "events": [{**e.__dict__, "data": dict(e.data)} for e in events],
-                "messages": [{**m.__dict__, "to_user_refs": list(m.to_user_refs)} for m in messages]}
+                "messages": [{**m.__dict__, "to_user_refs": list(m.to_user_refs)} for m in messages],
+                "partial": bool(self._synced_fields)}
 
     async def sync(self) -> None:
         """Write the current state, new events and new emails to the read model (in order, exactly once)."""
         async with self._sync_lock:
             self.fire_due_timers()  # a task opened already past its date is overdue in the very same write
             await self._start_and_stop_ladders()
-            events, messages = list(self._pending_events), list(self._pending_messages)
-            self.revision += 1
-            revision = self.revision
-            changed, self._dirty = self._dirty, set()  # changes made while this write is in flight go next time
-            written = await workflow.execute_activity(
-                "sync_case", self.sync_payload(events, messages, changed), start_to_close_timeout=SYNC_TIMEOUT,
-                retry_policy=SYNC_RETRY)
-            self.synced_revision = revision
-            del self._pending_events[: len(events)]
+            while await self._write():
+                # the read model held an older revision than this write built on (restored from a backup, or the
+                # case row gone): send it the whole case, every task and the whole timeline
+                self._synced_fields.clear()
+                self._dirty.update(self.tasks)
+                self._pending_events[:0] = self.timeline[: len(self.timeline) - len(self._pending_events)]
+
+    async def _write(self) -> bool:
+        """One sync activity; True when the read model asks for the whole case."""
+        events, messages = list(self._pending_events), list(self._pending_messages)
+        self.revision += 1
+        revision = self.revision
+        changed, self._dirty = self._dirty, set()  # changes made while this write is in flight go next time
+        fields = self.changed_fields()
+        written = await workflow.execute_activity(
+            "sync_case", self.sync_payload(events, messages, changed, fields), start_to_close_timeout=SYNC_TIMEOUT,
+            retry_policy=SYNC_RETRY)
+        self.synced_revision = revision
+        self._synced_fields.update(fields)
+        # The read model says which new emails wait for SMTP: none when the worker has no mail server (they are
+        # held in the outbox). A history from before that recorded a bool here, and then delivered every new
+        # email: the recorded result alone decides, so a replay takes the same branch.
+        if isinstance(written, dict):
+            to_send, resend = written.get("to_send", []), bool(written.get("resend"))
+        else:
+            to_send, resend = [f"{self.case_id}#{m.seq}" for m in messages], False
+        del self._pending_events[: len(events)]
+        if not resend:  # else nothing was written: the emails go again with the whole case
             del self._pending_messages[: len(messages)]
-            # The read model says which new emails wait for SMTP: none when the worker has no mail server (they
-            # are held in the outbox). A history from before that recorded a bool here, and then delivered every
-            # new email: the recorded result alone decides, so a replay takes the same branch.
-            to_send = written if isinstance(written, list) else [f"{self.case_id}#{m.seq}" for m in messages]
-            if to_send:  # sent in the background: a slow mail server never holds up a form
-                self._deliveries.append(workflow.start_activity(
-                    "deliver_outbox", to_send,
-                    start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=DELIVERY_GIVE_UP,
-                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10))))
+        if to_send:  # sent in the background: a slow mail server never holds up a form
+            self._deliveries.append(workflow.start_activity(
+                "deliver_outbox", to_send,
+                start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=DELIVERY_GIVE_UP,
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10))))
+        return resend
 
     async def finish(self) -> None:
         """Before the workflow ends: handlers done, last state written, emails handed over (or given up)."""
