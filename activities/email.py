@@ -4,14 +4,15 @@ With no SMTP server configured (the embedded default) the read model writes a me
 delivery runs: it stays readable in the app and nothing leaves the machine (a message queued before, while a
 server was configured, is marked ``held`` here). A message already ``sent`` is skipped, so a retried activity
 sends nothing twice; the Message-ID is derived from the outbox id, so a mail server that saw a message
-before a crash can drop the repeat. Each sent message is recorded in its own transaction, right after
-the server accepted it.
+before a crash can drop the repeat. The messages of one delivery share one SMTP connection; each sent
+message is recorded in its own transaction, right after the server accepted it.
 """
 
 from __future__ import annotations
 
 import json
 import smtplib
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -70,18 +71,33 @@ def deliver(engine: Engine, settings: Settings, message_ids: list[str]) -> dict[
     if held:  # one statement for every message that stays in the outbox
         with one_writer(engine), engine.begin() as conn:
             conn.execute(_HOLD, held)
-    for row, to in to_send:
-        attempts = row.attempts + 1
-        try:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
-                if settings.smtp_starttls and smtp.has_extn("starttls"):
-                    smtp.starttls()
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, settings.smtp_password or "")
+    if not to_send:
+        return outcome
+    with ExitStack() as stack:  # one connection for the messages of one delivery
+        smtp = None
+        for row, to in to_send:
+            attempts = row.attempts + 1
+            try:
+                if smtp is None:
+                    smtp = stack.enter_context(_connect(settings))
                 smtp.send_message(_message(row, settings, to))
-        except (OSError, smtplib.SMTPException) as exc:
-            _set(engine, row.id, status="failed", attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000])
-            raise
-        _set(engine, row.id, status="sent", attempts=attempts, sent_at=datetime.now(UTC), last_error=None)
-        outcome[row.id] = "sent"
+            except (OSError, smtplib.SMTPException) as exc:
+                _set(engine, row.id, status="failed", attempts=attempts,
+                     last_error=f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+            _set(engine, row.id, status="sent", attempts=attempts, sent_at=datetime.now(UTC), last_error=None)
+            outcome[row.id] = "sent"
     return outcome
+
+
+def _connect(settings: Settings) -> smtplib.SMTP:
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20)
+    try:
+        if settings.smtp_starttls and smtp.has_extn("starttls"):
+            smtp.starttls()
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp

@@ -130,9 +130,11 @@ def seeded_engine(tmp_path, seeded_template):
 class Inbox:
     def __init__(self):
         self.messages = []
+        self.peers = []  # the client address of each message's connection
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
+        self.peers.append(session.peer)
         return "250 OK"
 
 

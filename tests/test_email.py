@@ -42,6 +42,17 @@ def test_a_queued_message_is_sent_once(engine, smtp, tmp_path):
     assert row.status == "sent" and row.sent_at is not None and row.attempts == 1
 
 
+def test_the_messages_of_one_delivery_share_one_connection(engine, smtp, tmp_path):
+    inbox, port = smtp
+    settings = Settings(data_dir=tmp_path, secret_key="x", smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False)
+    for n in range(3):
+        queue(engine, f"case-5#{n}", [f"person{n}@rv.example"])
+    assert deliver(engine, settings, [f"case-5#{n}" for n in range(3)]) == {f"case-5#{n}": "sent" for n in range(3)}
+    assert [envelope.rcpt_tos for envelope in inbox.messages] == [[f"person{n}@rv.example"] for n in range(3)]
+    assert len(set(inbox.peers)) == 1
+    assert all(status(engine, f"case-5#{n}").status == "sent" for n in range(3))
+
+
 def test_without_smtp_messages_are_held_in_the_outbox(engine, tmp_path):
     queue(engine, "case-2#1", ["lead@rv.example"])
     assert deliver(engine, Settings(data_dir=tmp_path, secret_key="x"), ["case-2#1"]) == {"case-2#1": "held"}
