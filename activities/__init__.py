@@ -27,7 +27,7 @@ class CaseActivities:
 
         written = apply_snapshot(self.engine, CaseSnapshot.from_payload(snap), self.secret,
                                  smtp=bool(self.settings.smtp_host))
-        return {"to_send": written.to_send, "resend": True} if written.resend else {"to_send": written.to_send}
+        return {"to_send": written.to_send, "resend": written.resend}
 
     @activity.defn(name="deliver_outbox")
     def deliver_outbox(self, message_ids: list[str]) -> dict[str, str]:
