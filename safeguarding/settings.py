@@ -5,6 +5,7 @@ The README's settings table mirrors the ``Field`` descriptions below (tests/test
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -93,6 +94,38 @@ class Settings(BaseSettings):
         20, ge=1, le=200, validation_alias=_env("SGFLOW_MAX_UPLOAD_MB"),
         description="Largest report file (PDF or Word) a user may upload, in MB.",
     )
+    trusted_proxies: str = Field(
+        "",
+        validation_alias=_env("SGFLOW_TRUSTED_PROXIES"),
+        description="Comma-separated IP addresses or networks (CIDR) of the reverse proxies whose "
+        "`X-Forwarded-For` and `X-Forwarded-Proto` headers are believed. Empty (default): no proxy is trusted; "
+        "the client address is the TCP peer's.",
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        validation_alias=_env("SGFLOW_RATE_LIMIT_STORAGE"),
+        description="Where password-guessing counters live (a `limits` storage URI). `memory://` (default) is "
+        "per web process; production with several web processes or replicas: `redis://host:6379`.",
+    )
+    max_json_kb: int = Field(
+        1024, ge=1, le=102400,
+        validation_alias=_env("SGFLOW_MAX_JSON_KB"),
+        description="Largest JSON or form body (uploads aside) a request may send, in KB; a larger one is refused "
+        "with 413 before it is read, parsed or authenticated.",
+    )
+    temporal_timeout_seconds: float = Field(
+        10.0, gt=0, le=120,
+        validation_alias=_env("SGFLOW_TEMPORAL_TIMEOUT_SECONDS"),
+        description="How long a request that changes a case waits for the workflow before it answers "
+        "503 \"not applied, try again\" (or 202 when the change was accepted and will be applied).",
+    )
+    payload_keys: str | None = Field(
+        None,
+        validation_alias=_env("SGFLOW_PAYLOAD_KEYS"),
+        description="Keys that encrypt what Temporal stores (AES-256-GCM): `id:base64key[,id:base64key...]`, the "
+        "first encrypts, all decrypt (rotation). Default: generated once into `<data dir>/payload_keys`. Set it "
+        "in production (the worker and web app share it).",
+    )
     smtp_host: str | None = Field(
         None,
         validation_alias=_env("SMTP_HOST"),
@@ -131,11 +164,25 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+        write_private(path, key)
         return key
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by this user only (0700); tighten it if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file created 0600 from the start (never world-readable, not even for an instant)."""
+    make_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 class SettingsError(ValueError):
