@@ -10,6 +10,14 @@ Written with SQLAlchemy Core in one transaction (a handful of statements, rows i
 this runs for every change of every case, and the ORM's per-row bookkeeping was most of its cost. Tasks are
 upserted (``INSERT ... ON CONFLICT DO UPDATE``, SQLite and PostgreSQL alike), and the case row's UPDATE is
 guarded by its revision, so a sync asks the database nothing before it writes.
+
+Every applied case action (a timeline event with a person as its actor) gets its audit-log row in the same
+transaction as its event, keyed by the event's id: a retried activity, a resend or ``sgflow rebuild`` never adds
+a second one, and a crash cannot leave an applied action unaudited. A learning event's reporter is never named
+(its event's actor is "reporter" or "anonymous"; the audit row says "anonymous", as the web app always did).
+
+``sgflow rebuild`` writes with ``restore=True``: the case row, its tasks, candidates and timeline are overwritten
+with the workflow's state even at the same revision (rows deleted or altered by hand come back as they were).
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from safeguarding.case_records import REPORTER, CaseSnapshot
+from safeguarding.audit_log import record_events
+from safeguarding.case_records import REPORTER, CaseSnapshot, EventRecord
 from safeguarding.db import one_writer
 from safeguarding.tables import (
     Case,
@@ -134,9 +143,13 @@ class Written:
     resend: bool = False
 
 
-def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: bool = False) -> Written:
+def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: bool = False,
+                   restore: bool = False) -> Written:
     """Write the snapshot in one transaction. ``smtp``: an SMTP server is configured, so emails to people
-    with an address are queued to be sent; without one they are held in the outbox (nothing leaves)."""
+    with an address are queued to be sent; without one they are held in the outbox (nothing leaves).
+    ``restore``: a whole snapshot (the ``snapshot`` query) that overwrites what is stored at its revision too."""
+    if restore:
+        return _restore(engine, snap, secret)
     with one_writer(engine), engine.begin() as conn:
         values = _case_values(snap)
         values.update(revision=snap.revision, updated_at=datetime.now(UTC))
@@ -162,7 +175,9 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: boo
                 conn.execute(_TAGS_DELETE, {"b_case_id": snap.case_id})
                 conn.execute(_TAG_INSERT, tags)
         _write_events(conn, snap)
-        return Written(fresh, _queue_messages(conn, snap, smtp))
+        to_send = _queue_messages(conn, snap, smtp)
+        _audit_events(conn, snap)  # last: it holds the audit log's append lock until the commit
+        return Written(fresh, to_send)
 
 
 def _write_tasks(conn: Connection, snap: CaseSnapshot) -> None:
@@ -220,3 +235,92 @@ def _queue_messages(conn: Connection, snap: CaseSnapshot, smtp: bool) -> list[st
                      "last_error": None if addresses else NO_ADDRESS, "attempts": 0, "created_at": now})
     conn.execute(_INSERT_NEW[conn.dialect.name, OUTBOX.name], rows)
     return [row["id"] for row in rows if row["status"] == "queued"]
+
+
+# --- the audit log: one row per applied action, in the same transaction as its timeline event -----------------
+
+_AUDIT_ACTIONS = {"case_opened": "incident.open", "ladder_raised": "escalation.raise",
+                  "learning_recorded": "learning.record", "task_claimed": "task.claim", "task_released": "task.release",
+                  "task_completed": "task.complete", "action_added": "action.add", "escalated": "escalation.escalate"}
+_UNNAMED = {"reporter", "anonymous"}  # a learning event's reporter: never named in the audit log
+
+
+def _audit_action(event: EventRecord) -> str:
+    if event.kind == "ladder_closed":
+        return "escalation.withdraw" if event.message.startswith("Withdrawn") else "escalation.resolve"
+    return _AUDIT_ACTIONS.get(event.kind, f"case.{event.kind}")
+
+
+def _audit_events(conn: Connection, snap: CaseSnapshot) -> None:
+    """The audit rows of the snapshot's events that a person did (not the system's own), once per event."""
+    record_events(conn, [
+        {"event_id": f"{snap.case_id}#{event.seq}", "actor": "anonymous" if event.actor in _UNNAMED else event.actor,
+         "action": _audit_action(event), "partnership_id": snap.partnership_id, "case_id": snap.case_id,
+         "detail": event.task_key or "", "at": datetime.fromisoformat(event.at)}
+        for event in snap.events if event.actor != "system"])
+
+
+# --- sgflow rebuild: the workflow's whole state overwrites what is stored, even at the same revision ----------
+
+_CASE_DEFAULTS = {name: (None if info.is_required() or info.default_factory else info.default)
+                  for name, info in Case.model_fields.items() if name in _CASE_COLUMNS}
+_CASE_RESTORE = update(CASES).where(CASES.c.id == bindparam("b_case_id"),  # never back to an older revision
+                                    CASES.c.revision <= bindparam("b_revision"))
+_CASE_TASK_IDS = select(TASKS.c.id).where(TASKS.c.case_id == bindparam("b_case_id"))
+_CASE_CANDIDATES_DELETE = delete(CANDIDATES).where(CANDIDATES.c.task_id.in_(_CASE_TASK_IDS))
+_TASKS_EXTRA_DELETE = delete(TASKS).where(TASKS.c.case_id == bindparam("b_case_id"),
+                                          TASKS.c.id.not_in(bindparam("b_ids", expanding=True)))
+_EVENTS_EXTRA_DELETE = delete(EVENTS).where(EVENTS.c.case_id == bindparam("b_case_id"),
+                                            EVENTS.c.id.not_in(bindparam("b_ids", expanding=True)))
+_RESTORE_UPSERT = {(name, table.name): dialect.insert(table).on_conflict_do_update(
+    index_elements=[table.c.id], set_={column: dialect.insert(table).excluded[column]
+                                       for column in (c.name for c in table.c) if column != "id"})
+    for name, dialect in _DIALECTS for table in (TASKS, EVENTS)}
+
+
+def _restore(engine: Engine, snap: CaseSnapshot, secret: str) -> Written:
+    """Make the stored case exactly the snapshot: its row (every column), tasks, candidates, timeline and tags.
+    Nothing older than what is stored is written (a sync that landed after the query stands)."""
+    with one_writer(engine), engine.begin() as conn:
+        values = {**_CASE_DEFAULTS, **_case_values(snap)}
+        values.update(partnership_id=snap.partnership_id, case_ref=snap.case_ref, process=snap.process,
+                      national_ref=national_ref(secret, snap.case_id), revision=snap.revision,
+                      updated_at=datetime.now(UTC))
+        values.pop("id", None)
+        if not conn.execute(_CASE_RESTORE, {"b_case_id": snap.case_id, "b_revision": snap.revision,
+                                            **values}).rowcount:
+            if conn.execute(_CASE_REVISION, {"b_case_id": snap.case_id}).scalar() is not None:
+                return Written(False)  # the read model is ahead of the query: it moved on since
+            conn.execute(_CASE_INSERT, {"id": snap.case_id, **values})
+        dialect, task_ids = conn.dialect.name, [f"{snap.case_id}/{record.key}" for record in snap.tasks]
+        conn.execute(_CASE_CANDIDATES_DELETE, {"b_case_id": snap.case_id})
+        conn.execute(_TASKS_EXTRA_DELETE, {"b_case_id": snap.case_id, "b_ids": task_ids})
+        if snap.tasks:
+            conn.execute(_RESTORE_UPSERT[dialect, TASKS.name], [{
+                "id": f"{snap.case_id}/{record.key}", "case_id": snap.case_id, "partnership_id": snap.partnership_id,
+                "key": record.key, "opened_at": _moment(record.opened_at), "type": record.type,
+                "title": record.title, "form": record.form, "candidate_role": record.candidate_role,
+                "candidate_label": record.candidate_label, "status": record.status,
+                "due_date": _day(record.due_date), "follow_up_date": _day(record.follow_up_date),
+                "overdue": record.overdue, "claimed_by": record.claimed_by, "completed_by": record.completed_by,
+                "completed_at": _moment(record.completed_at), "days_late": record.days_late,
+                "data": json.dumps(record.data, ensure_ascii=False), "revision": snap.revision}
+                for record in snap.tasks])
+            candidates = [{"task_id": f"{snap.case_id}/{record.key}", "user_ref": ref} for record in snap.tasks
+                          if record.status == "open" for ref in dict.fromkeys(record.candidate_users)]
+            if candidates:
+                conn.execute(_INSERT_NEW[dialect, CANDIDATES.name], candidates)
+        event_ids = [f"{snap.case_id}#{event.seq}" for event in snap.events]
+        conn.execute(_EVENTS_EXTRA_DELETE, {"b_case_id": snap.case_id, "b_ids": event_ids})
+        if snap.events:
+            conn.execute(_RESTORE_UPSERT[dialect, EVENTS.name], [
+                {"id": f"{snap.case_id}#{event.seq}", "case_id": snap.case_id, "partnership_id": snap.partnership_id,
+                 "seq": event.seq, "at": datetime.fromisoformat(event.at), "actor": event.actor, "kind": event.kind,
+                 "task_key": event.task_key, "message": event.message,
+                 "data": json.dumps(event.data, ensure_ascii=False)} for event in snap.events])
+        conn.execute(_TAGS_DELETE, {"b_case_id": snap.case_id})
+        tags = _tags(snap)
+        if tags:
+            conn.execute(_TAG_INSERT, tags)
+        _audit_events(conn, snap)
+        return Written(True)

@@ -190,7 +190,12 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """Append-only record of every state-changing request: who, what, when, which case."""
+    """Who did what, when, to which case: every applied case action (written with its timeline event by the
+    read-model sync, keyed by ``event_id``), refusals, views, downloads and sign-ins (written by the web app).
+
+    Append-only: the database refuses UPDATE and DELETE (triggers, migration 0008), and each row is chained to
+    the one before it by hash (``seq``, ``prev_hash``, ``row_hash``; see ``safeguarding.audit_log``, which
+    writes and checks them). Rows added through a Session are chained on insert too."""
 
     __tablename__ = "audit_entry"
 
@@ -202,6 +207,20 @@ class AuditEntry(SQLModel, table=True):
     case_id: str | None = Field(default=None, max_length=140, index=True)
     outcome: str = Field(max_length=20)  # ok | rejected
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    event_id: str | None = Field(default=None, max_length=200, unique=True, index=True)  # the event it records
+    # the chain, set on insert (None only until then): its place (1, 2, 3, ...), the hash before it and its own
+    seq: int | None = Field(default=None, unique=True, index=True, nullable=False)
+    prev_hash: str | None = Field(default=None, max_length=64, nullable=False)
+    row_hash: str | None = Field(default=None, max_length=64, nullable=False)
+
+    @classmethod
+    def __declare_last__(cls) -> None:  # once mapped: chain rows added through a Session
+        from sqlalchemy import event
+
+        from safeguarding.audit_log import chain_orm_insert
+
+        if not event.contains(cls, "before_insert", chain_orm_insert):
+            event.listen(cls, "before_insert", chain_orm_insert)
 
 
 class LearningTag(SQLModel, table=True):

@@ -1,9 +1,13 @@
-"""``sgflow rebuild``: re-derive the read model from Temporal, the source of truth, if the database is lost.
+"""``sgflow rebuild``: re-derive the read model from Temporal, the source of truth, if the database is lost or
+was changed by hand.
 
-Lists our workflows through Temporal's visibility (one list call, paged), asks each for its snapshot (a
-Query: the case, its tasks and its whole timeline) and writes it with the same idempotent upsert the
-activities use. Safe to run on a live system: a snapshot older than what is stored is skipped, and events
-already present are not written twice. Outbox emails are not re-created (they were already sent or held).
+Lists our workflows of every process (incidents, local reviews, escalations, learning events) through Temporal's
+visibility (one list call, paged), asks each for its snapshot (a Query on its latest run: the case, every task
+and its whole timeline) and writes it with ``restore=True``: the case row, its tasks, candidates, timeline and
+learning tags are made exactly the workflow's, even where the stored revision is the same (rows deleted or
+altered by hand come back). Safe on a live system: a case the read model already holds at a newer revision is
+left alone. Each applied action's audit-log row is written once (keyed by its event): a rebuild adds only the
+missing ones. Outbox emails are not re-created (they were already sent or held).
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.read_model import apply_snapshot
 from safeguarding.case_records import CaseSnapshot
+from workflows import incident, ladder, lcspr, learning
 
-PROCESS_QUERY = 'SgProcess = "incident"'
+PROCESSES = (incident.PROCESS, lcspr.PROCESS, ladder.PROCESS, learning.PROCESS)
+PROCESS_QUERY = "SgProcess IN (" + ", ".join(f'"{name}"' for name in PROCESSES) + ")"
 
 
 @dataclass
@@ -28,15 +34,17 @@ class RebuildReport:
 
 
 async def rebuild(client: Client, engine: Engine, secret: str, query: str = PROCESS_QUERY) -> RebuildReport:
-    report = RebuildReport()
+    report, seen = RebuildReport(), set()
     async for execution in client.list_workflows(query):
+        if execution.id in seen:  # every run of a case is listed; its latest run holds its state
+            continue
+        seen.add(execution.id)
         report.cases += 1
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         try:
-            snap = await handle.query("snapshot", result_type=CaseSnapshot)
-        except RPCError:
+            snap = await client.get_workflow_handle(execution.id).query("snapshot", result_type=CaseSnapshot)
+        except (RPCError, WorkflowQueryFailedError):
             report.failed += 1
             continue
-        if apply_snapshot(engine, snap, secret).fresh:
+        if apply_snapshot(engine, snap, secret, restore=True).fresh:
             report.written += 1
     return report
