@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from sgflow.audit import audit_app
+
 app = typer.Typer(
     name="sgflow",
     help="Workflow engine for England's local safeguarding children partnerships.\n\n"
@@ -25,6 +27,7 @@ arrangements_app = typer.Typer(help="Partnership arrangements: validate, load, l
                                no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(arrangements_app, name="arrangements")
+app.add_typer(audit_app, name="audit")
 
 
 class CliError(Exception):
