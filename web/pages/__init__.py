@@ -6,9 +6,11 @@ kind of account, and the CSRF token their forms and htmx requests send back.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from safeguarding.accounts import Principal
 
@@ -42,3 +44,34 @@ def page_context(request: Request, principal: Principal | None, **context: Any) 
 
     return {"current_user": principal, "nav_items": nav_items(principal, request.url.path),
             "csrf_token": csrf_token(request), **context}
+
+
+def bounded_page(func):
+    """For page routes whose form changes a case through Temporal: when the workflow service is slow or away the
+    person gets a GOV.UK page saying what happened, never a 500 nor a hang (``web.cases.NotApplied``: 503 "not
+    saved yet, try again", with Retry-After; ``web.cases.StillApplying``: 202 "accepted, will be applied")."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from web.cases import NotApplied, StillApplying
+
+        try:
+            return await func(*args, **kwargs)
+        except NotApplied as exc:
+            return outcome_page(kwargs["request"], kwargs.get("principal"), accepted=False, message=exc.message,
+                                status_code=503, headers=exc.headers)
+        except StillApplying as exc:
+            return outcome_page(kwargs["request"], kwargs.get("principal"), accepted=True, message=exc.message,
+                                status_code=202)
+
+    return wrapper
+
+
+def outcome_page(request: Request, principal: Principal | None, *, accepted: bool, message: str, status_code: int,
+                 headers: dict[str, str] | None = None) -> Response:
+    from web.templating import render
+
+    back = request.url.path  # the form's own page (its GET shows the form again)
+    context = page_context(request, principal, page_title="Accepted" if accepted else "Not saved yet",
+                           accepted=accepted, message=message, back_href=back)
+    return render(request, "outcome.html", context, block="content", status_code=status_code, headers=headers)

@@ -45,7 +45,7 @@ from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
 from web.cases import LearningIn, act_on_task, actor_of, audit, london_today, record_learning, update_case
 from web.errors import ApiError, error_page
-from web.pages import page_context
+from web.pages import bounded_page, page_context
 from web.pages.schema_forms import DATE_PARTS, parse_date
 from web.templating import env, render
 
@@ -259,6 +259,7 @@ def _field_of(path: str) -> str | None:
 
 
 @router.post("/learning/new")
+@bounded_page
 async def record_learning_page(request: Request, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -289,7 +290,8 @@ async def record_learning_page(request: Request, principal: Principal = Depends(
     try:
         case_id, _status = await record_learning(engine, request.app.state.temporal,
                                                  request.app.state.settings.task_queue, principal,
-                                                 facts.partnership_id, body)
+                                                 facts.partnership_id, body,
+                                                 timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, None, "learning.record", partnership_id=facts.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -474,6 +476,7 @@ def action_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 
 @router.post("/learning/events/{case_id}/actions/new")
+@bounded_page
 async def add_action(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -508,7 +511,8 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
-        result = await update_case(request.app.state.temporal, case.id, "add_action", command)
+        result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+                                   timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
@@ -581,6 +585,7 @@ def triage_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 
 @router.post("/learning/events/{case_id}/triage")
+@bounded_page
 async def triage(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -611,7 +616,8 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
                           data={"response": response, "rationale": rationale},
                           request_id=f"page-{uuid.uuid4().hex}")
     try:
-        await act_on_task(request.app.state.temporal, case.id, "complete", command)
+        await act_on_task(request.app.state.temporal, case.id, "complete", command,
+                          timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
