@@ -38,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_records import ENGINE, NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
-from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate
+from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningReporter, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.errors import ApiError, FieldError
 from workflows.incident import IncidentCase, workflow_id
@@ -96,6 +96,7 @@ def audited_refusal(engine: Engine, principal: Principal | None, action: str, *,
 
 _cases, _tasks, _events = Case.__table__, Task.__table__, CaseEvent.__table__
 _candidates = TaskCandidate.__table__
+_reporters = LearningReporter.__table__
 
 
 # --- when Temporal is slow or away --------------------------------------------------------------------------
@@ -201,7 +202,8 @@ def may_read_case(conn: Connection, principal: Principal, case: Any) -> bool:
       agencies involved, an escalation's agencies named, a learning event's agencies), or of the incident a local
       review was opened from;
     * someone the case's work is given to: a candidate of any of its tasks (by role), or whoever claimed or
-      completed one; and whoever opened it (an escalation's raiser);
+      completed one; and whoever opened it (an escalation's raiser; a learning event's named reporter, who is
+      known only to this database, never to Temporal);
     * for an escalation, the members of its ladder's ``business_unit_role`` and ``scrutineer_role``.
 
     Roles are read from the partnership's current arrangements (who holds a role now). Anyone else, including
@@ -227,6 +229,9 @@ def may_read_case(conn: Connection, principal: Principal, case: Any) -> bool:
     everyone, ladders = _reader_roles(conn, case.partnership_id)
     if principal.user_ref in everyone:
         return True
+    if case.process == "learning" and conn.execute(sql_select(_reporters.c.case_id).where(
+            _reporters.c.case_id == case.id, _reporters.c.user_ref == principal.user_ref)).first() is not None:
+        return True
     if case.process == "escalation" and principal.user_ref in ladders.get(case.ladder_id or "", frozenset()):
         return True
     involved = _involved_in(principal).subquery()
@@ -242,7 +247,8 @@ def readable_cases_where(conn: Connection, principal: Principal, partnership_id:
         return false()
     _, ladders = _reader_roles(conn, partnership_id)
     mine = [lid for lid, people in ladders.items() if principal.user_ref in people]
-    conditions = [_cases.c.opened_by == principal.user_ref, _cases.c.id.in_(_involved_in(principal))]
+    conditions = [_cases.c.opened_by == principal.user_ref, _cases.c.id.in_(_involved_in(principal)),
+                  _cases.c.id.in_(sql_select(_reporters.c.case_id).where(_reporters.c.user_ref == principal.user_ref))]
     if mine:
         conditions.append(and_(_cases.c.process == "escalation", _cases.c.ladder_id.in_(mine)))
     if principal.agency_id:
