@@ -280,8 +280,7 @@ async def _national_act(request: Request, principal: Principal, national_ref: st
                         data: dict[str, Any] | None = None) -> dict[str, Any]:
     case_id, found = _national_task_case(request, national_ref, key)
     result = await _act(request, principal, case_id, key, action, data, case=found)
-    return {"national_ref": national_ref, "task_key": result["task_key"], "task_status": result["task_status"],
-            "case_status": result["case_status"], "outcome": result["outcome"]}
+    return {"national_ref": national_ref, **result}  # task_key, status, case_status, message: no local names
 
 
 @router.get("/national/cases", responses=READ_ERRORS)
