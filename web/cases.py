@@ -24,7 +24,13 @@ from sqlalchemy import Row, and_, bindparam, false, func, or_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -365,7 +371,7 @@ async def start_case(client: Client, run: Any, opened: Any, inp: Any, *, case_id
             return await client.execute_update_with_start_workflow(
                 opened, start_workflow_operation=start, id=f"opened-{request_key}",
                 rpc_timeout=timedelta(seconds=timeout))
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         if await _started_by(client, case_id, request_key, deadline) is True:
             raise StillApplying(case_id, f"the {what} was started and will be opened when the workflow worker "
                                          "runs; nothing more is needed") from None
@@ -377,6 +383,8 @@ async def start_case(client: Client, run: Any, opened: Any, inp: Any, *, case_id
         # RPCError ALREADY_EXISTS
         if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
             raise NotApplied(f"the {what} was not opened: the workflow service could not be reached") from None
+    except RuntimeError:  # what the SDK raises when it cannot connect at all
+        raise NotApplied(f"the {what} was not opened: the workflow service could not be reached") from None
     # It exists: the same request retried (same key) is answered like the first; anything else is a conflict.
     if await _started_by(client, case_id, request_key, deadline) is True:
         return await _bounded_update(client, case_id, opened, None, str, update_id=f"opened-{request_key}",
@@ -393,7 +401,7 @@ async def _started_by(client: Client, case_id: str, request_key: str, deadline: 
             description = await client.get_workflow_handle(case_id).describe(
                 rpc_timeout=timedelta(seconds=remaining))
             memo = await description.memo()
-    except TimeoutError:
+    except (TimeoutError, RuntimeError):
         return None
     except RPCError as exc:
         return False if exc.status == RPCStatusCode.NOT_FOUND else None
@@ -489,16 +497,18 @@ async def _bounded_update(client: Client, case_id: str, name: Any, arg: Any, res
             update = await handle.start_update(name, args=args, id=update_id, result_type=result_type,
                                                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                                                rpc_timeout=timedelta(seconds=remaining))
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise NotApplied("the change was not applied: the case's workflow did not take it in time") from None
     except WorkflowUpdateFailedError as exc:
         _refused(exc)
     except RPCError as exc:
         _rpc_failed(exc)
+    except RuntimeError:  # what the SDK raises when it cannot connect at all
+        raise NotApplied("the change was not applied: the workflow service could not be reached") from None
     try:
         async with asyncio.timeout(max(0.05, deadline - loop.time())):
             return await update.result()
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise StillApplying(case_id, "the change was accepted and will be applied shortly") from None
     except WorkflowUpdateFailedError as exc:
         _refused(exc)
