@@ -7,6 +7,8 @@ kind of account, and the CSRF token their forms and htmx requests send back.
 from __future__ import annotations
 
 import functools
+import re
+import uuid
 from typing import Any
 
 from fastapi import Request
@@ -42,8 +44,20 @@ def nav_items(principal: Principal | None, path: str) -> list[dict[str, Any]]:
 def page_context(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:
     from web.session import csrf_token
 
+    values = context.get("values") if isinstance(context.get("values"), dict) else {}
     return {"current_user": principal, "nav_items": nav_items(principal, request.url.path),
-            "csrf_token": csrf_token(request), **context}
+            "csrf_token": csrf_token(request), "form_key": form_key(values), **context}
+
+
+def form_key(values: dict[str, Any] | None = None) -> str:
+    """The idempotency key a form that changes a case carries (hidden field ``idempotency_key``): the one it was
+    sent with when it is shown again (after an error, or a "not saved yet, try again"), else a new one. Sending the
+    same form twice is then one change (``web.cases.update_id_of``)."""
+    sent = str((values or {}).get("idempotency_key", ""))
+    return sent if FORM_KEY.fullmatch(sent) else uuid.uuid4().hex
+
+
+FORM_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def bounded_page(func):

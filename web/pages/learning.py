@@ -43,9 +43,18 @@ from safeguarding.tables import ArrangementsVersion, Case, LearningReporter, Lea
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
-from web.cases import LearningIn, act_on_task, actor_of, audit, london_today, record_learning, update_case
+from web.cases import (
+    LearningIn,
+    act_on_task,
+    actor_of,
+    audit,
+    london_today,
+    record_learning,
+    update_case,
+    update_id_of,
+)
 from web.errors import ApiError, error_page
-from web.pages import bounded_page, page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages.schema_forms import DATE_PARTS, parse_date
 from web.templating import env, render
 
@@ -512,6 +521,7 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
         result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+                                   update_id=update_id_of(principal, "add_action", form_key(values)),
                                    timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import threading
-import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,10 +48,11 @@ from web.cases import (
     my_tasks_params,
     my_tasks_where,
     open_incident,
+    update_id_of,
     visible_case,
 )
 from web.errors import ApiError, error_page
-from web.pages import bounded_page, page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages import schema_forms as sf
 from web.session import SignInThrottle, end_session, session_of, start_session
 from web.templating import date_uk, datetime_uk, render
@@ -482,12 +482,13 @@ def may_act(engine, principal: Principal, task: Task) -> bool:
 
 
 async def _act(request: Request, principal: Principal, case: Case, key: str, action: str,
-               data: dict[str, Any] | None = None):
-    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
-                          request_id=f"page-{uuid.uuid4().hex}")
+               data: dict[str, Any] | None = None, *, idempotency_key: str | None = None):
+    """``idempotency_key``: the form's (``web.pages.form_key``), so sending the same form twice is one change."""
+    update_id = update_id_of(principal, f"{action}-{key}", idempotency_key)
+    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {}, request_id=update_id)
     engine = _engine(request)
     try:
-        result = await act_on_task(request.app.state.temporal, case.id, action, command,
+        result = await act_on_task(request.app.state.temporal, case.id, action, command, update_id=update_id,
                                    timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case.id,
@@ -747,7 +748,7 @@ async def _complete_task(request: Request, case_id: str, key: str, principal: Pr
         return task_response(request, principal, case_id, key, values=values, errors={**more, **errors},
                              general=general, status_code=422, national_route=national_route)
     try:
-        await _act(request, principal, case, key, "complete", data)
+        await _act(request, principal, case, key, "complete", data, idempotency_key=form_key(values))
     except ApiError as exc:
         if exc.status == 422:
             by_name, general = sf.field_errors(schema, exc.fields)

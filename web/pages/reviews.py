@@ -38,9 +38,10 @@ from web.cases import (
     readable_case,
     readable_cases_where,
     update_case,
+    update_id_of,
 )
 from web.errors import ApiError, FieldError, error_page
-from web.pages import bounded_page, page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages.escalations import facts_for, working_days_since
 from web.pages.schema_forms import DATE_PARTS, parse_date
 from web.templating import is_fragment_request, render
@@ -237,6 +238,7 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
                             description=values.get("description", "").strip()[:2000], due_date=due or "")
     try:
         result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+                                   update_id=update_id_of(principal, "add_action", form_key(values)),
                                    timeout=request.app.state.settings.temporal_timeout_seconds)
     except NotApplied:
         raise  # bounded_page: "not saved yet, try again"
