@@ -71,6 +71,17 @@ async def test_only_the_people_involved_read_a_case_on_the_api_and_the_pages(sit
         assert cases_page.status_code == 200 and ("LP-7" in cases_page.text) == may, email
         assert SUMMARY not in cases_page.text and "Child Ptolemy" not in cases_page.text
 
+    # the learning themes page counts the rapid review's themes for everyone, its summary only for those who may read
+    driver.case_id = case_id
+    await driver.complete("notification", {"sent_on": london_today().isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=london_today(), decision="no")
+    for email, may in ((LEAD, True), (PROBATION, False)):
+        themes = browser()
+        await themes.sign_in(email)
+        shown = await themes.get("/learning/themes?theme=information-sharing&source=rapid_review")
+        assert shown.status_code == 200 and "LP-7" in shown.text, email
+        assert (SUMMARY[:40] in shown.text) == may and (f'href="/cases/{case_id}"' in shown.text) == may, email
+
     # someone given the case's work reads it from then on: the teacher, once a task is theirs by role
     from safeguarding.tables import TaskCandidate
 
@@ -85,7 +96,6 @@ async def test_only_the_people_involved_read_a_case_on_the_api_and_the_pages(sit
     assert {v.actor for v in views} >= {"u-rv-la-dcs", "u-rv-scrutineer", "u-rv-teacher-dsl"}
     lead = browser()
     await lead.sign_in(LEAD)
-    driver.case_id = case_id
     revision = driver.case().revision
     polled = await lead.get(f"/cases/{case_id}?poll=1&rev={revision}")
     assert polled.status_code == 204

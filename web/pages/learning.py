@@ -49,6 +49,7 @@ from web.cases import (
     actor_of,
     audit,
     london_today,
+    readable_cases_where,
     record_learning,
     update_case,
     update_id_of,
@@ -851,6 +852,13 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
         if chosen:
             events, events_total = stats.events_behind(session, facts.partnership_id, today,
                                                        **{chosen[0]: chosen[1]}, source=source, limit=EVENTS_SHOWN)
+        # Learning events are everyone's to learn from (no people in them); an escalation's subject or a rapid
+        # review's summary only for those who may read that case (web.cases.may_read_case): others see it counted.
+        others = [e.case_id for e in events if e.process != "learning"]
+        readable = set(others)
+        condition = readable_cases_where(session.connection(), principal, facts.partnership_id) if others else None
+        if condition is not None:
+            readable = set(session.execute(select(Case.id).where(Case.id.in_(others), condition)).scalars())
 
     selection = None
     if chosen:
@@ -864,7 +872,10 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
                      "source": stats.SOURCES.get(source) if source else None}
     event_rows = [{"case_id": e.case_id, "case_ref": e.case_ref, "occurred_on": e.occurred_on,
                    "what": PROCESS_WHAT.get(e.process) or KIND_SHORT.get(e.kind, e.kind),
-                   "status": "Closed" if e.status == "closed" else "Open", "summary": _short(e.summary)}
+                   "status": "Closed" if e.status == "closed" else "Open",
+                   "readable": e.process == "learning" or e.case_id in readable,
+                   "summary": _short(e.summary) if e.process == "learning" or e.case_id in readable
+                   else "Shown to the people involved in it"}
                   for e in events]
     context = page_context(
         request, principal, page_title="Learning themes", facts=facts, figures_html=figures_html,
