@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,10 +43,13 @@ __all__ = [
     "Figures",
     "NationalCase",
     "NationalTask",
+    "case_out",
     "cases_by_ref",
     "category_labels",
     "figures",
     "list_cases",
+    "panel_task_case_id",
+    "panel_tasks",
     "partnerships",
 ]
 
@@ -329,6 +332,47 @@ def cases_by_ref(session: Session, today: date, national_ref: str) -> list[tuple
     labels = category_labels(session, {(r.partnership_id, r.arrangements_version) for r in rows})
     open_tasks = {i for i in ids if any(t.key == PANEL_RESPONSE_TASK and t.status == "open" for t in tasks[i])}
     return [(_national_case(r, today, labels, open_tasks), tasks[r.id]) for r in rows]
+
+
+# --- the Panel's own tasks (the JSON API's /api/tasks and /api/national/...) -------------------------------
+
+
+def panel_tasks(session: Session, user_ref: str, *, status: str = "open", overdue: bool | None = None,
+                limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    """The Panel's tasks, soonest due first, named by the case's national reference: no local case id or
+    reference, no people but whether the signed-in Panel member claimed it, no form data. One query."""
+    query = (select(Case.national_ref, Case.partnership_id, Case.process, Task.key, Task.type, Task.title,
+                    Task.status, Task.due_date, Task.follow_up_date, Task.overdue, Task.days_late, Task.completed_at,
+                    Task.claimed_by)
+             .join(Case, Case.id == Task.case_id)
+             .where(Task.candidate_role == NATIONAL_PANEL, Task.status == status, NATIONAL_PROCESSES))
+    if overdue is not None:
+        query = query.where(Task.overdue == overdue)
+    rows = session.execute(query.order_by(Task.due_date.is_(None), Task.due_date, Task.opened_at, Task.id)
+                           .offset(offset).limit(limit)).all()
+    return [{"national_ref": r.national_ref, "partnership_id": r.partnership_id, "process": r.process, "key": r.key,
+             "type": r.type, "title": _task_title(r.type, r.key, r.title), "status": r.status, "due_date": r.due_date,
+             "follow_up_date": r.follow_up_date, "overdue": bool(r.overdue), "days_late": r.days_late,
+             "completed_on": _utc(r.completed_at).astimezone(LONDON).date() if r.completed_at is not None else None,
+             "claimed_by_you": r.claimed_by == user_ref,
+             "url": f"/api/national/cases/{r.national_ref}/tasks/{r.key}"} for r in rows]
+
+
+def panel_task_case_id(session: Session, national_ref: str, key: str) -> str | None:
+    """The case id behind a Panel task named by its national reference (for look-ups only: never shown), or None
+    when there is no such Panel task, or more than one case has the reference."""
+    if len(national_ref) > 20 or len(key) > 100:
+        return None
+    ids = session.execute(select(Task.case_id).join(Case, Case.id == Task.case_id).where(
+        Case.national_ref == national_ref, Task.key == key, Task.candidate_role == NATIONAL_PANEL)).scalars().all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def case_out(found: NationalCase, tasks: list[NationalTask]) -> dict[str, Any]:
+    """A national case for the JSON API: everything ``NationalCase`` holds except the look-up ``case_id``."""
+    out = {k: v for k, v in asdict(found).items() if k != "case_id"}
+    out["tasks"] = [asdict(t) for t in tasks]
+    return out
 
 
 # --- category labels (from the pinned arrangements version; versions never change, so they are cached) -------

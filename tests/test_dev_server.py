@@ -3,6 +3,7 @@ process, killed mid-case and started again; and the read model rebuilt from Temp
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -93,8 +94,18 @@ async def test_a_case_survives_its_worker_being_killed(dev_env, seeded_engine, s
 
             worker.kill()  # mid-case, with no warning
             worker.start()
-            done = await api.post(f"/api/cases/{case_id}/tasks/summary-vale-icb/complete", auth=who("u-rv-icb-cno"),
-                                  json={"involvement": "Health visiting."})
+            # Until the new worker has the case (Temporal first offers it to the killed worker's sticky queue), a
+            # change answers 503 "not applied, try again" within the time limit instead of hanging; the client
+            # retries with the same Idempotency-Key, as Retry-After says, and the change is applied once.
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                done = await api.post(f"/api/cases/{case_id}/tasks/summary-vale-icb/complete",
+                                      auth=who("u-rv-icb-cno"), json={"involvement": "Health visiting."},
+                                      headers={"Idempotency-Key": "summary-after-the-kill"})
+                if done.status_code not in (202, 503) or asyncio.get_running_loop().time() > deadline:
+                    break
+                assert done.headers["retry-after"]
+                await asyncio.sleep(1)
             assert done.status_code == 200, done.text
             done = await api.post(f"/api/cases/{case_id}/tasks/meeting/complete", auth=who("u-rv-review-officer"),
                                   json={"held_on": today, "summary": "Facts gathered."})

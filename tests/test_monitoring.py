@@ -491,7 +491,9 @@ async def test_the_national_overview_and_case_pages_name_no_one(app, seeded_engi
     client = await signed_in(NATIONAL)
     pages = [await client.get(path) for path in (
         "/national", f"/national?partnership={RV}", f"/national?partnership={NE}", "/national?status=closed",
-        "/tasks", f"/cases/{seeded['a1'].id}/tasks/panel-response")]
+        "/tasks", f"/national/cases/{seeded['a1'].national_ref}/tasks/panel-response")]
+    # the local route is not the national body's at all (it names the local case reference)
+    assert (await client.get(f"/cases/{seeded['a1'].id}/tasks/panel-response")).status_code == 404
     pages += [await client.get(f"/national/cases/{c.national_ref}") for c in seeded.values()]
     leaks = []
     for page in pages:

@@ -297,8 +297,10 @@ async def test_a_reviews_actions_and_report_upload(site):
     assert (action.status, action.due_date, action.candidate_role) == ("open", due, "partner:vale-icb")
     shown = await lead.get(added.headers["location"])
     assert "added. Its owner has a new task." in shown.text and ESCAPED in shown.text and SCRIPT not in shown.text
-    # someone outside the commissioning role sees why they cannot, and is refused if they try
-    teacher = await browser(TEACHER)
+    # someone who may read it (the independent scrutineer) but is outside the commissioning role sees why they
+    # cannot, and is refused if they try; someone uninvolved does not see it at all (web.cases.may_read_case)
+    assert (await (await browser(TEACHER)).get(f"/reviews/{case_id}")).status_code == 404
+    teacher = await browser("rv-scrutineer@demo.test")
     theirs = await teacher.get(f"/reviews/{case_id}")
     assert "Only the business manager adds actions" in theirs.text and 'name="owner"' not in theirs.text
     forbidden = await teacher.post(f"/reviews/{case_id}/actions", {

@@ -5,22 +5,32 @@ Shared by the JSON API and the pages, so both give the same answers and the same
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Row, bindparam, func, or_
+from sqlalchemy import Row, and_, bindparam, false, func, or_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -34,13 +44,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_records import ENGINE, NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
-from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate
+from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningReporter, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.errors import ApiError, FieldError
 from workflows.incident import IncidentCase, workflow_id
 
 EARLIEST_AWARE_DATE = date(2018, 1, 1)
 CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
+REF_SCHEMA: dict[str, Any] = {"pattern": CASE_REF.pattern, "minLength": 1, "maxLength": 40}  # documented in OpenAPI
 
 
 def london_today() -> date:
@@ -89,6 +100,178 @@ def audited_refusal(engine: Engine, principal: Principal | None, action: str, *,
         raise
 
 
+_cases, _tasks, _events = Case.__table__, Task.__table__, CaseEvent.__table__
+_candidates = TaskCandidate.__table__
+_reporters = LearningReporter.__table__
+
+
+# --- when Temporal is slow or away --------------------------------------------------------------------------
+
+DEFAULT_TIMEOUT = 10.0  # seconds; the app passes settings.temporal_timeout_seconds
+RETRY_AFTER_SECONDS = 5
+MEMO_KEY = "sgflow_request"  # the workflow memo entry naming the request that started it (a digest)
+
+
+class NotApplied(ApiError):
+    """503: Temporal could not be reached, or did not accept the change in time. It may still be applied when the
+    service recovers, so the caller retries with the same Idempotency-Key (which never applies a change twice)."""
+
+    def __init__(self, message: str):
+        super().__init__(503, "not_applied", f"{message}. It may still be applied when the service recovers: try "
+                                             "again in a few seconds with the same Idempotency-Key, which never "
+                                             "applies it twice.")
+        self.headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class StillApplying(Exception):
+    """202: the workflow has the change (accepted, or the case's workflow started) but has not finished applying it
+    in time; it will be applied without anything more from the caller."""
+
+    def __init__(self, case_id: str, message: str):
+        super().__init__(message)
+        self.case_id, self.message = case_id, message
+
+
+# --- who may read a case ------------------------------------------------------------------------------------
+
+
+_READER_ROLES: dict[tuple[str, str, int], tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
+_READER_LOCK = threading.Lock()
+
+
+def _reader_roles(conn: Connection, partnership_id: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """(who reads every case of the partnership by role, ladder id -> who reads that ladder's escalations), from the
+    partnership's CURRENT arrangements: whoever holds a role now reads by it (someone who has left the role no
+    longer does, and a newly appointed scrutineer does at once). Cached per stored version (versions never change)."""
+    from safeguarding.tables import ArrangementsVersion
+
+    av = ArrangementsVersion.__table__.c
+    latest = conn.execute(sql_select(av.number).where(av.partnership_id == partnership_id)
+                          .order_by(av.number.desc()).limit(1)).scalar()
+    if latest is None:
+        return frozenset(), {}
+    key = (str(conn.engine.url), partnership_id, int(latest))
+    with _READER_LOCK:
+        cached = _READER_ROLES.get(key)
+    if cached is not None:
+        return cached
+    doc = json.loads(conn.execute(sql_select(av.document).where(
+        av.partnership_id == partnership_id, av.number == latest)).scalar_one())
+    members = {r["id"]: frozenset(r.get("members", [])) for r in doc.get("roles", [])}
+    everyone: set[str] = set()
+    for role in ((doc.get("independent_scrutiny") or {}).get("scrutineer_role"),
+                 (doc.get("data_protection") or {}).get("reidentification_key_role")):
+        everyone |= members.get(role or "", frozenset())
+    ladders = {lad["id"]: frozenset().union(*(members.get(lad.get(r) or "", frozenset())
+                                              for r in ("business_unit_role", "scrutineer_role")))
+               for lad in (doc.get("escalation") or {}).get("ladders", [])}
+    found = (frozenset(everyone), ladders)
+    with _READER_LOCK:
+        if len(_READER_ROLES) > 1000:
+            _READER_ROLES.clear()
+        _READER_ROLES[key] = found
+    return found
+
+
+def _involved_in(principal: Principal):
+    """Ids of the cases whose tasks the person may do, has claimed or has completed (a subquery)."""
+    candidate = sql_select(_tasks.c.case_id).join(_candidates, _candidates.c.task_id == _tasks.c.id).where(
+        _candidates.c.user_ref == principal.user_ref)
+    did = sql_select(_tasks.c.case_id).where(or_(_tasks.c.claimed_by == principal.user_ref,
+                                                 _tasks.c.completed_by == principal.user_ref))
+    return candidate.union(did)
+
+
+def reads_every_case(conn: Connection, principal: Principal, partnership_id: str) -> bool:
+    """Administrators; the partnership's leads and scrutineers; the holders of its scrutineer and re-identification
+    key roles (``may_read_case``)."""
+    if principal.is_admin:
+        return True
+    if principal.partnership_id != partnership_id:
+        return False
+    if principal.kind in ("partnership_lead", "scrutineer"):
+        return True
+    return principal.user_ref in _reader_roles(conn, partnership_id)[0]
+
+
+def may_read_case(conn: Connection, principal: Principal, case: Any) -> bool:
+    """THE rule for who may read a case's details (its children, summary, subject, timeline, tasks' answers and
+    files). Pages, the JSON API and file downloads all ask here (lists through ``readable_cases_where``, its SQL).
+
+    Within the case's partnership, the reader must be one of:
+
+    * a partnership lead (``partnership_lead``), or an administrator (any partnership);
+    * the independent scrutineer: an account of kind ``scrutineer``, or a member of the arrangements'
+      ``independent_scrutiny.scrutineer_role``; and a member of ``data_protection.reidentification_key_role`` (the
+      business unit that holds the re-identification key);
+    * a member of an agency involved in the case: the account's agency is one of the case's agencies (an incident's
+      agencies involved, an escalation's agencies named, a learning event's agencies), or of the incident a local
+      review was opened from;
+    * someone the case's work is given to: a candidate of any of its tasks (by role), or whoever claimed or
+      completed one; and whoever opened it (an escalation's raiser; a learning event's named reporter, who is
+      known only to this database, never to Temporal);
+    * for an escalation, the members of its ladder's ``business_unit_role`` and ``scrutineer_role``.
+
+    Roles are read from the partnership's current arrangements (who holds a role now). Anyone else, including
+    the rest of the partnership and the national body, gets 404 on the case, its tasks and its files, and does not
+    see it in lists. The national body reaches its own tasks only by the case's national reference
+    (``safeguarding.national``). Learning events keep their own no-blame rules on the learning pages as well."""
+    if principal.is_admin:
+        return True
+    if principal.is_national or principal.partnership_id != case.partnership_id:
+        return False
+    if principal.kind in ("partnership_lead", "scrutineer"):
+        return True
+    if principal.user_ref and case.opened_by == principal.user_ref:
+        return True
+    if principal.agency_id:
+        agencies = set(_loads(case.agencies) or [])
+        if principal.agency_id in agencies:
+            return True
+        if case.parent_case_id:
+            parent = conn.execute(sql_select(_cases.c.agencies).where(_cases.c.id == case.parent_case_id)).scalar()
+            if principal.agency_id in set(_loads(parent or "") or []):
+                return True
+    everyone, ladders = _reader_roles(conn, case.partnership_id)
+    if principal.user_ref in everyone:
+        return True
+    if case.process == "learning" and conn.execute(sql_select(_reporters.c.case_id).where(
+            _reporters.c.case_id == case.id, _reporters.c.user_ref == principal.user_ref)).first() is not None:
+        return True
+    if case.process == "escalation" and principal.user_ref in ladders.get(case.ladder_id or "", frozenset()):
+        return True
+    involved = _involved_in(principal).subquery()
+    return conn.execute(sql_select(involved.c.case_id).where(involved.c.case_id == case.id).limit(1)).first() \
+        is not None
+
+
+def readable_cases_where(conn: Connection, principal: Principal, partnership_id: str) -> Any:
+    """``may_read_case`` as a SQL condition on ``case`` (for lists), or None when the person reads every case."""
+    if reads_every_case(conn, principal, partnership_id):
+        return None
+    if principal.is_national or principal.partnership_id != partnership_id:
+        return false()
+    _, ladders = _reader_roles(conn, partnership_id)
+    mine = [lid for lid, people in ladders.items() if principal.user_ref in people]
+    conditions = [_cases.c.opened_by == principal.user_ref, _cases.c.id.in_(_involved_in(principal)),
+                  _cases.c.id.in_(sql_select(_reporters.c.case_id).where(_reporters.c.user_ref == principal.user_ref))]
+    if mine:
+        conditions.append(and_(_cases.c.process == "escalation", _cases.c.ladder_id.in_(mine)))
+    if principal.agency_id:
+        named = _cases.c.agencies.contains(json.dumps(principal.agency_id), autoescape=True)
+        parent = _cases.alias("parent_case")
+        conditions += [named, _cases.c.parent_case_id.in_(sql_select(parent.c.id).where(
+            parent.c.agencies.contains(json.dumps(principal.agency_id), autoescape=True)))]
+    return or_(*conditions)
+
+
+def readable_case(engine: Engine, principal: Principal, case_id: str, *, what: str = "case",
+                  processes: tuple[str, ...] | None = None) -> Row:
+    """The ``case`` row if the principal may read it (and it is one of ``processes``), else 404: no probing."""
+    with engine.connect() as conn:
+        return visible_case(conn, principal, case_id, what=what, processes=processes)
+
+
 # --- intake --------------------------------------------------------------------------------------------------
 
 
@@ -99,8 +282,9 @@ class ChildIn(BaseModel):
 
 
 class IncidentIn(BaseModel):
-    case_ref: str = Field(description="Your reference for this incident (letters, digits and hyphens). "
-                                      "Submitting the same reference twice opens nothing new.")
+    case_ref: str = Field(description="Your reference for this incident (1 to 40 letters, digits and hyphens, "
+                                      "starting with a letter or digit). Submitting the same reference twice opens "
+                                      "nothing new.", json_schema_extra=REF_SCHEMA)
     aware_date: date = Field(description="The date the local authority became aware of the incident.")
     category: str = Field(description="The incident category, from the partnership's arrangements.")
     children: list[ChildIn] = Field(min_length=1, description="One to four children, by pseudonym only.")
@@ -160,37 +344,76 @@ def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
 
 
 async def start_case(client: Client, run: Any, opened: Any, inp: Any, *, case_id: str, task_queue: str,
-                     partnership_id: str, process: str, reference: str, what: str) -> str:
-    """Start a case's workflow once (a second start with the same id is a 409) and wait until the read model
-    has it, so the caller can show it straight away. Returns the case's status.
+                     partnership_id: str, process: str, reference: str, what: str, request_key: str = "",
+                     timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Start a case's workflow once and wait until the read model has it, so the caller can show it straight away.
+    Returns the case's status.
 
     One request (update-with-start): the workflow starts with the ``opened`` Update in its first workflow task,
-    so opening a case costs Temporal one workflow task fewer than a start followed by an Update."""
+    so opening a case costs Temporal one workflow task fewer than a start followed by an Update.
+
+    Bounded by ``timeout`` seconds: ``NotApplied`` (503) when Temporal cannot be reached or nothing was started;
+    ``StillApplying`` (202) when the workflow was started but has not opened the case in time (its worker is
+    down, say): it will when the worker runs. The workflow carries ``request_key`` (a digest of who asked and their
+    Idempotency-Key, never personal data) in its memo: a second start with the same id is the same request retried
+    (answered like the first) when the keys match, and a 409 otherwise."""
+    request_key = request_key or f"random-{uuid.uuid4().hex}"
     start = WithStartWorkflowOperation(
         run, inp, id=case_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo={MEMO_KEY: request_key},
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(SEARCH_KEYS["SgPartnership"], partnership_id),
             SearchAttributePair(SEARCH_KEYS["SgProcess"], process),
             SearchAttributePair(SEARCH_KEYS["SgCaseRef"], reference)]))
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
-        return await client.execute_update_with_start_workflow(opened, start_workflow_operation=start)
+        async with asyncio.timeout(timeout):
+            return await client.execute_update_with_start_workflow(
+                opened, start_workflow_operation=start, id=f"opened-{request_key}",
+                rpc_timeout=timedelta(seconds=timeout))
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        if await _started_by(client, case_id, request_key, deadline) is True:
+            raise StillApplying(case_id, f"the {what} was started and will be opened when the workflow worker "
+                                         "runs; nothing more is needed") from None
+        raise NotApplied(f"the {what} was not opened: the workflow service did not answer in time") from None
     except (WorkflowAlreadyStartedError, RPCError) as exc:
         with suppress(WorkflowAlreadyStartedError, RPCError):
             await start.workflow_handle()  # the same error, retrieved here so it is not reported as unhandled
         # the dev server and Temporal clusters say WorkflowAlreadyStartedError; the time-skipping test server an
         # RPCError ALREADY_EXISTS
         if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
-        raise ApiError(409, "already_exists", f"{what} {reference} already exists; nothing new was opened "
-                                              f"(see /api/cases/{case_id})") from None
+            raise NotApplied(f"the {what} was not opened: the workflow service could not be reached") from None
+    except RuntimeError:  # what the SDK raises when it cannot connect at all
+        raise NotApplied(f"the {what} was not opened: the workflow service could not be reached") from None
+    # It exists: the same request retried (same key) is answered like the first; anything else is a conflict.
+    if await _started_by(client, case_id, request_key, deadline) is True:
+        return await _bounded_update(client, case_id, opened, None, str, update_id=f"opened-{request_key}",
+                                     deadline=deadline)
+    raise ApiError(409, "already_exists", f"{what} {reference} already exists; nothing new was opened "
+                                          f"(see /api/cases/{case_id})")
+
+
+async def _started_by(client: Client, case_id: str, request_key: str, deadline: float) -> bool | None:
+    """Whether the workflow ``case_id`` exists and was started by the request ``request_key`` (None: unknown)."""
+    remaining = max(0.2, deadline - asyncio.get_running_loop().time())
+    try:
+        async with asyncio.timeout(remaining):
+            description = await client.get_workflow_handle(case_id).describe(
+                rpc_timeout=timedelta(seconds=remaining))
+            memo = await description.memo()
+    except (TimeoutError, RuntimeError):
+        return None
+    except RPCError as exc:
+        return False if exc.status == RPCStatusCode.NOT_FOUND else None
+    return memo.get(MEMO_KEY) == request_key
 
 
 SEARCH_KEYS = {name: SearchAttributeKey.for_keyword(name) for name in ("SgPartnership", "SgProcess", "SgCaseRef")}
 
 
 async def open_incident(engine: Engine, client: Client, task_queue: str, principal: Principal,
-                        partnership_id: str, incident: IncidentIn) -> tuple[str, str]:
+                        partnership_id: str, incident: IncidentIn, *, idempotency_key: str | None = None,
+                        timeout: float = DEFAULT_TIMEOUT) -> tuple[str, str]:
     """Start the case's workflow; returns (case id, status). Raises ApiError (nothing started) on bad input."""
     version, doc = current_arrangements(engine, principal, partnership_id)
     if not may_open_incident(principal, doc):
@@ -208,7 +431,8 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
         engine=ENGINE)
     status = await start_case(client, IncidentCase.run, IncidentCase.opened, inp, case_id=case_id,
                               task_queue=task_queue, partnership_id=partnership_id, process="incident",
-                              reference=incident.case_ref, what="case")
+                              reference=incident.case_ref, what="case", timeout=timeout,
+                              request_key=request_digest(principal, idempotency_key) if idempotency_key else "")
     return case_id, status
 
 
@@ -217,32 +441,95 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
 _KIND_STATUS = {"forbidden": 403, "conflict": 409, "invalid": 422, "not_found": 404}
 
 
-async def act_on_task(client: Client, case_id: str, action: str, command: TaskCommand) -> TaskResult:
+async def act_on_task(client: Client, case_id: str, action: str, command: TaskCommand, *, update_id: str = "",
+                      timeout: float = DEFAULT_TIMEOUT) -> TaskResult:
     """Send claim / release / complete to the case's workflow (any process: they share these Updates)."""
-    return await _update(client, case_id, f"{action}_task", command, TaskResult)
+    return await _update(client, case_id, f"{action}_task", command, TaskResult, update_id=update_id,
+                         timeout=timeout)
 
 
-async def update_case(client: Client, case_id: str, name: str, arg: Any) -> TaskResult:
+async def update_case(client: Client, case_id: str, name: str, arg: Any, *, update_id: str = "",
+                      timeout: float = DEFAULT_TIMEOUT) -> TaskResult:
     """Another Update of a case's workflow that answers with a TaskResult (e.g. ``add_action``)."""
-    return await _update(client, case_id, name, arg, TaskResult)
+    return await _update(client, case_id, name, arg, TaskResult, update_id=update_id, timeout=timeout)
 
 
-async def _update(client: Client, case_id: str, name: str, arg: Any, result_type: type) -> Any:
-    """Run an Update; its validator's refusal becomes an ApiError (nothing was recorded)."""
+def update_id_of(principal: Principal, what: str, idempotency_key: str | None) -> str:
+    """The Temporal Update id of a change: from the caller's Idempotency-Key (and who they are, and what the change
+    is), so a retry is the same Update and Temporal applies it once; without a key, a new one each time."""
+    if not idempotency_key:
+        return f"{what}:{uuid.uuid4().hex}"
+    return f"{what}:{request_digest(principal, idempotency_key)}"
+
+
+def request_digest(principal: Principal, idempotency_key: str, secret: str = "") -> str:
+    """A digest of who asked and their Idempotency-Key: the same for a retry, never the key or a person itself.
+    With ``secret`` (the app's secret key) it is an HMAC, which nobody without the secret can link to a person."""
+    message = f"{principal.user_ref}\0{idempotency_key}".encode()
+    if secret:
+        return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+    return hashlib.sha256(message).hexdigest()[:32]
+
+
+async def _update(client: Client, case_id: str, name: str, arg: Any, result_type: type, *, update_id: str = "",
+                  timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """Run an Update within ``timeout`` seconds; its validator's refusal becomes an ApiError (nothing recorded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    return await _bounded_update(client, case_id, name, arg, result_type, update_id=update_id or None,
+                                 deadline=deadline)
+
+
+async def _bounded_update(client: Client, case_id: str, name: Any, arg: Any, result_type: type, *,
+                          update_id: str | None, deadline: float) -> Any:
+    """An Update in two bounded steps: until the workflow ACCEPTS it (its validator passed and it is in the history),
+    else ``NotApplied`` (503: not applied, try again with the same Idempotency-Key); then until it completes, else
+    ``StillApplying`` (202: it will be applied, as accepted Updates always are).
+
+    Temporal's semantics, honestly: an Update the workflow has not accepted yet may still be accepted and applied
+    when the worker returns (the server holds it meanwhile). So the 503 tells the caller to retry with the same key:
+    the retry is the same Update id, which Temporal never applies twice."""
+    loop = asyncio.get_running_loop()
+    handle = client.get_workflow_handle(case_id)
+    args = [] if arg is None else [arg]
     try:
-        return await client.get_workflow_handle(case_id).execute_update(name, arg, result_type=result_type)
+        remaining = max(0.05, deadline - loop.time())
+        async with asyncio.timeout(remaining):
+            update = await handle.start_update(name, args=args, id=update_id, result_type=result_type,
+                                               wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                                               rpc_timeout=timedelta(seconds=remaining))
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise NotApplied("the change was not applied: the case's workflow did not take it in time") from None
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.details:
-            info = cause.details[0] if isinstance(cause.details[0], dict) else {}
-            kind = info.get("kind", cause.type or "invalid")
-            fields = [FieldError(**f) for f in info.get("fields", [])]
-            raise ApiError(_KIND_STATUS.get(kind, 422), kind, cause.message, fields) from None
-        raise ApiError(422, "invalid", str(cause or exc)) from None
+        _refused(exc)
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(409, "case_closed", "this case is closed; its tasks can no longer be changed") from None
-        raise
+        _rpc_failed(exc)
+    except RuntimeError:  # what the SDK raises when it cannot connect at all
+        raise NotApplied("the change was not applied: the workflow service could not be reached") from None
+    try:
+        async with asyncio.timeout(max(0.05, deadline - loop.time())):
+            return await update.result()
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise StillApplying(case_id, "the change was accepted and will be applied shortly") from None
+    except WorkflowUpdateFailedError as exc:
+        _refused(exc)
+    except RPCError as exc:
+        _rpc_failed(exc)
+
+
+def _refused(exc: WorkflowUpdateFailedError) -> NoReturn:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        info = cause.details[0] if isinstance(cause.details[0], dict) else {}
+        kind = info.get("kind", cause.type or "invalid")
+        fields = [FieldError(**f) for f in info.get("fields", [])]
+        raise ApiError(_KIND_STATUS.get(kind, 422), kind, cause.message, fields) from None
+    raise ApiError(422, "invalid", str(cause or exc)) from None
+
+
+def _rpc_failed(exc: RPCError) -> NoReturn:
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        raise ApiError(409, "case_closed", "this case is closed; its tasks can no longer be changed") from None
+    raise NotApplied("the change was not applied: the workflow service could not be reached") from None
 
 
 # --- reading the read model ------------------------------------------------------------------------------------
@@ -277,7 +564,6 @@ def task_out(task: Task, today: date | None = None) -> dict[str, Any]:
     }
 
 
-_cases, _tasks, _events = Case.__table__, Task.__table__, CaseEvent.__table__
 # Built once (Core statements over whole rows): the case page runs them on every view and every poll.
 _CASE = sql_select(_cases).where(_cases.c.id == bindparam("case_id"))
 # A case's tasks and timeline, in page order (the case page adds the names of the people they name to these)
@@ -297,12 +583,14 @@ def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, 
     return case, list(tasks), list(events)
 
 
-def visible_case(conn: Connection, principal: Principal, case_id: str) -> Row:
-    """The ``case`` row, if the principal may see it (else 404, as ``load_case``), on an open connection: the case
-    page reads the rest of the case on the same one."""
-    case = conn.execute(_CASE, {"case_id": case_id}).first()
-    if case is None or not principal.can_read(case.partnership_id):
-        raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+def visible_case(conn: Connection, principal: Principal, case_id: str, *, what: str = "case",
+                 processes: tuple[str, ...] | None = None) -> Row:
+    """The ``case`` row, if the principal may read it (``may_read_case``; else 404, as ``load_case``), on an open
+    connection: the case page reads the rest of the case on the same one."""
+    case = conn.execute(_CASE, {"case_id": case_id}).first() if len(case_id) <= 140 else None
+    if (case is None or (processes is not None and case.process not in processes)
+            or not may_read_case(conn, principal, case)):
+        raise ApiError(404, "not_found", f"no {what} ‘{case_id}’")
     return case
 
 
@@ -322,6 +610,10 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
     query = select(Case)
     if not principal.is_admin:
         query = query.where(Case.partnership_id == principal.partnership_id)
+        with engine.connect() as conn:
+            readable = readable_cases_where(conn, principal, principal.partnership_id)
+        if readable is not None:  # the rest of the partnership does not see the case at all (may_read_case)
+            query = query.where(readable)
     if status:
         query = query.where(Case.status == status)
     if overdue is not None:
@@ -384,8 +676,10 @@ class EscalationIn(BaseModel):
                                                                 "Never a name.")
     case_id: str = Field("", max_length=140, description="A case of the partnership this is about, if any.")
     ladder: str = Field("", max_length=63, description="Which ladder; default: the partnership's disagreement ladder.")
-    reference: str = Field("", description="Your reference; submitting the same one twice raises nothing new. "
-                                           "Default: one is made up.")
+    reference: str = Field("", description="Your reference (1 to 40 letters, digits and hyphens, starting with a "
+                                           "letter or digit); submitting the same one twice raises nothing new. "
+                                           "Default: one is made up (from the Idempotency-Key, when you send one).",
+                           json_schema_extra={"pattern": f"^$|{CASE_REF.pattern}", "maxLength": 40})
 
     @field_validator("reference")
     @classmethod
@@ -438,7 +732,8 @@ def ladder_input(doc: dict[str, Any], version: int, body: EscalationIn, principa
 
 
 async def raise_escalation(engine: Engine, client: Client, task_queue: str, principal: Principal,
-                           partnership_id: str, body: EscalationIn) -> tuple[str, str]:
+                           partnership_id: str, body: EscalationIn, *, idempotency_key: str | None = None,
+                           timeout: float = DEFAULT_TIMEOUT) -> tuple[str, str]:
     """Start a ladder for a professional disagreement (or another named ladder); returns (case id, status)."""
     from workflows.ladder import EscalationLadder, ladder_workflow_id
 
@@ -446,18 +741,23 @@ async def raise_escalation(engine: Engine, client: Client, task_queue: str, prin
     errors = _check_escalation(engine, doc, body, partnership_id)
     if errors:
         raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the escalation", errors)
-    reference = body.reference or f"D-{uuid.uuid4().hex[:8].upper()}"
+    request_key = request_digest(principal, idempotency_key) if idempotency_key else ""
+    # a made-up reference comes from the Idempotency-Key, so a retried request is the same workflow id
+    reference = body.reference or f"D-{(request_key or uuid.uuid4().hex)[:8].upper()}"
     inp = ladder_input(doc, version.number, body, principal, reference, datetime.now(UTC))
     case_id = ladder_workflow_id(partnership_id, reference)
     return case_id, await start_case(client, EscalationLadder.run, EscalationLadder.opened, inp, case_id=case_id,
                                      task_queue=task_queue, partnership_id=partnership_id, process="escalation",
-                                     reference=reference, what="escalation")
+                                     reference=reference, what="escalation", request_key=request_key,
+                                     timeout=timeout)
 
 
-async def withdraw_escalation(client: Client, case_id: str, principal: Principal, reason: str) -> str:
+async def withdraw_escalation(client: Client, case_id: str, principal: Principal, reason: str, *,
+                              update_id: str = "", timeout: float = DEFAULT_TIMEOUT) -> str:
     from safeguarding.case_records import WithdrawCommand
 
-    return await _update(client, case_id, "withdraw", WithdrawCommand(actor=actor_of(principal), reason=reason), str)
+    return await _update(client, case_id, "withdraw", WithdrawCommand(actor=actor_of(principal), reason=reason), str,
+                         update_id=update_id, timeout=timeout)
 
 
 # --- everyday learning -----------------------------------------------------------------------------------------
@@ -513,8 +813,13 @@ def _check_learning(doc: dict[str, Any], body: LearningIn) -> list[FieldError]:
 
 
 async def record_learning(engine: Engine, client: Client, task_queue: str, principal: Principal,
-                          partnership_id: str, body: LearningIn) -> tuple[str, str]:
-    """Record a learning event; its reporter is kept only here (for the learning lead), never in Temporal."""
+                          partnership_id: str, body: LearningIn, *, idempotency_key: str | None = None,
+                          secret: str = "", timeout: float = DEFAULT_TIMEOUT) -> tuple[str, str]:
+    """Record a learning event; its reporter is kept only here (for the learning lead), never in Temporal.
+
+    With an Idempotency-Key the reference is derived from it and the person (an HMAC under the app's ``secret``, so
+    the reference and the workflow's memo cannot be linked to the reporter): a retry opens nothing new. The
+    reporter's row is kept when the answer is 503 or 202 (the workflow may have started, or may still start)."""
     from safeguarding.case_records import LearningInput
     from safeguarding.tables import LearningReporter
     from workflows.learning import LearningEvent, learning_workflow_id
@@ -523,7 +828,8 @@ async def record_learning(engine: Engine, client: Client, task_queue: str, princ
     errors = _check_learning(doc, body)
     if errors:
         raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the learning event", errors)
-    reference = f"L-{uuid.uuid4().hex[:8].upper()}"
+    request_key = request_digest(principal, idempotency_key, secret or "learning") if idempotency_key else ""
+    reference = f"L-{(request_key or uuid.uuid4().hex)[:8].upper()}"
     case_id = learning_workflow_id(partnership_id, reference)
     now = datetime.now(UTC)
     calendar = WorkingCalendar.for_config(doc["calendar"], now.year - 1, now.year + 2)
@@ -535,12 +841,15 @@ async def record_learning(engine: Engine, client: Client, task_queue: str, princ
         engine=ENGINE)
     if not body.anonymous:
         with Session(engine) as session:
-            session.add(LearningReporter(case_id=case_id, user_ref=principal.user_ref))
+            session.merge(LearningReporter(case_id=case_id, user_ref=principal.user_ref))  # a retry: the same row
             session.commit()
     try:
         status = await start_case(client, LearningEvent.run, LearningEvent.opened, inp, case_id=case_id,
                                   task_queue=task_queue, partnership_id=partnership_id, process="learning",
-                                  reference=reference, what="learning event")
+                                  reference=reference, what="learning event", request_key=request_key,
+                                  timeout=timeout)
+    except (NotApplied, StillApplying):
+        raise  # it may have started, or may yet: keep the reporter for the learning lead
     except BaseException:
         with Session(engine) as session:  # nothing half-recorded
             row = session.get(LearningReporter, case_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
@@ -19,9 +19,10 @@ from safeguarding.versions import (
     list_versions,
     store_version,
 )
+from web.api import MAX_INT, READ, WRITE, error_responses
 from web.auth import require_principal
 from web.cases import audit
-from web.errors import ApiError, ErrorResponse, FieldError
+from web.errors import ApiError, FieldError
 
 router = APIRouter(prefix="/api", tags=["arrangements"])
 
@@ -33,8 +34,8 @@ DOC_BODY = {
                     "application/yaml": {"schema": {"type": "string"}}},
     }
 }
-ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
-          413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = error_responses(*WRITE)
+READ_ERRORS = error_responses(*READ)
 
 
 async def read_limited_body(request: Request, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
@@ -133,7 +134,7 @@ def _readable(principal: Principal, partnership_id: str) -> None:
         raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
 
 
-@router.get("/partnerships/{partnership_id}/arrangements", response_model=list[VersionOut], responses=ERRORS)
+@router.get("/partnerships/{partnership_id}/arrangements", response_model=list[VersionOut], responses=READ_ERRORS)
 def arrangements_versions(request: Request, partnership_id: str, principal: Principal = Depends(require_principal)):
     """Every version, newest first."""
     _readable(principal, partnership_id)
@@ -144,9 +145,9 @@ def arrangements_versions(request: Request, partnership_id: str, principal: Prin
     return [_out(r) for r in rows]
 
 
-@router.get("/partnerships/{partnership_id}/arrangements/diff", response_model=list[ChangeOut], responses=ERRORS)
-def arrangements_diff(request: Request, partnership_id: str, from_: int = Query(..., alias="from", ge=1),
-                      to: int = Query(..., ge=1), principal: Principal = Depends(require_principal)):
+@router.get("/partnerships/{partnership_id}/arrangements/diff", response_model=list[ChangeOut], responses=READ_ERRORS)
+def arrangements_diff(request: Request, partnership_id: str, from_: int = Query(..., alias="from", ge=1, le=MAX_INT),
+                      to: int = Query(..., ge=1, le=MAX_INT), principal: Principal = Depends(require_principal)):
     """What changed from version ``from`` to version ``to``."""
     _readable(principal, partnership_id)
     with Session(request.app.state.engine) as session:
@@ -158,8 +159,8 @@ def arrangements_diff(request: Request, partnership_id: str, from_: int = Query(
             for c in diff(document_of(old), document_of(new))]
 
 
-@router.get("/partnerships/{partnership_id}/arrangements/{number}", responses=ERRORS)
-def arrangements_version(request: Request, partnership_id: str, number: int,
+@router.get("/partnerships/{partnership_id}/arrangements/{number}", responses=READ_ERRORS)
+def arrangements_version(request: Request, partnership_id: str, number: int = Path(ge=1, le=MAX_INT),
                          principal: Principal = Depends(require_principal)) -> dict[str, Any]:
     """One version's document and its metadata."""
     _readable(principal, partnership_id)

@@ -2,127 +2,200 @@
 
 from __future__ import annotations
 
-import uuid
+import functools
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.datastructures import UploadFile as Upload  # what request.form() gives (FastAPI's is a subclass)
 
+from safeguarding import national
 from safeguarding.accounts import Principal
-from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
-from safeguarding.tables import Case, Task
+from safeguarding.case_records import TaskCommand
+from safeguarding.tables import Task
 from web import uploads
+from web.api import MAX_INT, READ, TEMPORAL, WRITE, error_responses
 from web.auth import require_principal
 from web.cases import (
     EscalationIn,
     IncidentIn,
     LearningIn,
+    NotApplied,
+    StillApplying,
     act_on_task,
     actor_of,
     audit,
     audited_refusal,
     case_detail,
     list_cases,
+    london_today,
     my_tasks,
     open_incident,
     raise_escalation,
+    readable_case,
     record_learning,
     result_out,
+    update_id_of,
     withdraw_escalation,
 )
-from web.errors import ApiError, ErrorResponse, FieldError
+from web.errors import ApiError, FieldError, error_response
 
 router = APIRouter(prefix="/api", tags=["cases"])
-ERRORS = {s: {"model": ErrorResponse} for s in (401, 403, 404, 409, 422)}
+ERRORS = error_responses(*WRITE)
+READ_ERRORS = error_responses(*READ)
+IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", max_length=200,
+                         description="Any unique string (a UUID): sending the same request again with the same key "
+                                     "changes nothing more and answers like the first time.")
+
+
+class Accepted(BaseModel):
+    status: str = Field(description="‘accepted’: the change will be applied without anything more from you.")
+    message: str
+    case_id: str | None = Field(None, description="The case (not for the national body, which has national_ref).")
+    national_ref: str | None = None
+
+
+TEMPORAL_ERRORS = {202: {"model": Accepted, "description": "Accepted, not yet applied: the case's workflow has the "
+                         "change but had not finished applying it in time (SGFLOW_TEMPORAL_TIMEOUT_SECONDS); it will "
+                         "be applied."}, **error_responses(*TEMPORAL)}
+
+
+def bounded(func):
+    """For routes that change a case through Temporal: ``NotApplied`` answers 503 with Retry-After (in the one error
+    shape), ``StillApplying`` 202 ``Accepted``. Neither ever waits longer than settings.temporal_timeout_seconds."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await func(*args, **kwargs)
+        except NotApplied as exc:
+            return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+        except StillApplying as exc:
+            body = {"status": "accepted", "message": exc.message, "case_id": exc.case_id}
+            if isinstance(kwargs.get("principal"), Principal) and kwargs["principal"].is_national:
+                body = {"status": "accepted", "message": exc.message, "national_ref": kwargs.get("national_ref")}
+            return JSONResponse(body, status_code=202)
+
+    return wrapper
+
+
+def local_principal(principal: Principal = Depends(require_principal)) -> Principal:
+    """Who may use ``/api/cases/...``: anyone signed in but the national body, which gets 404 on every local case
+    route (it reaches its own tasks by the national reference: ``/api/national/...``)."""
+    if principal.is_national:
+        raise ApiError(404, "not_found", "no such case: the national body uses /api/national/...")
+    return principal
+
+
+def _timeout(request: Request) -> float:
+    return float(request.app.state.settings.temporal_timeout_seconds)
 
 
 async def _open(request: Request, principal: Principal, partnership_id: str, action: str, start, body,
-                *, detail: str = "", anonymous: bool = False) -> JSONResponse:
+                *, detail: str = "", anonymous: bool = False, idempotency_key: str | None = None) -> JSONResponse:
     """Start a case through one of the intake functions, audited either way; 201 with where to find it."""
     app = request.app
     actor = None if anonymous else principal
+    extra: dict[str, Any] = {}
+    if start is record_learning:
+        extra["secret"] = app.state.settings.resolved_secret_key()
     with audited_refusal(app.state.engine, actor, action, partnership_id=partnership_id):
         case_id, status = await start(app.state.engine, app.state.temporal, app.state.settings.task_queue,
-                                      principal, partnership_id, body)
+                                      principal, partnership_id, body, idempotency_key=idempotency_key,
+                                      timeout=_timeout(request), **extra)
     audit(app.state.engine, actor, action, partnership_id=partnership_id, case_id=case_id, detail=detail)
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
 
 
-@router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=ERRORS)
+@router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=TEMPORAL_ERRORS)
+@bounded
 async def record_incident(request: Request, partnership_id: str, incident: IncidentIn,
-                          principal: Principal = Depends(require_principal)) -> JSONResponse:
+                          principal: Principal = Depends(require_principal),
+                          idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Record a serious incident: opens a case and starts its notification and rapid review process."""
     return await _open(request, principal, partnership_id, "incident.open", open_incident, incident,
-                       detail=f"category={incident.category}")
+                       detail=f"category={incident.category}", idempotency_key=idempotency_key)
 
 
-@router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=ERRORS)
+@router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=TEMPORAL_ERRORS)
+@bounded
 async def raise_disagreement(request: Request, partnership_id: str, body: EscalationIn,
-                             principal: Principal = Depends(require_principal)) -> JSONResponse:
+                             principal: Principal = Depends(require_principal),
+                             idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Raise a professional disagreement: it climbs the partnership's ladder until resolved or withdrawn."""
     return await _open(request, principal, partnership_id, "escalation.raise", raise_escalation, body,
-                       detail=f"urgent={body.urgent}")
+                       detail=f"urgent={body.urgent}", idempotency_key=idempotency_key)
 
 
-@router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=ERRORS)
+@router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=TEMPORAL_ERRORS)
+@bounded
 async def record_learning_event(request: Request, partnership_id: str, body: LearningIn,
-                                principal: Principal = Depends(require_principal)) -> JSONResponse:
+                                principal: Principal = Depends(require_principal),
+                                idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Record what went wrong, nearly went wrong or went well; the learning lead chooses a proportionate response."""
     # the audit trail records that an event was recorded, not by whom (no blame, by construction)
-    return await _open(request, principal, partnership_id, "learning.record", record_learning, body, anonymous=True)
+    return await _open(request, principal, partnership_id, "learning.record", record_learning, body, anonymous=True,
+                       idempotency_key=idempotency_key)
 
 
 class WithdrawIn(BaseModel):
     reason: str = Field(max_length=2000, description="Why the escalation is withdrawn.")
 
 
-@router.post("/cases/{case_id}/withdraw", responses=ERRORS)
-async def withdraw(request: Request, case_id: str, body: WithdrawIn,
-                   principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+@router.post("/cases/{case_id}/withdraw", responses=TEMPORAL_ERRORS)
+@bounded
+async def withdraw(request: Request, case_id: str, body: WithdrawIn, principal: Principal = Depends(local_principal),
+                   idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Withdraw an escalation, with a reason (the person who raised it, the business unit or a lead)."""
     engine = request.app.state.engine
-    with Session(engine) as session:
-        case = session.get(Case, case_id)
-    if case is None or not principal.can_read(case.partnership_id) or case.process != "escalation":
-        raise ApiError(404, "not_found", f"no escalation ‘{case_id}’")
+    case = readable_case(engine, principal, case_id, what="escalation", processes=("escalation",))
     with audited_refusal(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
                          case_id=case_id):
-        status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason)
+        status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason,
+                                           update_id=update_id_of(principal, "withdraw", idempotency_key),
+                                           timeout=_timeout(request))
     audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id)
     return {"case_id": case_id, "status": status}
 
 
-@router.get("/cases", responses=ERRORS)
+@router.get("/cases", responses=READ_ERRORS)
 def cases(request: Request, status: str | None = Query(None, max_length=40), overdue: bool | None = None,
-          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
           principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
-    """Your partnership's cases, newest first (filter by status, or by having overdue work)."""
+    """Your partnership's cases that you may read (``web.cases.may_read_case``), newest first (filter by status, or
+    by having overdue work). The national body has none here: it uses ``/api/national/cases``."""
     return list_cases(request.app.state.engine, principal, status=status, overdue=overdue, limit=limit,
                       offset=offset)
 
 
-@router.get("/cases/{case_id}", responses=ERRORS)
-def case(request: Request, case_id: str, principal: Principal = Depends(require_principal)) -> dict[str, Any]:
-    """One case: status, due dates, tasks and timeline."""
-    return case_detail(request.app.state.engine, principal, case_id)
+@router.get("/cases/{case_id}", responses=READ_ERRORS)
+def case(request: Request, case_id: str, principal: Principal = Depends(local_principal)) -> dict[str, Any]:
+    """One case: status, due dates, tasks and timeline (404 unless you may read it: ``web.cases.may_read_case``)."""
+    engine = request.app.state.engine
+    detail = case_detail(engine, principal, case_id)
+    audit(engine, principal, "case.view", partnership_id=detail["partnership_id"], case_id=case_id)
+    return detail
 
 
-@router.get("/tasks", responses=ERRORS)
+@router.get("/tasks", responses=READ_ERRORS)
 def tasks(request: Request, status: str = Query("open", pattern="^(open|done|cancelled)$"),
           overdue: bool | None = None, principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
-    """Your tasks: those your roles may do, and those you claimed."""
-    return my_tasks(request.app.state.engine, principal, status=status, overdue=overdue)
+    """Your tasks: those your roles may do, and those you claimed. For the national body, the Panel's tasks, named by
+    the case's national reference only (act on them at ``url``, under ``/api/national/``)."""
+    engine = request.app.state.engine
+    if principal.is_national:
+        with Session(engine) as session:
+            return national.panel_tasks(session, principal.user_ref, status=status, overdue=overdue)
+    return my_tasks(engine, principal, status=status, overdue=overdue)
 
 
-def _check_visible(request: Request, principal: Principal, case_id: str, key: str) -> Case:
+def _check_visible(request: Request, principal: Principal, case_id: str, key: str):
+    case = readable_case(request.app.state.engine, principal, case_id)
     with Session(request.app.state.engine) as session:
-        case = session.get(Case, case_id)
-        task = session.get(Task, f"{case_id}/{key}")
-    national_task = task is not None and task.candidate_role == NATIONAL_PANEL and principal.is_national
-    if case is None or task is None or not (principal.can_read(case.partnership_id) or national_task):
+        task = session.get(Task, f"{case_id}/{key}") if len(key) <= 60 else None
+    if task is None:
         raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{case_id}’")
     return case
 
@@ -144,48 +217,130 @@ def _check_files(request: Request, case_id: str, key: str, data: dict[str, Any])
 
 
 async def _act(request: Request, principal: Principal, case_id: str, key: str, action: str,
-               data: dict[str, Any] | None = None) -> dict[str, Any]:
-    case = _check_visible(request, principal, case_id, key)
+               data: dict[str, Any] | None = None, *, case: Any = None) -> dict[str, Any]:
+    case = case if case is not None else _check_visible(request, principal, case_id, key)
     if action == "complete":
         _check_files(request, case_id, key, data or {})
-    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
-                          request_id=request.headers.get("idempotency-key", uuid.uuid4().hex))
+    idempotency_key = request.headers.get("idempotency-key") or None
+    update_id = update_id_of(principal, f"{action}-{key}", idempotency_key)
+    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {}, request_id=update_id)
     engine = request.app.state.engine
     with audited_refusal(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id,
                          prefix=f"{key}: "):
-        result = await act_on_task(request.app.state.temporal, case_id, action, command)
+        result = await act_on_task(request.app.state.temporal, case_id, action, command, update_id=update_id,
+                                   timeout=_timeout(request))
     audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id, detail=key)
     return result_out(result)
 
 
-@router.post("/cases/{case_id}/tasks/{key}/claim", responses=ERRORS)
-async def claim(request: Request, case_id: str, key: str, principal: Principal = Depends(require_principal)):
+@router.post("/cases/{case_id}/tasks/{key}/claim", responses=TEMPORAL_ERRORS)
+@bounded
+async def claim(request: Request, case_id: str, key: str, principal: Principal = Depends(local_principal),
+                idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Claim a task so colleagues in the same role know you are doing it."""
     return await _act(request, principal, case_id, key, "claim")
 
 
-@router.post("/cases/{case_id}/tasks/{key}/release", responses=ERRORS)
-async def release(request: Request, case_id: str, key: str, principal: Principal = Depends(require_principal)):
+@router.post("/cases/{case_id}/tasks/{key}/release", responses=TEMPORAL_ERRORS)
+@bounded
+async def release(request: Request, case_id: str, key: str, principal: Principal = Depends(local_principal),
+                  idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Give a claimed task back to its role."""
     return await _act(request, principal, case_id, key, "release")
 
 
-@router.post("/cases/{case_id}/tasks/{key}/complete", responses=ERRORS)
+@router.post("/cases/{case_id}/tasks/{key}/complete", responses=TEMPORAL_ERRORS)
+@bounded
 async def complete(request: Request, case_id: str, key: str,
                    data: dict[str, Any] = Body(..., description="The task's form, as its JSON Schema describes."),
-                   principal: Principal = Depends(require_principal)):
+                   principal: Principal = Depends(local_principal), idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Complete a task with its form data; 422 lists every problem by field, and nothing is recorded."""
     return await _act(request, principal, case_id, key, "complete", data)
 
 
-@router.post("/cases/{case_id}/files", status_code=201, responses={413: {"model": ErrorResponse}, **ERRORS})
-async def upload_file(request: Request, case_id: str, principal: Principal = Depends(require_principal)):
+# --- the national body: its own tasks and the pseudonymised cases, by national reference only ------------------
+
+
+def national_principal(principal: Principal = Depends(require_principal)) -> Principal:
+    if not principal.is_national:
+        raise ApiError(404, "not_found", "these are the national body's")
+    return principal
+
+
+def _national_task_case(request: Request, national_ref: str, key: str):
+    with Session(request.app.state.engine) as session:
+        case_id = national.panel_task_case_id(session, national_ref, key)
+        case = national.cases_by_ref(session, london_today(), national_ref) if case_id else []
+    if case_id is None or not case:
+        raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{national_ref}’")
+    return case_id, case[0][0]
+
+
+async def _national_act(request: Request, principal: Principal, national_ref: str, key: str, action: str,
+                        data: dict[str, Any] | None = None) -> dict[str, Any]:
+    case_id, found = _national_task_case(request, national_ref, key)
+    result = await _act(request, principal, case_id, key, action, data, case=found)
+    return {"national_ref": national_ref, **result}  # task_key, status, case_status, message: no local names
+
+
+@router.get("/national/cases", responses=READ_ERRORS)
+def national_cases(request: Request, partnership: str | None = Query(None, max_length=63),
+                   status: str | None = Query(None, max_length=40), limit: int = Query(50, ge=1, le=500),
+                   offset: int = Query(0, ge=0, le=MAX_INT),
+                   principal: Principal = Depends(national_principal)) -> list[dict[str, Any]]:
+    """Serious incidents across every partnership, pseudonymised: national references, dates, lateness, status."""
+    with Session(request.app.state.engine) as session:
+        rows, _total = national.list_cases(session, london_today(), partnership_id=partnership, status=status,
+                                           limit=limit, offset=offset)
+    return [national.case_out(r, []) | {"url": f"/api/national/cases/{r.national_ref}"} for r in rows]
+
+
+@router.get("/national/cases/{national_ref}", responses=READ_ERRORS)
+def national_case(request: Request, national_ref: str, principal: Principal = Depends(national_principal)):
+    """One case by its national reference, with its steps (no people, no free text, no local reference)."""
+    with Session(request.app.state.engine) as session:
+        found = national.cases_by_ref(session, london_today(), national_ref) if len(national_ref) <= 20 else []
+    if len(found) != 1:
+        raise ApiError(404, "not_found", f"no case ‘{national_ref}’")
+    return national.case_out(*found[0])
+
+
+@router.post("/national/cases/{national_ref}/tasks/{key}/claim", responses=TEMPORAL_ERRORS)
+@bounded
+async def national_claim(request: Request, national_ref: str, key: str,
+                         principal: Principal = Depends(national_principal),
+                         idempotency_key: str | None = IDEMPOTENCY_KEY):
+    """Claim one of the Panel's tasks."""
+    return await _national_act(request, principal, national_ref, key, "claim")
+
+
+@router.post("/national/cases/{national_ref}/tasks/{key}/release", responses=TEMPORAL_ERRORS)
+@bounded
+async def national_release(request: Request, national_ref: str, key: str,
+                           principal: Principal = Depends(national_principal),
+                           idempotency_key: str | None = IDEMPOTENCY_KEY):
+    """Give a claimed Panel task back."""
+    return await _national_act(request, principal, national_ref, key, "release")
+
+
+@router.post("/national/cases/{national_ref}/tasks/{key}/complete", responses=TEMPORAL_ERRORS)
+@bounded
+async def national_complete(request: Request, national_ref: str, key: str,
+                            data: dict[str, Any] = Body(..., description="The task's form (the Panel's response)."),
+                            principal: Principal = Depends(national_principal),
+                            idempotency_key: str | None = IDEMPOTENCY_KEY):
+    """Complete one of the Panel's tasks, e.g. its response to a rapid review."""
+    return await _national_act(request, principal, national_ref, key, "complete", data)
+
+
+# --- files and actions -------------------------------------------------------------------------------------------
+
+
+@router.post("/cases/{case_id}/files", status_code=201, responses=ERRORS)
+async def upload_file(request: Request, case_id: str, principal: Principal = Depends(local_principal)):
     """Upload a report (PDF or Word, multipart field ``file``); returns the id a form records."""
     engine, settings = request.app.state.engine, request.app.state.settings
-    with Session(engine) as session:
-        case = session.get(Case, case_id)
-    if case is None or not principal.can_read(case.partnership_id):
-        raise ApiError(404, "not_found", f"no case ‘{case_id}’")
+    case = readable_case(engine, principal, case_id)
     with audited_refusal(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id):
         uploads.check_declared_size(request, settings)
         form = await request.form(max_files=1, max_fields=2)
@@ -199,14 +354,18 @@ async def upload_file(request: Request, case_id: str, principal: Principal = Dep
     return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
 
 
-@router.get("/cases/{case_id}/files/{file_id}", responses=ERRORS)
-def download_file(request: Request, case_id: str, file_id: str, principal: Principal = Depends(require_principal)):
+@router.get("/cases/{case_id}/files/{file_id}", responses=READ_ERRORS)
+def download_file(request: Request, case_id: str, file_id: str, principal: Principal = Depends(local_principal)):
     """Download a case's file: always as an attachment, never shown inline."""
-    with Session(request.app.state.engine) as session:
-        case = session.get(Case, case_id)
+    engine = request.app.state.engine
+    try:
+        case = readable_case(engine, principal, case_id)
+    except ApiError:
+        raise ApiError(404, "not_found", "no such file") from None
     path = uploads.path_of(request.app.state.settings, case_id, file_id)
-    if case is None or not principal.can_read(case.partnership_id) or path is None:
+    if path is None:
         raise ApiError(404, "not_found", "no such file")
+    audit(engine, principal, "file.download", partnership_id=case.partnership_id, case_id=case_id, detail=file_id)
     return FileResponse(path, media_type="application/octet-stream", filename=f"{case.case_ref}-{file_id[:12]}"
                         f"{path.suffix}", headers={"X-Content-Type-Options": "nosniff",
                                                    "Content-Security-Policy": "default-src 'none'; sandbox"})
@@ -218,21 +377,21 @@ class ActionIn(BaseModel):
     due_date: str = Field(max_length=10, description="When it is due (YYYY-MM-DD).")
 
 
-@router.post("/cases/{case_id}/actions", responses=ERRORS)
-async def add_action(request: Request, case_id: str, body: ActionIn,
-                     principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+@router.post("/cases/{case_id}/actions", responses=TEMPORAL_ERRORS)
+@bounded
+async def add_action(request: Request, case_id: str, body: ActionIn, principal: Principal = Depends(local_principal),
+                     idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Add an action (a review's recommendation, or a learning response's): a task for its owning agency."""
     from safeguarding.case_records import ActionCommand
     from web.cases import update_case
 
     engine = request.app.state.engine
-    with Session(engine) as session:
-        case = session.get(Case, case_id)
-    if case is None or not principal.can_read(case.partnership_id) or case.process not in ("lcspr", "learning"):
-        raise ApiError(404, "not_found", f"no review or learning event ‘{case_id}’")
+    case = readable_case(engine, principal, case_id, what="review or learning event", processes=("lcspr", "learning"))
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
     with audited_refusal(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id):
-        result = await update_case(request.app.state.temporal, case_id, "add_action", command)
+        result = await update_case(request.app.state.temporal, case_id, "add_action", command,
+                                   update_id=update_id_of(principal, "add_action", idempotency_key),
+                                   timeout=_timeout(request))
     audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id, detail=result.task_key)
     return result_out(result)

@@ -29,9 +29,17 @@ from safeguarding.tables import Case, Task
 from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
-from web.cases import EscalationIn, audit, london_today, raise_escalation, withdraw_escalation
+from web.cases import (
+    EscalationIn,
+    audit,
+    london_today,
+    raise_escalation,
+    readable_case,
+    readable_cases_where,
+    withdraw_escalation,
+)
 from web.errors import ApiError, error_page
-from web.pages import page_context
+from web.pages import bounded_page, page_context
 from web.templating import LONDON, render
 
 router = APIRouter(include_in_schema=False)
@@ -246,9 +254,14 @@ def escalation_rows(engine, principal: Principal, partnership_id: str, cases: li
     return rows
 
 
-def _load(engine, partnership_id: str, filters: dict[str, str] | None = None) -> list[Case]:
+def _load(engine, principal: Principal, partnership_id: str, filters: dict[str, str] | None = None) -> list[Case]:
+    """The escalations this person may read (``web.cases.may_read_case``): the rest are not listed at all."""
     with Session(engine) as session:
-        return list(session.exec(_query(partnership_id, filters)))
+        query = _query(partnership_id, filters)
+        readable = readable_cases_where(session.connection(), principal, partnership_id)
+        if readable is not None:
+            query = query.where(readable)
+        return list(session.exec(query))
 
 
 @router.get("/escalations")
@@ -257,9 +270,9 @@ def escalations_page(request: Request, principal: Principal = Depends(require_pa
     pid = _own_partnership(principal)
     today = london_today()
     filters = _filters(request.query_params)
-    every = escalation_rows(engine, principal, pid, _load(engine, pid), today)
+    every = escalation_rows(engine, principal, pid, _load(engine, principal, pid), today)
     log = every if not any(filters.values()) else escalation_rows(engine, principal, pid,
-                                                                   _load(engine, pid, filters), today)
+                                                                   _load(engine, principal, pid, filters), today)
     open_rows = sorted((r for r in every if r["status"] == "open"),
                        key=lambda r: (-(r["current_stage"] or 0), -(r["age"] or 0), r["ref"]))
     closed_rows = [r for r in every if r["status"] != "open"]
@@ -294,7 +307,7 @@ def escalations_csv(request: Request, principal: Principal = Depends(require_pag
     engine = _engine(request)
     pid = _own_partnership(principal)
     filters = _filters(request.query_params)
-    rows = escalation_rows(engine, principal, pid, _load(engine, pid, filters), london_today())
+    rows = escalation_rows(engine, principal, pid, _load(engine, principal, pid, filters), london_today())
     body = csv_text(CSV_HEADER, ([r["ref"], r["raised"], r["ladder"], r["issue"], r["subject"],
                                   "; ".join(r["agencies"]), r["child"], r["urgent"], r["highest_stage"],
                                   r["current_stage"] if r["status"] == "open" else "", r["timeouts"],
@@ -363,6 +376,7 @@ def _errors_from(fields) -> dict[str, str]:
 
 
 @router.post("/escalations/new")
+@bounded_page
 async def raise_disagreement(request: Request, principal: Principal = Depends(require_page_principal)):
     engine = _engine(request)
     pid = _own_partnership(principal)
@@ -403,7 +417,8 @@ async def raise_disagreement(request: Request, principal: Principal = Depends(re
         return _new_page(request, principal, values=values, errors=errors, status_code=422)
     try:
         case_id, _status = await raise_escalation(engine, request.app.state.temporal,
-                                                  request.app.state.settings.task_queue, principal, pid, body)
+                                                  request.app.state.settings.task_queue, principal, pid, body,
+                                                  timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -420,10 +435,9 @@ async def raise_disagreement(request: Request, principal: Principal = Depends(re
 
 
 def _own_escalation(engine, principal: Principal, case_id: str) -> Case:
+    readable_case(engine, principal, case_id, what="escalation", processes=("escalation",))  # else 404
     with Session(engine) as session:
         case = session.get(Case, case_id)
-    if case is None or case.process != "escalation" or principal.partnership_id != case.partnership_id:
-        raise ApiError(404, "not_found", f"no escalation ‘{case_id}’")
     return case
 
 
@@ -451,6 +465,7 @@ def withdraw_form(request: Request, case_id: str, principal: Principal = Depends
 
 
 @router.post("/escalations/{case_id}/withdraw")
+@bounded_page
 async def withdraw(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     engine = _engine(request)
     case = _own_escalation(engine, principal, case_id)
@@ -466,7 +481,8 @@ async def withdraw(request: Request, case_id: str, principal: Principal = Depend
               outcome="rejected", detail="invalid: reason (page)")
         return _withdraw_page(request, principal, case, reason=reason, error=error, status_code=422)
     try:
-        await withdraw_escalation(request.app.state.temporal, case.id, principal, reason.strip())
+        await withdraw_escalation(request.app.state.temporal, case.id, principal, reason.strip(),
+                                  timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -31,6 +31,7 @@ from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, Val
 from safeguarding.case_records import REPORTER
 from safeguarding.tables import ArrangementsVersion, OutboxMessage, Partnership
 from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
+from web.api import MAX_INT
 from web.api.arrangements import _readable, read_limited_body
 from web.auth import require_page_principal
 from web.cases import audit
@@ -449,7 +450,8 @@ async def arrangements_store(request: Request, partnership: str | None = None,
 
 
 @router.get("/arrangements/{number:int}")
-def arrangements_version(request: Request, number: int, partnership: str | None = None, stored: str | None = None,
+def arrangements_version(request: Request, number: int = Path(le=MAX_INT), partnership: str | None = None,
+                         stored: str | None = None,
                          principal: Principal = Depends(require_page_principal)) -> Response:
     """One version: who stored it, when and why, and its document (pretty JSON)."""
     pid = _resolve(request, principal, partnership)

@@ -43,9 +43,19 @@ from safeguarding.tables import ArrangementsVersion, Case, LearningReporter, Lea
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
-from web.cases import LearningIn, act_on_task, actor_of, audit, london_today, record_learning, update_case
+from web.cases import (
+    LearningIn,
+    act_on_task,
+    actor_of,
+    audit,
+    london_today,
+    readable_cases_where,
+    record_learning,
+    update_case,
+    update_id_of,
+)
 from web.errors import ApiError, error_page
-from web.pages import page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages.schema_forms import DATE_PARTS, parse_date
 from web.templating import env, render
 
@@ -259,6 +269,7 @@ def _field_of(path: str) -> str | None:
 
 
 @router.post("/learning/new")
+@bounded_page
 async def record_learning_page(request: Request, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -289,7 +300,8 @@ async def record_learning_page(request: Request, principal: Principal = Depends(
     try:
         case_id, _status = await record_learning(engine, request.app.state.temporal,
                                                  request.app.state.settings.task_queue, principal,
-                                                 facts.partnership_id, body)
+                                                 facts.partnership_id, body,
+                                                 timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, None, "learning.record", partnership_id=facts.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -474,6 +486,7 @@ def action_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 
 @router.post("/learning/events/{case_id}/actions/new")
+@bounded_page
 async def add_action(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -508,7 +521,9 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
-        result = await update_case(request.app.state.temporal, case.id, "add_action", command)
+        result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+                                   update_id=update_id_of(principal, "add_action", form_key(values)),
+                                   timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
@@ -581,6 +596,7 @@ def triage_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 
 @router.post("/learning/events/{case_id}/triage")
+@bounded_page
 async def triage(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
@@ -611,7 +627,8 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
                           data={"response": response, "rationale": rationale},
                           request_id=f"page-{uuid.uuid4().hex}")
     try:
-        await act_on_task(request.app.state.temporal, case.id, "complete", command)
+        await act_on_task(request.app.state.temporal, case.id, "complete", command,
+                          timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
@@ -835,6 +852,13 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
         if chosen:
             events, events_total = stats.events_behind(session, facts.partnership_id, today,
                                                        **{chosen[0]: chosen[1]}, source=source, limit=EVENTS_SHOWN)
+        # Learning events are everyone's to learn from (no people in them); an escalation's subject or a rapid
+        # review's summary only for those who may read that case (web.cases.may_read_case): others see it counted.
+        others = [e.case_id for e in events if e.process != "learning"]
+        readable = set(others)
+        condition = readable_cases_where(session.connection(), principal, facts.partnership_id) if others else None
+        if condition is not None:
+            readable = set(session.execute(select(Case.id).where(Case.id.in_(others), condition)).scalars())
 
     selection = None
     if chosen:
@@ -848,7 +872,10 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
                      "source": stats.SOURCES.get(source) if source else None}
     event_rows = [{"case_id": e.case_id, "case_ref": e.case_ref, "occurred_on": e.occurred_on,
                    "what": PROCESS_WHAT.get(e.process) or KIND_SHORT.get(e.kind, e.kind),
-                   "status": "Closed" if e.status == "closed" else "Open", "summary": _short(e.summary)}
+                   "status": "Closed" if e.status == "closed" else "Open",
+                   "readable": e.process == "learning" or e.case_id in readable,
+                   "summary": _short(e.summary) if e.process == "learning" or e.case_id in readable
+                   else "Shown to the people involved in it"}
                   for e in events]
     context = page_context(
         request, principal, page_title="Learning themes", facts=facts, figures_html=figures_html,

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import threading
-import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Connection, Row, and_, bindparam, func
 from sqlalchemy import select as sql_select
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from safeguarding import forms
@@ -45,13 +44,15 @@ from web.cases import (
     list_cases,
     london_today,
     may_open_incident,
+    may_read_case,
     my_tasks_params,
     my_tasks_where,
     open_incident,
+    update_id_of,
     visible_case,
 )
 from web.errors import ApiError, error_page
-from web.pages import page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages import schema_forms as sf
 from web.session import SignInThrottle, end_session, session_of, start_session
 from web.templating import date_uk, datetime_uk, render
@@ -439,27 +440,35 @@ def task_href(case_id: str, national_ref: str, key: str, national: bool) -> str:
 
 def national_case_id(engine, principal: Principal, national_ref: str, key: str) -> str:
     """The case behind ``/national/cases/<ref>/tasks/<key>``: a Panel task of the one case with that reference."""
-    if not principal.is_national or len(national_ref) > 20 or len(key) > 100:
+    from safeguarding.national import panel_task_case_id
+
+    case_id = None
+    if principal.is_national:
+        with Session(engine) as session:
+            case_id = panel_task_case_id(session, national_ref, key)
+    if case_id is None:
         raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{national_ref}’")
-    with Session(engine) as session:
-        ids = session.exec(select(Task.case_id).join(Case, Case.id == Task.case_id).where(
-            Case.national_ref == national_ref, Task.key == key, Task.candidate_role == NATIONAL_PANEL)).all()
-    if len(ids) != 1:
-        raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{national_ref}’")
-    return ids[0]
+    return case_id
 
 
-def visible_task(engine, principal: Principal, case_id: str, key: str) -> tuple[Case, Task, bool]:
-    """(case, task, national view) if the principal may see the task, else 404 (never 403: no probing)."""
+def visible_task(engine, principal: Principal, case_id: str, key: str, *,
+                 national_route: bool = False) -> tuple[Case, Task, bool]:
+    """(case, task, national view) if the principal may see the task, else 404 (never 403: no probing).
+
+    Local routes (``/cases/<id>/...``) follow ``web.cases.may_read_case``; the national body reaches the Panel's
+    tasks only through ``/national/cases/<national ref>/...`` (``national_route``), never by the local case id."""
     with Session(engine) as session:
         case = session.get(Case, case_id)
         task = session.get(Task, f"{case_id}/{key}")
     if case is None or task is None:
         raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{case_id}’")
-    if principal.can_read(case.partnership_id):
-        return case, task, False
-    if principal.is_national and task.candidate_role == NATIONAL_PANEL:
-        return case, task, True
+    if national_route:
+        if principal.is_national and task.candidate_role == NATIONAL_PANEL:
+            return case, task, True
+    else:
+        with engine.connect() as conn:
+            if may_read_case(conn, principal, case):
+                return case, task, False
     raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{case_id}’")
 
 
@@ -473,12 +482,14 @@ def may_act(engine, principal: Principal, task: Task) -> bool:
 
 
 async def _act(request: Request, principal: Principal, case: Case, key: str, action: str,
-               data: dict[str, Any] | None = None):
-    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {},
-                          request_id=f"page-{uuid.uuid4().hex}")
+               data: dict[str, Any] | None = None, *, idempotency_key: str | None = None):
+    """``idempotency_key``: the form's (``web.pages.form_key``), so sending the same form twice is one change."""
+    update_id = update_id_of(principal, f"{action}-{key}", idempotency_key)
+    command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {}, request_id=update_id)
     engine = _engine(request)
     try:
-        result = await act_on_task(request.app.state.temporal, case.id, action, command)
+        result = await act_on_task(request.app.state.temporal, case.id, action, command, update_id=update_id,
+                                   timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{key}: {exc.code}: {exc.message} (page)")
@@ -488,9 +499,10 @@ async def _act(request: Request, principal: Principal, case: Case, key: str, act
     return result
 
 
-async def _claim_or_release(request: Request, principal: Principal, case_id: str, key: str, action: str):
+async def _claim_or_release(request: Request, principal: Principal, case_id: str, key: str, action: str, *,
+                            national_route: bool = False):
     engine = _engine(request)
-    case, _task, national = visible_task(engine, principal, case_id, key)
+    case, _task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     form = await request.form()
     back = safe_next(str(form.get("back", "")) or task_href(case.id, case.national_ref, key, national))
     fragment = request.headers.get("hx-request") == "true"
@@ -507,15 +519,17 @@ async def _claim_or_release(request: Request, principal: Principal, case_id: str
         from urllib.parse import parse_qsl, urlsplit
 
         return inbox_response(request, principal, _inbox_filters(dict(parse_qsl(urlsplit(back).query))), flash=flash)
-    return task_response(request, principal, case_id, key, flash=flash)
+    return task_response(request, principal, case_id, key, flash=flash, national_route=national_route)
 
 
 @router.post("/cases/{case_id}/tasks/{key}/claim")
+@bounded_page
 async def claim(request: Request, case_id: str, key: str, principal: Principal = Depends(require_page_principal)):
     return await _claim_or_release(request, principal, case_id, key, "claim")
 
 
 @router.post("/cases/{case_id}/tasks/{key}/release")
+@bounded_page
 async def release(request: Request, case_id: str, key: str, principal: Principal = Depends(require_page_principal)):
     return await _claim_or_release(request, principal, case_id, key, "release")
 
@@ -650,6 +664,8 @@ def case_page(request: Request):
                 names[row.actor] = row.actor_name
         if case.opened_by not in names:
             names.update(names_on(conn, {case.opened_by}))
+    if params.get("poll") != "1":  # a person opened the case (htmx's polls of an open page are not new views)
+        audit(engine, principal, "case.view", partnership_id=case.partnership_id, case_id=case.id, detail="(page)")
     audit_rows = [{"at": aware(a.at), "actor": a.actor, "action": a.action, "outcome": a.outcome,
                    "detail": a.detail} for a in audit_found]
     facts = version_facts(engine, case.partnership_id, case.arrangements_version)
@@ -674,9 +690,9 @@ def case_page(request: Request):
 
 def task_response(request: Request, principal: Principal, case_id: str, key: str, *, values: dict | None = None,
                   errors: dict[str, str] | None = None, general: list[str] | None = None, flash: str | None = None,
-                  status_code: int = 200) -> Response:
+                  status_code: int = 200, national_route: bool = False) -> Response:
     engine = _engine(request)
-    case, task, national = visible_task(engine, principal, case_id, key)
+    case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
     facts = version_facts(engine, case.partnership_id, case.arrangements_version)
     names = display_names(engine, {task.claimed_by or "", task.completed_by or ""})
@@ -709,10 +725,16 @@ def task_page(request: Request, case_id: str, key: str, principal: Principal = D
 
 
 @router.post("/cases/{case_id}/tasks/{key}")
+@bounded_page
 async def complete_task(request: Request, case_id: str, key: str,
                         principal: Principal = Depends(require_page_principal)):
+    return await _complete_task(request, case_id, key, principal)
+
+
+async def _complete_task(request: Request, case_id: str, key: str, principal: Principal, *,
+                         national_route: bool = False):
     engine = _engine(request)
-    case, task, national = visible_task(engine, principal, case_id, key)
+    case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
@@ -724,16 +746,16 @@ async def complete_task(request: Request, case_id: str, key: str,
         audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{key}: invalid: {len(errors)} field(s) not readable (page)")
         return task_response(request, principal, case_id, key, values=values, errors={**more, **errors},
-                             general=general, status_code=422)
+                             general=general, status_code=422, national_route=national_route)
     try:
-        await _act(request, principal, case, key, "complete", data)
+        await _act(request, principal, case, key, "complete", data, idempotency_key=form_key(values))
     except ApiError as exc:
         if exc.status == 422:
             by_name, general = sf.field_errors(schema, exc.fields)
             if not by_name and not general:
                 general = [exc.message]
             return task_response(request, principal, case_id, key, values=values, errors=by_name,
-                                 general=general, status_code=422)
+                                 general=general, status_code=422, national_route=national_route)
         if exc.status == 409:
             return error_page(request, 409, exc.message, heading="This task has already been done",
                               details=["Nothing was changed by sending the form again."],
@@ -746,23 +768,26 @@ async def complete_task(request: Request, case_id: str, key: str,
 @router.get("/national/cases/{national_ref}/tasks/{key}")
 def national_task_page(request: Request, national_ref: str, key: str,
                        principal: Principal = Depends(require_page_principal)):
-    return task_response(request, principal, national_case_id(_engine(request), principal, national_ref, key), key)
+    return task_response(request, principal, national_case_id(_engine(request), principal, national_ref, key), key,
+                         national_route=True)
 
 
 @router.post("/national/cases/{national_ref}/tasks/{key}")
+@bounded_page
 async def national_complete_task(request: Request, national_ref: str, key: str,
                                  principal: Principal = Depends(require_page_principal)):
     case_id = national_case_id(_engine(request), principal, national_ref, key)
-    return await complete_task(request, case_id, key, principal)
+    return await _complete_task(request, case_id, key, principal, national_route=True)
 
 
 @router.post("/national/cases/{national_ref}/tasks/{key}/{action}")
+@bounded_page
 async def national_claim_or_release(request: Request, national_ref: str, key: str, action: str,
                                     principal: Principal = Depends(require_page_principal)):
     if action not in ("claim", "release"):
         raise ApiError(404, "not_found", "no such page")
     case_id = national_case_id(_engine(request), principal, national_ref, key)
-    return await _claim_or_release(request, principal, case_id, key, action)
+    return await _claim_or_release(request, principal, case_id, key, action, national_route=True)
 
 
 # --- recording an incident -------------------------------------------------------------------------------------------
@@ -842,6 +867,7 @@ def _intake_errors_from(fields) -> dict[str, str]:
 
 
 @router.post("/incidents/new")
+@bounded_page
 async def record_incident(request: Request, principal: Principal = Depends(require_page_principal)):
     engine = _engine(request)
     doc = _intake_doc(engine, principal)
@@ -886,7 +912,8 @@ async def record_incident(request: Request, principal: Principal = Depends(requi
     try:
         case_id, _status = await open_incident(engine, request.app.state.temporal,
                                                request.app.state.settings.task_queue, principal,
-                                               principal.partnership_id, incident)
+                                               principal.partnership_id, incident,
+                                               timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")

@@ -30,9 +30,18 @@ from safeguarding.case_records import ActionCommand
 from safeguarding.tables import Case, Task
 from web import uploads
 from web.auth import require_page_principal
-from web.cases import actor_of, audit, london_today, update_case
+from web.cases import (
+    NotApplied,
+    actor_of,
+    audit,
+    london_today,
+    readable_case,
+    readable_cases_where,
+    update_case,
+    update_id_of,
+)
 from web.errors import ApiError, FieldError, error_page
-from web.pages import page_context
+from web.pages import bounded_page, form_key, page_context
 from web.pages.escalations import facts_for, working_days_since
 from web.pages.schema_forms import DATE_PARTS, parse_date
 from web.templating import is_fragment_request, render
@@ -64,10 +73,9 @@ def _own_partnership(principal: Principal) -> str:
 
 
 def _own_review(engine, principal: Principal, case_id: str) -> Case:
+    readable_case(engine, principal, case_id, what="review", processes=("lcspr",))  # else 404 (may_read_case)
     with Session(engine) as session:
         case = session.get(Case, case_id)
-    if case is None or case.process != "lcspr" or principal.partnership_id != case.partnership_id:
-        raise ApiError(404, "not_found", f"no review ‘{case_id}’")
     return case
 
 
@@ -102,8 +110,11 @@ def reviews_page(request: Request, principal: Principal = Depends(require_page_p
     pid = _own_partnership(principal)
     today = london_today()
     with Session(engine) as session:
-        cases = list(session.exec(select(Case).where(Case.partnership_id == pid, Case.process == "lcspr")
-                                  .order_by(Case.aware_date.desc(), Case.id)))
+        readable = readable_cases_where(session.connection(), principal, pid)
+        query = select(Case).where(Case.partnership_id == pid, Case.process == "lcspr")
+        if readable is not None:  # only the reviews this person may read (web.cases.may_read_case)
+            query = query.where(readable)
+        cases = list(session.exec(query.order_by(Case.aware_date.desc(), Case.id)))
         ids = [c.id for c in cases if c.status != "closed"]
         tasks = list(session.exec(select(Task).where(Task.partnership_id == pid, Task.status == "open",
                                                      Task.case_id.in_(ids)))) if ids else []
@@ -214,6 +225,7 @@ def _action_errors(fields: list[FieldError]) -> tuple[dict[str, str], list[str]]
 
 
 @router.post("/reviews/{case_id}/actions")
+@bounded_page
 async def add_action(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
     engine = _engine(request)
     case = _own_review(engine, principal, case_id)
@@ -225,7 +237,11 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
     command = ActionCommand(actor=actor_of(principal), owner=values.get("owner", "").strip(),
                             description=values.get("description", "").strip()[:2000], due_date=due or "")
     try:
-        result = await update_case(request.app.state.temporal, case.id, "add_action", command)
+        result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+                                   update_id=update_id_of(principal, "add_action", form_key(values)),
+                                   timeout=request.app.state.settings.temporal_timeout_seconds)
+    except NotApplied:
+        raise  # bounded_page: "not saved yet, try again"
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
