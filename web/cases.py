@@ -41,10 +41,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from safeguarding import audit_log
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_records import ENGINE, NATIONAL_PANEL, Actor, IncidentInput, TaskCommand, TaskResult
-from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningReporter, Task, TaskCandidate
+from safeguarding.tables import Case, CaseEvent, LearningReporter, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.errors import ApiError, FieldError
 from workflows.incident import IncidentCase, workflow_id
@@ -68,11 +69,11 @@ def actor_of(principal: Principal) -> Actor:
 
 def audit(engine: Engine, principal: Principal | None, action: str, *, partnership_id: str | None = None,
           case_id: str | None = None, outcome: str = "ok", detail: str = "") -> None:
-    with Session(engine) as session:
-        session.add(AuditEntry(actor=principal.user_ref if principal else "anonymous", action=action,
-                               partnership_id=partnership_id, case_id=case_id, outcome=outcome,
-                               detail=detail[:4000]))
-        session.commit()
+    """What the web app itself audits: refusals, views, downloads, exports, sign-ins, stored arrangements. A change
+    applied by a workflow is audited by the read-model sync, in the transaction that records it
+    (``activities.read_model``), so a web crash after the change cannot leave it unaudited."""
+    audit_log.record_for(engine, principal, action, partnership_id=partnership_id, case_id=case_id,
+                         outcome=outcome, detail=detail[:4000])
 
 
 def current_arrangements(engine: Engine, principal: Principal, partnership_id: str):
@@ -91,11 +92,15 @@ def current_arrangements(engine: Engine, principal: Principal, partnership_id: s
 @contextmanager
 def audited_refusal(engine: Engine, principal: Principal | None, action: str, *, partnership_id: str | None = None,
                     case_id: str | None = None, prefix: str = "") -> Iterator[None]:
-    """Record an ApiError raised inside the block as a rejected ``action`` in the audit log, then let it go on."""
+    """Record an ApiError raised inside the block as a rejected ``action`` in the audit log, then let it go on.
+
+    A 503 (``NotApplied``) is recorded as ``not_applied``, not ``rejected``: Temporal may still apply the change,
+    and then the read-model sync audits it as applied."""
     try:
         yield
     except ApiError as exc:
-        audit(engine, principal, action, partnership_id=partnership_id, case_id=case_id, outcome="rejected",
+        outcome = "not_applied" if isinstance(exc, NotApplied) else "rejected"
+        audit(engine, principal, action, partnership_id=partnership_id, case_id=case_id, outcome=outcome,
               detail=f"{prefix}{exc.code}: {exc.message}")
         raise
 

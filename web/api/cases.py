@@ -94,8 +94,9 @@ def _timeout(request: Request) -> float:
 
 
 async def _open(request: Request, principal: Principal, partnership_id: str, action: str, start, body,
-                *, detail: str = "", anonymous: bool = False, idempotency_key: str | None = None) -> JSONResponse:
-    """Start a case through one of the intake functions, audited either way; 201 with where to find it."""
+                *, anonymous: bool = False, idempotency_key: str | None = None) -> JSONResponse:
+    """Start a case through one of the intake functions; 201 with where to find it. A refusal is audited here,
+    the opening itself by the read-model sync."""
     app = request.app
     actor = None if anonymous else principal
     extra: dict[str, Any] = {}
@@ -105,7 +106,6 @@ async def _open(request: Request, principal: Principal, partnership_id: str, act
         case_id, status = await start(app.state.engine, app.state.temporal, app.state.settings.task_queue,
                                       principal, partnership_id, body, idempotency_key=idempotency_key,
                                       timeout=_timeout(request), **extra)
-    audit(app.state.engine, actor, action, partnership_id=partnership_id, case_id=case_id, detail=detail)
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
 
 
@@ -116,7 +116,7 @@ async def record_incident(request: Request, partnership_id: str, incident: Incid
                           idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Record a serious incident: opens a case and starts its notification and rapid review process."""
     return await _open(request, principal, partnership_id, "incident.open", open_incident, incident,
-                       detail=f"category={incident.category}", idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key)
 
 
 @router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=TEMPORAL_ERRORS)
@@ -126,7 +126,7 @@ async def raise_disagreement(request: Request, partnership_id: str, body: Escala
                              idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Raise a professional disagreement: it climbs the partnership's ladder until resolved or withdrawn."""
     return await _open(request, principal, partnership_id, "escalation.raise", raise_escalation, body,
-                       detail=f"urgent={body.urgent}", idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key)
 
 
 @router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=TEMPORAL_ERRORS)
@@ -156,7 +156,6 @@ async def withdraw(request: Request, case_id: str, body: WithdrawIn, principal: 
         status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason,
                                            update_id=update_id_of(principal, "withdraw", idempotency_key),
                                            timeout=_timeout(request))
-    audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case_id)
     return {"case_id": case_id, "status": status}
 
 
@@ -229,7 +228,6 @@ async def _act(request: Request, principal: Principal, case_id: str, key: str, a
                          prefix=f"{key}: "):
         result = await act_on_task(request.app.state.temporal, case_id, action, command, update_id=update_id,
                                    timeout=_timeout(request))
-    audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id, detail=key)
     return result_out(result)
 
 
@@ -393,5 +391,4 @@ async def add_action(request: Request, case_id: str, body: ActionIn, principal: 
         result = await update_case(request.app.state.temporal, case_id, "add_action", command,
                                    update_id=update_id_of(principal, "add_action", idempotency_key),
                                    timeout=_timeout(request))
-    audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id, detail=result.task_key)
     return result_out(result)

@@ -426,8 +426,6 @@ async def raise_disagreement(request: Request, principal: Principal = Depends(re
             return _new_page(request, principal, values=values, errors=_errors_from(exc.fields) or {
                 "subject": exc.message[:1].upper() + exc.message[1:]}, status_code=422)
         raise
-    audit(engine, principal, "escalation.raise", partnership_id=pid, case_id=case_id,
-          detail=f"urgent={body.urgent} (page)")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -495,6 +493,4 @@ async def withdraw(request: Request, case_id: str, principal: Principal = Depend
                               heading="This escalation is closed",
                               links=[{"text": "Go to escalations", "href": "/escalations"}])
         raise
-    audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case.id,
-          detail="(page)")
     return RedirectResponse("/escalations?" + urlencode({"withdrawn": case.case_ref}), status_code=303)

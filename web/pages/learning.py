@@ -316,7 +316,6 @@ async def record_learning_page(request: Request, principal: Principal = Depends(
                 general.append(field.message[:1].upper() + field.message[1:])
         return _form_page(request, principal, facts, values=values, errors=errors,
                           general=general or ([] if errors else [exc.message]), status_code=422)
-    audit(engine, None, "learning.record", partnership_id=facts.partnership_id, case_id=case_id, detail="(page)")
     return RedirectResponse(f"/learning/recorded/{case_id}", status_code=303)
 
 
@@ -521,9 +520,9 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
-        result = await update_case(request.app.state.temporal, case.id, "add_action", command,
-                                   update_id=update_id_of(principal, "add_action", form_key(values)),
-                                   timeout=request.app.state.settings.temporal_timeout_seconds)
+        await update_case(request.app.state.temporal, case.id, "add_action", command,
+                          update_id=update_id_of(principal, "add_action", form_key(values)),
+                          timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
@@ -543,8 +542,6 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
             return _action_page(request, principal, facts, case, values=values,
                                 general=[exc.message[:1].upper() + exc.message[1:]], status_code=409)
         raise
-    audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
-          detail=f"{result.task_key} (page)")
     return RedirectResponse("/learning?" + urlencode({"added": case.id}), status_code=303)
 
 
@@ -647,8 +644,6 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
             return _triage_page(request, principal, facts, case, _triage_task(request, case), values=values,
                                 errors=by_name, general=general, status_code=exc.status)
         raise
-    audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
-          detail="triage (page)")
     return RedirectResponse("/learning?" + urlencode({"triaged": case.id}), status_code=303)
 
 

@@ -494,8 +494,6 @@ async def _act(request: Request, principal: Principal, case: Case, key: str, act
         audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{key}: {exc.code}: {exc.message} (page)")
         raise
-    audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case.id,
-          detail=f"{key} (page)")
     return result
 
 
@@ -924,8 +922,6 @@ async def record_incident(request: Request, principal: Principal = Depends(requi
             return _intake_page(request, principal, doc, values=values, status_code=409, errors={
                 "case_ref": f"A case with the reference {incident.case_ref} already exists: use another reference"})
         raise
-    audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, case_id=case_id,
-          detail=f"category={incident.category} (page)")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 

@@ -256,8 +256,6 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
     if date_error:  # cannot happen (the workflow refuses an empty date), but never add an action without one
         return _review_page(request, principal, case, values=values, errors={"due_date": date_error},
                             status_code=422)
-    audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
-          detail=f"{result.task_key} (page)")
     return RedirectResponse(f"/reviews/{case.id}?" + urlencode({"added": result.task_key}) + "#actions",
                             status_code=303)
 
