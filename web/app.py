@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from safeguarding.heap import freeze_startup_objects
 from safeguarding.settings import Settings, get_settings
@@ -17,11 +19,13 @@ log = logging.getLogger("sgflow.web")
 
 
 def install_session(app: FastAPI, settings: Settings) -> None:
-    """Signed session cookie + CSRF check on every state-changing request (see ``web.session``)."""
+    """Session cookie (server-side sessions) + CSRF check on every state-changing request (see ``web.session``)."""
+    from starlette.concurrency import run_in_threadpool
+
     from web.auth import next_path_of, session_principal, sign_in_url
     from web.cases import audit
     from web.errors import error_for
-    from web.session import SessionMiddleware, SignInThrottle
+    from web.session import CsrfRefused, SessionMiddleware, session_of
 
     def csrf_failure(request, reason: str):
         principal = None
@@ -31,7 +35,7 @@ def install_session(app: FastAPI, settings: Settings) -> None:
                   detail=f"{request.method} {request.url.path}: token {reason}")
         except Exception:
             log.exception("could not audit a refused form")
-        if reason == "expired" and principal is None and not request.url.path.startswith("/api/"):
+        if principal is None and session_of(request).expired and not request.url.path.startswith("/api/"):
             if request.headers.get("hx-request") == "true":
                 return Response(status_code=200, headers={"HX-Redirect": sign_in_url(next_path_of(request), True)})
             return RedirectResponse(sign_in_url(next_path_of(request), True), status_code=303)
@@ -40,12 +44,46 @@ def install_session(app: FastAPI, settings: Settings) -> None:
                          "changed. Go back, reload the page and try again.",
                          heading="Sorry, we could not accept that form")
 
-    def too_large(request):
-        return error_for(request, 413, "too_large", "Nothing was changed: the form was over the size limit.")
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request, exc: CsrfRefused):
+        return await run_in_threadpool(csrf_failure, request, exc.reason)
 
-    app.state.sign_in_throttle = SignInThrottle()
-    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key, on_csrf_failure=csrf_failure,
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key)
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Body limits, security headers and the trusted-proxy rule (``web.security``). Added last, so they run first:
+    the proxy rule outermost, then the headers (so even a 413 carries them), then the body limit."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from web.errors import error_for
+    from web.security import (
+        UPLOAD_ROUTES,
+        BodyLimitMiddleware,
+        SecurityHeadersMiddleware,
+        parse_trusted_proxies,
+    )
+
+    def upload_paths():
+        found = {(method, route.path): route.path_regex for route in app.routes
+                 if isinstance(route, APIRoute) for method in route.methods}
+        missing = [f"{m} {p}" for m, p in UPLOAD_ROUTES if (m, p) not in found]
+        if missing:
+            raise RuntimeError(f"web.security.UPLOAD_ROUTES names routes the app does not have: {missing}")
+        return [(m, found[(m, p)]) for m, p in UPLOAD_ROUTES]
+
+    def too_large(request, limit: int):
+        return error_for(request, 413, "too_large",
+                         f"Nothing was changed: the request was over the size limit of {limit:,} bytes.",
+                         look_up_user=False)
+
+    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_kb * 1024,
+                       upload_limit=settings.max_upload_mb * 1024 * 1024, upload_paths=upload_paths,
                        on_too_large=too_large)
+    app.add_middleware(SecurityHeadersMiddleware)
+    trusted = parse_trusted_proxies(settings.trusted_proxies)
+    if trusted:  # without any, the TCP peer is the client and the scheme is the connection's own
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
 
 
 def create_app(settings: Settings | None = None, *, engine=None, temporal_client=None,
@@ -66,17 +104,25 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
             app.state.temporal = await connect(settings)
         yield
 
+    from web.session import csrf_protect
+
     app = FastAPI(
         title="sgflow",
         summary="Workflow engine for England's local safeguarding children partnerships",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],  # every route, before its own dependencies (authentication)
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.temporal = temporal_client
+    app.state.clock = time.time  # sessions' idle and absolute expiry (tests move it on)
+    from web.auth import PasswordThrottle
+
+    app.state.password_throttle = PasswordThrottle(settings.rate_limit_storage)
     install_error_handlers(app)
     install_session(app, settings)
+    install_security(app, settings)
     from fastapi.staticfiles import StaticFiles
 
     from web.templating import STATIC_DIR, STATIC_URL
