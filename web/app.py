@@ -7,9 +7,8 @@ import time
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
-from fastapi.routing import APIRoute
 
 from safeguarding.heap import freeze_startup_objects
 from safeguarding.settings import Settings, get_settings
@@ -20,12 +19,10 @@ log = logging.getLogger("sgflow.web")
 
 def install_session(app: FastAPI, settings: Settings) -> None:
     """Session cookie (server-side sessions) + CSRF check on every state-changing request (see ``web.session``)."""
-    from starlette.concurrency import run_in_threadpool
-
     from web.auth import next_path_of, session_principal, sign_in_url
     from web.cases import audit
     from web.errors import error_for
-    from web.session import CsrfRefused, SessionMiddleware, session_of
+    from web.session import SessionMiddleware, session_of
 
     def csrf_failure(request, reason: str):
         principal = None
@@ -44,11 +41,12 @@ def install_session(app: FastAPI, settings: Settings) -> None:
                          "changed. Go back, reload the page and try again.",
                          heading="Sorry, we could not accept that form")
 
-    @app.exception_handler(CsrfRefused)
-    async def _csrf(request, exc: CsrfRefused):
-        return await run_in_threadpool(csrf_failure, request, exc.reason)
+    def too_large(request):
+        return error_for(request, 413, "too_large", f"Nothing was changed: the form was over the size limit "
+                         f"({settings.max_upload_mb} MB with files, else {settings.max_json_kb:,} KB).")
 
-    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key)
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key, on_csrf_failure=csrf_failure,
+                       on_too_large=too_large)
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
@@ -64,21 +62,16 @@ def install_security(app: FastAPI, settings: Settings) -> None:
         parse_trusted_proxies,
     )
 
-    def upload_paths():
-        found = {(method, route.path): route.path_regex for route in app.routes
-                 if isinstance(route, APIRoute) for method in route.methods}
-        missing = [f"{m} {p}" for m, p in UPLOAD_ROUTES if (m, p) not in found]
-        if missing:
-            raise RuntimeError(f"web.security.UPLOAD_ROUTES names routes the app does not have: {missing}")
-        return [(m, found[(m, p)]) for m, p in UPLOAD_ROUTES]
-
-    def too_large(request, limit: int):
-        return error_for(request, 413, "too_large",
-                         f"Nothing was changed: the request was over the size limit of {limit:,} bytes.",
-                         look_up_user=False)
+    def too_large(request, limit: int, upload: bool, declared: int | None):
+        if upload:
+            size = f"the upload is {declared / 1024 / 1024:.1f} MB; " if declared else ""
+            message = f"Nothing was changed: {size}the limit is {settings.max_upload_mb} MB."
+        else:
+            message = f"Nothing was changed: the request is over the size limit of {settings.max_json_kb:,} KB."
+        return error_for(request, 413, "too_large", message, look_up_user=False)
 
     app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_kb * 1024,
-                       upload_limit=settings.max_upload_mb * 1024 * 1024, upload_paths=upload_paths,
+                       upload_limit=settings.max_upload_mb * 1024 * 1024, upload_routes=UPLOAD_ROUTES,
                        on_too_large=too_large)
     app.add_middleware(SecurityHeadersMiddleware)
     trusted = parse_trusted_proxies(settings.trusted_proxies)
@@ -104,14 +97,11 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
             app.state.temporal = await connect(settings)
         yield
 
-    from web.session import csrf_protect
-
     app = FastAPI(
         title="sgflow",
         summary="Workflow engine for England's local safeguarding children partnerships",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(csrf_protect)],  # every route, before its own dependencies (authentication)
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -37,12 +37,13 @@ from collections.abc import Callable, Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, the token and a few small fields beside the file
-# The routes that take files (multipart) up to settings.max_upload_mb: (method, route path). create_app checks that
-# each is a route of the app (tests/test_security_limits.py too), so a renamed route cannot silently lose its limit.
+# The routes that take files (multipart) up to settings.max_upload_mb: (method, route path).
+# tests/test_security_limits.py checks each is a route of the app, so a renamed route cannot silently lose its limit.
 UPLOAD_ROUTES = (("POST", "/reviews/{case_id}/report"), ("POST", "/api/cases/{case_id}/files"),
                  ("POST", "/arrangements/edit"))
 
@@ -66,23 +67,21 @@ class BodyTooLarge(HTTPException):
     Starlette's body readers let it through unchanged and ``web.errors`` answers 413 in the usual shape."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"the request body is over the limit of {limit:,} bytes; nothing was done")
+        super().__init__(413, f"Nothing was changed: the upload is over the limit of {limit / 1024 / 1024:.0f} MB.")
         self.limit = limit
 
 
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int,
-                 upload_paths: Callable[[], Iterable[tuple[str, re.Pattern]]],
-                 on_too_large: Callable[[Request, int], ASGIApp]):
-        self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
-        self._upload_paths, self.on_too_large = upload_paths, on_too_large
-        self._compiled: list[tuple[str, re.Pattern]] | None = None
+                 upload_routes: Iterable[tuple[str, str]],
+                 on_too_large: Callable[[Request, int, bool, int | None], ASGIApp]):
+        self.app, self.json_limit, self.upload_limit, self.on_too_large = app, json_limit, upload_limit, on_too_large
+        self.uploads: list[tuple[str, re.Pattern]] = [(method, compile_path(path)[0])
+                                                       for method, path in upload_routes]
 
     def _is_upload(self, scope: Scope) -> bool:
-        if self._compiled is None:
-            self._compiled = list(self._upload_paths())
         method, path = scope["method"], scope["path"]
-        return any(method == m and pattern.match(path) for m, pattern in self._compiled)
+        return any(method == m and pattern.match(path) for m, pattern in self.uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +97,8 @@ class BodyLimitMiddleware:
         streamed = multipart and self._is_upload(scope)
         limit = self.upload_limit + MULTIPART_OVERHEAD if streamed else self.json_limit
         if declared is not None and (not declared.isdecimal() or int(declared) > limit):
-            await self.on_too_large(Request(scope), limit)(scope, receive, send)
+            size = int(declared) if declared.isdecimal() else None
+            await self.on_too_large(Request(scope), limit, streamed, size)(scope, receive, send)
             return
         if streamed:
             await self.app(scope, _counting(receive, limit), send)
@@ -114,7 +114,7 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                await self.on_too_large(Request(scope), limit)(scope, receive, send)
+                await self.on_too_large(Request(scope), limit, False, None)(scope, receive, send)
                 return
             if body:
                 chunks.append(body)

@@ -21,14 +21,18 @@ Session
 CSRF
     The token is derived from the session id with ``itsdangerous`` (a keyed HMAC, salted apart from the cookie's
     signature): it is bound to that one session, dies with it, and needs no storage or database read to check.
-    ``csrf_protect`` (an app-wide FastAPI dependency, so it runs before each route's own dependencies, the
-    authentication among them) refuses any POST/PUT/PATCH/DELETE whose token (the ``X-CSRF-Token`` header htmx
-    sends, else the hidden form field ``csrf_token``) does not match, with 403 and nothing done. The form is read
-    through Starlette's public ``request.form()``, which keeps the parsed form on the request: the route's own
-    ``await request.form()`` gets the same one, files are spooled to disk rather than held in memory, and nothing
-    writes Starlette's private attributes (the body limit is ``web.security``'s). API calls that carry no session
-    cookie (HTTP Basic clients) are exempt: a browser never adds Basic credentials on its own, as the API never
-    asks for them with ``WWW-Authenticate``. SameSite=Lax is a second line of defence.
+    ``SessionMiddleware`` refuses any POST/PUT/PATCH/DELETE whose token (the ``X-CSRF-Token`` header htmx sends,
+    else the hidden form field ``csrf_token``) does not match, with 403 and nothing done, before any route runs.
+    A form without the header is read once here and parsed with Starlette's public API (a ``Request`` over the
+    bytes read, ``.form()``); the same bytes are then handed to the app as its ``receive``, so the route reads the
+    form (or the raw body: the arrangements editor) as usual and nothing writes Starlette's private attributes.
+    (A FastAPI dependency calling ``request.form()`` would parse only once, but it consumes the stream that
+    routes reading the raw body then cannot replay.) The body's size is bounded before this by ``web.security``
+    (``settings.max_json_kb``; uploads ``settings.max_upload_mb``, so a report of up to 20 MB can be sent without
+    JavaScript; that body is held in memory once while its token is found, as the upload itself is afterwards).
+    API calls that carry no session cookie (HTTP Basic clients) are exempt: a browser never adds Basic
+    credentials on its own, as the API never asks for them with ``WWW-Authenticate``. SameSite=Lax is a second
+    line of defence.
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ from http.cookies import SimpleCookie
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 from sqlalchemy import delete, insert
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.security import BodyTooLarge
 
 COOKIE_NAME = "sgflow_session"
 CSRF_FIELD = "csrf_token"
@@ -183,58 +189,70 @@ def is_secure(scope: Scope) -> bool:
 
 # --- CSRF -----------------------------------------------------------------------------------------------------
 
-
-class CsrfRefused(Exception):
-    """Raised by ``csrf_protect``; ``web.app`` answers 403 (or sends a person whose session ran out to sign in)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-async def csrf_protect(request: Request) -> None:
-    """App-wide dependency: a state-changing request with a session cookie must carry this session's token."""
-    if request.method not in UNSAFE:
-        return
-    session = session_of(request)
-    if request.url.path.startswith("/api/") and not session.had_cookie:
-        return  # HTTP Basic API clients: no cookie, nothing a browser could forge
-    token = request.headers.get(CSRF_HEADER)
-    if token is None and request.headers.get("content-type", "").lower().startswith(FORM_TYPES):
-        try:
-            # No form in the app takes more than one file; the body's size is web.security's limit.
-            form = await request.form(max_files=1, max_fields=200)
-        except HTTPException as exc:
-            if exc.status_code == 413:
-                raise
-            form = None  # an unreadable form has no token
-        value = form.get(CSRF_FIELD) if form is not None else None
-        token = value if isinstance(value, str) else None
-    expected = keys_of(request).csrf_token(session.session_id) if session.session_id else None
-    if not (token and expected and hmac.compare_digest(token.encode("utf-8"), expected.encode("ascii"))):
-        raise CsrfRefused("missing" if not token else "mismatch")
+def _replay(body: bytes) -> Receive:
+    """The body, read once here, for the app (then a disconnect: nothing more will come)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _form_token(scope: Scope, receive: Receive) -> tuple[str | None, bytes]:
+    """The ``csrf_token`` field of a form body, and the body (read once, to replay to the app)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:  # parsed by Starlette's public API over the bytes just read; files are spooled, then closed
+        async with Request(scope, _replay(body)).form(max_files=1, max_fields=200,
+                                                      max_part_size=max(1024 * 1024, len(body))) as form:
+            value = form.get(CSRF_FIELD)
+            return (value if isinstance(value, str) else None), body
+    except Exception:  # an unreadable form has no token
+        return None, body
 
 
 # --- middleware ---------------------------------------------------------------------------------------------
 
 
 class SessionMiddleware:
-    """Reads the session cookie into ``request.state.session`` (signature and age only: no database read) and
-    writes the cookie back when the session started, changed id or ended."""
+    """Reads the session cookie into ``request.state.session`` (signature and age only: no database read),
+    enforces CSRF, and writes the cookie back when the session started, changed id or ended.
 
-    def __init__(self, app: ASGIApp, *, secret_key: Callable[[], str]):
+    ``on_csrf_failure(request, reason)`` and ``on_too_large(request)`` build the refusal responses (blocking: they
+    run in a thread; HTML or JSON, ``web.errors`` decides); ``on_csrf_failure`` may also send people whose session
+    ran out to sign in."""
+
+    def __init__(self, app: ASGIApp, *, secret_key: Callable[[], str],
+                 on_csrf_failure: Callable[[Request, str], ASGIApp], on_too_large: Callable[[Request], ASGIApp]):
         self.app = app
         self._secret_key = secret_key
-        self._signer: TimestampSigner | None = None
+        self._keys: Keys | None = None
+        self.on_csrf_failure, self.on_too_large = on_csrf_failure, on_too_large
+
+    @property
+    def keys(self) -> Keys:
+        if self._keys is None:
+            self._keys = Keys(self._secret_key())
+        return self._keys
 
     @property
     def signer(self) -> TimestampSigner:
-        if self._signer is None:
-            self._signer = Keys(self._secret_key()).cookie
-        return self._signer
+        return self.keys.cookie
 
     def load(self, scope: Scope) -> SessionState:
         raw = None
@@ -269,6 +287,22 @@ class SessionMiddleware:
         session = self.load(scope)
         scope.setdefault("state", {})["session"] = session
 
+        if scope["method"] in UNSAFE and not (scope["path"].startswith("/api/") and not session.had_cookie):
+            headers = Headers(scope=scope)
+            token = headers.get(CSRF_HEADER)
+            if token is None and headers.get("content-type", "").lower().startswith(FORM_TYPES):
+                try:
+                    token, body = await _form_token(scope, receive)
+                except BodyTooLarge:  # web.security's limit, met while reading the form
+                    await self._refuse(self.on_too_large, scope, send)
+                    return
+                receive = _replay(body)
+            expected = self.keys.csrf_token(session.session_id) if session.session_id else None
+            if not (token and expected and hmac.compare_digest(token.encode("utf-8"), expected.encode("ascii"))):
+                await self._refuse(lambda request: self.on_csrf_failure(request, "missing" if not token else
+                                                                        "mismatch"), scope, send)
+                return
+
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 cookie = self._cookie_header(session, scope)
@@ -277,6 +311,20 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+    async def _refuse(self, respond: Callable[[Request], ASGIApp], scope: Scope, send: Send) -> None:
+        request = Request(scope)
+        response = await run_in_threadpool(respond, request)
+        session = session_of(request)
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = self._cookie_header(session, scope)
+                if cookie:
+                    MutableHeaders(scope=message).append("set-cookie", cookie)
+            await send(message)
+
+        await response(scope, _replay(b""), send_with_cookie)
 
     def _cookie_header(self, session: SessionState, scope: Scope) -> str | None:
         secure = "; Secure" if is_secure(scope) else ""
