@@ -140,8 +140,8 @@ _SESSION_USER = select(
     _sessions.c.created_at, _sessions.c.seen_at,
 ).select_from(_sessions.join(User.__table__, _users.id == _sessions.c.user_id)).where(
     _sessions.c.id_hash == bindparam("id_hash"))
-_END = delete(_sessions).where(_sessions.c.id_hash == bindparam("id_hash"))
-_TOUCH = update(_sessions).where(_sessions.c.id_hash == bindparam("id_hash")).values(seen_at=bindparam("now"))
+_END = delete(_sessions).where(_sessions.c.id_hash == bindparam("key"))
+_TOUCH = update(_sessions).where(_sessions.c.id_hash == bindparam("key")).values(seen_at=bindparam("now"))
 
 
 def session_principal(request: Request, conn: Connection | None = None) -> Principal | None:
@@ -169,11 +169,11 @@ def session_principal(request: Request, conn: Connection | None = None) -> Princ
             principal = Principal.of(row)
             if now - row.seen_at >= TOUCH_AFTER and request.query_params.get("poll") != "1":
                 with request.app.state.engine.begin() as writer:  # use, at most once a minute; polls never
-                    writer.execute(_TOUCH, {"id_hash": key, "now": now})
+                    writer.execute(_TOUCH, {"key": key, "now": now})
         else:  # gone, run out, or its account changed: the session ends here, for every copy of its cookie
             if row is not None:
                 with request.app.state.engine.begin() as writer:
-                    writer.execute(_END, {"id_hash": key})
+                    writer.execute(_END, {"key": key})
             session.end(expired=True)
     state["principal"] = principal
     return principal
