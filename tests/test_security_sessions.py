@@ -172,7 +172,7 @@ async def test_expired_sessions_are_swept_at_sign_in(site, engine):
 
 
 async def test_a_form_without_the_token_is_still_refused(site, engine):
-    app, browser = site
+    _app, browser = site
     a = browser()
     await a.sign_in(DCS)
     for data in ({}, {"csrf_token": "forged"}):
