@@ -113,8 +113,8 @@ class Keys:
     """The cookie signer and the CSRF token maker, from the app's secret (each with its own salt)."""
 
     def __init__(self, secret: str):
-        self.cookie = TimestampSigner(secret, salt="sgflow-session-cookie")
-        self.csrf = Signer(secret, salt="sgflow-csrf-token")
+        self.cookie = TimestampSigner(secret, salt="sgflow-session-cookie", digest_method=hashlib.sha256)
+        self.csrf = Signer(secret, salt="sgflow-csrf-token", digest_method=hashlib.sha256)
 
     def csrf_token(self, session_id: str) -> str:
         return self.csrf.get_signature(session_id).decode("ascii")
