@@ -64,7 +64,7 @@ def build(url: str, data_dir: Path, inline: bool):
     from safeguarding.db import make_engine
     from safeguarding.settings import Settings
     from web import app as web_app
-    from web.session import COOKIE_NAME, password_fingerprint, sign, signing_key
+    from web.session import COOKIE_NAME, new_signed_in_cookie
 
     app = web_app.create_app(Settings(data_dir=data_dir, secret_key="bench-secret"), engine=make_engine(url),
                              temporal_client=None, connect_temporal=False)
@@ -76,15 +76,12 @@ def build(url: str, data_dir: Path, inline: bool):
     if freeze_startup_objects:
         freeze_startup_objects()
     plan = json.loads((data_dir / "plan.json").read_text())
-    key, now = signing_key(app.state.settings.resolved_secret_key()), int(time.time())
     cookies = []
     with app.state.engine.connect() as conn:
         for email, _partnership in plan["clients"]:
             uid, password_hash = conn.execute(text("select id, password_hash from app_user where email = :e"),
                                               {"e": email}).one()
-            session = {"uid": uid, "ph": password_fingerprint(password_hash), "csrf": f"bench-{uid:032d}",
-                       "iat": now, "seen": now}
-            cookies.append(f"{COOKIE_NAME}={sign(key, session)}".encode("latin-1"))
+            cookies.append(f"{COOKIE_NAME}={new_signed_in_cookie(app, uid, password_hash)}".encode("latin-1"))
     rng = random.Random(11)
     partnership_of = [partnership for _email, partnership in plan["clients"]]
     path_of = {"healthz": lambda i: "/healthz", "tasks": lambda i: "/tasks",

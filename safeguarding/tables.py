@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -247,3 +247,17 @@ class LearningReporter(SQLModel, table=True):
 
     case_id: str = Field(primary_key=True, max_length=140)
     user_ref: str = Field(max_length=100)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser session (``web.session``). Keyed by the SHA-256 of the session id: the id itself, which
+    only the cookie carries, is never stored. Deleted at sign-out, when found expired or its account changed, and
+    swept (by ``created_at``) at each sign-in once older than the absolute lifetime. Times are Unix seconds."""
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    password_fingerprint: str = Field(max_length=64)  # the account's password when it started (a change ends it)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    seen_at: int = Field(sa_column=Column(BigInteger, nullable=False))

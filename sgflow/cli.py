@@ -81,9 +81,16 @@ def web(
     from safeguarding.temporal_connection import connect
 
     require_current(get_engine())
+    from web.security import parse_trusted_proxies
+
+    try:
+        parse_trusted_proxies(settings.trusted_proxies)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     asyncio.run(connect(settings))  # fail now, in one line, rather than inside the server's start-up
+    # proxy_headers=False: X-Forwarded-* are read only from SGFLOW_TRUSTED_PROXIES, in the app (web.security).
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="info",
-                proxy_headers=True, forwarded_allow_ips="*", workers=settings.web_workers)
+                proxy_headers=False, workers=settings.web_workers)
 
 
 @db_app.command("upgrade")

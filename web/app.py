@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -17,11 +18,11 @@ log = logging.getLogger("sgflow.web")
 
 
 def install_session(app: FastAPI, settings: Settings) -> None:
-    """Signed session cookie + CSRF check on every state-changing request (see ``web.session``)."""
+    """Session cookie (server-side sessions) + CSRF check on every state-changing request (see ``web.session``)."""
     from web.auth import next_path_of, session_principal, sign_in_url
     from web.cases import audit
     from web.errors import error_for
-    from web.session import SessionMiddleware, SignInThrottle
+    from web.session import SessionMiddleware, session_of
 
     def csrf_failure(request, reason: str):
         principal = None
@@ -31,7 +32,7 @@ def install_session(app: FastAPI, settings: Settings) -> None:
                   detail=f"{request.method} {request.url.path}: token {reason}")
         except Exception:
             log.exception("could not audit a refused form")
-        if reason == "expired" and principal is None and not request.url.path.startswith("/api/"):
+        if principal is None and session_of(request).expired and not request.url.path.startswith("/api/"):
             if request.headers.get("hx-request") == "true":
                 return Response(status_code=200, headers={"HX-Redirect": sign_in_url(next_path_of(request), True)})
             return RedirectResponse(sign_in_url(next_path_of(request), True), status_code=303)
@@ -41,11 +42,41 @@ def install_session(app: FastAPI, settings: Settings) -> None:
                          heading="Sorry, we could not accept that form")
 
     def too_large(request):
-        return error_for(request, 413, "too_large", "Nothing was changed: the form was over the size limit.")
+        return error_for(request, 413, "too_large", f"Nothing was changed: the form was over the size limit "
+                         f"({settings.max_upload_mb} MB with files, else {settings.max_json_kb:,} KB).")
 
-    app.state.sign_in_throttle = SignInThrottle()
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key, on_csrf_failure=csrf_failure,
                        on_too_large=too_large)
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Body limits, security headers and the trusted-proxy rule (``web.security``). Added last, so they run first:
+    the proxy rule outermost, then the headers (so even a 413 carries them), then the body limit."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from web.errors import error_for
+    from web.security import (
+        UPLOAD_ROUTES,
+        BodyLimitMiddleware,
+        SecurityHeadersMiddleware,
+        parse_trusted_proxies,
+    )
+
+    def too_large(request, limit: int, upload: bool, declared: int | None):
+        if upload:
+            size = f"the upload is {declared / 1024 / 1024:.1f} MB; " if declared else ""
+            message = f"Nothing was changed: {size}the limit is {settings.max_upload_mb} MB."
+        else:
+            message = f"Nothing was changed: the request is over the size limit of {settings.max_json_kb:,} KB."
+        return error_for(request, 413, "too_large", message, look_up_user=False)
+
+    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_kb * 1024,
+                       upload_limit=settings.max_upload_mb * 1024 * 1024, upload_routes=UPLOAD_ROUTES,
+                       on_too_large=too_large)
+    app.add_middleware(SecurityHeadersMiddleware)
+    trusted = parse_trusted_proxies(settings.trusted_proxies)
+    if trusted:  # without any, the TCP peer is the client and the scheme is the connection's own
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
 
 
 def create_app(settings: Settings | None = None, *, engine=None, temporal_client=None,
@@ -75,8 +106,13 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     app.state.settings = settings
     app.state.engine = engine
     app.state.temporal = temporal_client
+    app.state.clock = time.time  # sessions' idle and absolute expiry (tests move it on)
+    from web.auth import PasswordThrottle
+
+    app.state.password_throttle = PasswordThrottle(settings.rate_limit_storage)
     install_error_handlers(app)
     install_session(app, settings)
+    install_security(app, settings)
     from fastapi.staticfiles import StaticFiles
 
     from web.templating import STATIC_DIR, STATIC_URL

@@ -38,9 +38,11 @@ class ErrorResponse(BaseModel):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: list[FieldError] | None = None):
+    def __init__(self, status: int, code: str, message: str, fields: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
+        self.headers = headers
 
 
 def error_response(status: int, code: str, message: str, fields: list[FieldError] | None = None,
@@ -123,7 +125,7 @@ def error_page(request: Request, status: int, message: str | None = None, *, hea
 def error_for(request: Request, status: int, code: str, message: str, **page: Any) -> Response:
     """JSON for /api, the error page for everything else."""
     if is_api(request):
-        return error_response(status, code, message)
+        return error_response(status, code, message, headers=page.get("headers"))
     return error_page(request, status, message, **page)
 
 
@@ -140,11 +142,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         if is_api(request):
-            return error_response(exc.status, exc.code, exc.message, exc.fields)
+            return error_response(exc.status, exc.code, exc.message, exc.fields, headers=exc.headers)
         details = [f"{f.path.lstrip('/') or 'form'}: {f.message}" for f in exc.fields]
         heading = HEADINGS.get(exc.status) if exc.status != 404 else None
         return error_page(request, exc.status, exc.message if exc.status != 404 else None, heading=heading,
-                          details=details)
+                          details=details, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -1,97 +1,68 @@
-"""Browser sessions, CSRF tokens and sign-in throttling: the web UI's security plumbing, in one module.
+"""Browser sessions and CSRF tokens: the web UI's session plumbing, in one module.
 
 Session
-    A signed cookie (``sgflow_session``), no server-side store: ``base64url(JSON) "." base64url(HMAC-SHA256)``
-    keyed with ``settings.resolved_secret_key()``. It holds the user's id, a fingerprint of their password
-    hash (changing the password ends every session), the CSRF token, and two times: when it was issued and
-    when it was last used. It expires after ``IDLE`` without use (8 hours) and ``ABSOLUTE`` after sign-in
-    (12 hours), whichever comes first. Every request re-checks the user (still there, still active, same
-    password), so a deactivated account is out at its next click. Polling requests (``poll=1``) do not count as
-    use: an open tab on its own never keeps a session alive. The cookie is HttpOnly, SameSite=Lax, Path=/, and
-    Secure when the request came over HTTPS (run uvicorn with ``--proxy-headers`` behind a TLS proxy).
-    Limitation (documented): being stateless, a copied cookie stays valid until it expires even after sign-out;
-    the short lifetimes bound that.
+    Server-side: a signed-in session is a row of ``web_session`` (``safeguarding.tables.WebSession``) keyed by the
+    SHA-256 of a random session id; the database never holds the id itself, so a leaked table or backup cannot be
+    replayed as cookies. The cookie (``sgflow_session``) carries the id signed with ``itsdangerous``
+    (``TimestampSigner``, keyed with ``settings.resolved_secret_key()``): a forged or garbled cookie is refused
+    without a database read, and a cookie older than ``ABSOLUTE`` is refused by its signed timestamp alone.
+    ``web.auth.session_principal`` reads the row and its account in one indexed lookup on every request that
+    needs a signed-in person, and ends the session (deletes the row) when the account is gone or inactive, its
+    password changed (the row keeps a fingerprint of the password hash it started with), it has not been used for
+    ``IDLE`` (8 hours) or it started more than ``ABSOLUTE`` (12 hours) ago. Use is recorded at most once a minute
+    (one UPDATE), and polling requests (``poll=1``) never count as use: an open tab on its own never keeps a
+    session alive. Signing out deletes the row, so a copied cookie is dead from then on. Signing in always starts
+    a new id (no session fixation) and deletes expired rows (they never pile up: a row is at most 12 hours old
+    when the next sign-in sweeps it; the sweep uses the ``created_at`` index).
+    Before sign-in a visitor gets an *anonymous* id (signed, never stored) that only carries the sign-in form's
+    CSRF token. The cookie is HttpOnly, SameSite=Lax, Path=/, and Secure when the request came over HTTPS (see
+    ``web.security``: only a trusted proxy can say so).
 
 CSRF
-    Every session (also an anonymous one, for the sign-in form) has a random token. ``SessionMiddleware``
-    refuses any POST/PUT/PATCH/DELETE whose token (hidden form field ``csrf_token``, or the ``X-CSRF-Token``
-    header htmx sends) does not match, with 403 and nothing done. API calls that carry no session cookie
-    (HTTP Basic clients) are exempt: a browser never adds Basic credentials on its own, as the API never asks
-    for them with ``WWW-Authenticate``. SameSite=Lax is a second line of defence.
-
-Throttling
-    ``SignInThrottle`` counts failed sign-ins per email address and per client IP, in memory (per process; a
-    multi-replica deployment gets per-replica limits, which still bounds guessing). After ``EMAIL_FREE``
-    failures for an address (``IP_FREE`` for an IP) within ``WINDOW``, each further failure locks that key for
-    30 s, 1, 2, 4, 8, then at most 15 minutes. While locked, sign-in is refused (429) without checking the
-    password. A success clears the address's count. The lock-out is short on purpose: someone who knows a
-    colleague's email address can delay their sign-in by minutes, not lock them out.
+    The token is derived from the session id with ``itsdangerous`` (a keyed HMAC, salted apart from the cookie's
+    signature): it is bound to that one session, dies with it, and needs no storage or database read to check.
+    ``SessionMiddleware`` refuses any POST/PUT/PATCH/DELETE whose token (the ``X-CSRF-Token`` header htmx sends,
+    else the hidden form field ``csrf_token``) does not match, with 403 and nothing done, before any route runs.
+    A form without the header is read once here and parsed with Starlette's public API (a ``Request`` over the
+    bytes read, ``.form()``); the same bytes are then handed to the app as its ``receive``, so the route reads the
+    form (or the raw body: the arrangements editor) as usual and nothing writes Starlette's private attributes.
+    (A FastAPI dependency calling ``request.form()`` would parse only once, but it consumes the stream that
+    routes reading the raw body then cannot replay.) The body's size is bounded before this by ``web.security``
+    (``settings.max_json_kb``; uploads ``settings.max_upload_mb``, so a report of up to 20 MB can be sent without
+    JavaScript; that body is held in memory once while its token is found, as the upload itself is afterwards).
+    API calls that carry no session cookie (HTTP Basic clients) are exempt: a browser never adds Basic
+    credentials on its own, as the API never asks for them with ``WWW-Authenticate``. SameSite=Lax is a second
+    line of defence.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
-import json
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any
 
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+from sqlalchemy import delete, insert
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.security import BodyTooLarge
 
 COOKIE_NAME = "sgflow_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 IDLE = 8 * 3600  # seconds without use before a session ends
 ABSOLUTE = 12 * 3600  # seconds after sign-in before a session ends however busy
-REFRESH_AFTER = 60  # re-issue the cookie (sliding expiry) at most once a minute
-FORM_BODY_LIMIT = 2_000_000  # bytes of a form the middleware reads to find its token (else 413)
+TOUCH_AFTER = 60  # record use (one UPDATE) at most once a minute
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-# --- signing ----------------------------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, b"sgflow-session\0" + payload.encode("ascii"), hashlib.sha256).digest())
-
-
-def sign(key: bytes, data: dict[str, Any]) -> str:
-    payload = _b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
-    return f"{payload}.{_mac(key, payload)}"
-
-
-def unsign(key: bytes, value: str) -> dict[str, Any] | None:
-    payload, sep, mac = value.partition(".")
-    if not sep or not hmac.compare_digest(mac, _mac(key, payload)):
-        return None
-    try:
-        data = json.loads(_unb64(payload))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def signing_key(secret: str) -> bytes:
-    """The session-signing key derived from the app's secret (kept apart from its other uses)."""
-    return hashlib.sha256(b"sgflow-session-key\0" + secret.encode("utf-8")).digest()
+ANONYMOUS, SIGNED_IN = "a", "u"
 
 
 def password_fingerprint(password_hash: str) -> str:
@@ -99,21 +70,35 @@ def password_fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
 
 
+def id_hash(session_id: str) -> str:
+    """What the database keeps of a session id."""
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def clock_of(request: Request) -> Callable[[], float]:
+    """The app's clock (``app.state.clock``; tests set it to move time on)."""
+    return getattr(request.app.state, "clock", None) or time.time
+
+
 # --- the session of one request ------------------------------------------------------------------------------
 
 
 @dataclass
 class SessionState:
-    data: dict[str, Any] = field(default_factory=dict)
-    modified: bool = False
-    cleared: bool = False
-    expired: bool = False  # a signed-in session came in but had run out (the sign-in page says so)
+    session_id: str | None = None  # from a valid cookie, or made during this request
+    kind: str | None = None  # ANONYMOUS or SIGNED_IN
     had_cookie: bool = False
+    expired: bool = False  # a signed-in session came in but had run out (the sign-in page says so)
+    issue: bool = False  # send a new cookie with this response
+    clear: bool = False  # delete the cookie with this response
 
     @property
-    def user_id(self) -> int | None:
-        uid = self.data.get("uid")
-        return uid if isinstance(uid, int) else None
+    def signed_in(self) -> bool:
+        return self.kind == SIGNED_IN and self.session_id is not None
+
+    def end(self, *, expired: bool) -> None:
+        self.session_id, self.kind, self.issue, self.clear = None, None, False, True
+        self.expired = self.expired or expired
 
 
 def session_of(request: Request) -> SessionState:
@@ -124,161 +109,91 @@ def session_of(request: Request) -> SessionState:
     return session
 
 
+class Keys:
+    """The cookie signer and the CSRF token maker, from the app's secret (each with its own salt)."""
+
+    def __init__(self, secret: str):
+        self.cookie = TimestampSigner(secret, salt="sgflow-session-cookie", digest_method=hashlib.sha256)
+        self.csrf = Signer(secret, salt="sgflow-csrf-token", digest_method=hashlib.sha256)
+
+    def csrf_token(self, session_id: str) -> str:
+        return self.csrf.get_signature(session_id).decode("ascii")
+
+
+def keys_of(request: Request) -> Keys:
+    keys = getattr(request.app.state, "session_keys", None)
+    if keys is None:
+        keys = request.app.state.session_keys = Keys(request.app.state.settings.resolved_secret_key())
+    return keys
+
+
 def csrf_token(request: Request) -> str:
-    """This session's CSRF token (one is made, and the cookie set, if the session has none yet)."""
+    """This session's CSRF token (an anonymous session, and its cookie, is made if there is none yet)."""
     session = session_of(request)
-    token = session.data.get("csrf")
-    if not isinstance(token, str) or not token:
-        token = session.data["csrf"] = secrets.token_urlsafe(32)
-        now = int(time.time())
-        session.data.setdefault("iat", now)
-        session.data["seen"] = now
-        session.modified = True
-    return token
+    if session.session_id is None:
+        session.session_id, session.kind = secrets.token_urlsafe(32), ANONYMOUS
+        session.issue, session.clear = True, False
+    return keys_of(request).csrf_token(session.session_id)
 
 
-def start_session(request: Request, user_id: int, password_hash: str) -> None:
-    """After a successful sign-in: a brand-new session (new token: no session fixation)."""
+def start_session(request: Request, engine, user_id: int, password_hash: str) -> None:
+    """After a successful sign-in: a brand-new session id (no session fixation), stored as its hash. The
+    previous signed-in session of this browser, if any, and every expired session are deleted. Blocking: call it
+    from a thread."""
+    from safeguarding.tables import WebSession
+
     session = session_of(request)
-    now = int(time.time())
-    session.data = {"uid": user_id, "ph": password_fingerprint(password_hash), "csrf": secrets.token_urlsafe(32),
-                    "iat": now, "seen": now}
-    session.modified, session.cleared, session.expired = True, False, False
+    now = int(clock_of(request)())
+    new_id = secrets.token_urlsafe(32)
+    table = WebSession.__table__
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.created_at < now - ABSOLUTE))
+        if session.signed_in:
+            conn.execute(delete(table).where(table.c.id_hash == id_hash(session.session_id)))
+        conn.execute(insert(table).values(id_hash=id_hash(new_id), user_id=user_id,
+                                          password_fingerprint=password_fingerprint(password_hash),
+                                          created_at=now, seen_at=now))
+    session.session_id, session.kind = new_id, SIGNED_IN
+    session.issue, session.clear, session.expired = True, False, False
 
 
-def end_session(request: Request) -> None:
+def new_signed_in_cookie(app, user_id: int, password_hash: str, *, now: float | None = None) -> str:
+    """A stored session for ``user_id`` and the cookie value that carries it, without signing in through the form
+    (benchmarks and tests). Blocking."""
+    from safeguarding.tables import WebSession
+
+    now = int(time.time() if now is None else now)
+    new_id = secrets.token_urlsafe(32)
+    with app.state.engine.begin() as conn:
+        conn.execute(insert(WebSession.__table__).values(
+            id_hash=id_hash(new_id), user_id=user_id, password_fingerprint=password_fingerprint(password_hash),
+            created_at=now, seen_at=now))
+    return Keys(app.state.settings.resolved_secret_key()).cookie.sign(f"{SIGNED_IN}.{new_id}").decode("ascii")
+
+
+def end_session(request: Request, engine) -> None:
+    """Sign out: the session's row is deleted (its cookie, wherever copied, is dead) and the cookie cleared."""
+    from safeguarding.tables import WebSession
+
     session = session_of(request)
-    session.data = {}
-    session.cleared, session.modified = True, False
+    if session.signed_in:
+        table = WebSession.__table__
+        with engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.id_hash == id_hash(session.session_id)))
+    session.end(expired=False)
 
 
 def is_secure(scope: Scope) -> bool:
     return scope.get("scheme") == "https"
 
 
-# --- middleware ---------------------------------------------------------------------------------------------
+# --- CSRF -----------------------------------------------------------------------------------------------------
 
-
-class SessionMiddleware:
-    """Loads the session cookie into ``request.state.session``, enforces CSRF, writes the cookie back.
-
-    ``on_csrf_failure(request, reason)`` and ``on_too_large(request)`` build the refusal responses (HTML or JSON:
-    ``web.errors`` decides); ``on_csrf_failure`` may also send people whose session ran out to sign in.
-    """
-
-    def __init__(self, app: ASGIApp, *, secret_key: Callable[[], str],
-                 on_csrf_failure: Callable[[Request, str], Any], on_too_large: Callable[[Request], Any],
-                 clock: Callable[[], float] = time.time):
-        self.app = app
-        self._secret_key = secret_key
-        self._key: bytes | None = None
-        self.on_csrf_failure, self.on_too_large, self.clock = on_csrf_failure, on_too_large, clock
-
-    @property
-    def key(self) -> bytes:
-        if self._key is None:
-            self._key = signing_key(self._secret_key())
-        return self._key
-
-    def load(self, scope: Scope) -> SessionState:
-        headers = Headers(scope=scope)
-        raw = None
-        for chunk in headers.getlist("cookie"):
-            cookie = SimpleCookie()
-            with contextlib.suppress(Exception):  # a malformed Cookie header: ignore it, as browsers do
-                cookie.load(chunk)
-            if COOKIE_NAME in cookie:
-                raw = cookie[COOKIE_NAME].value
-        state = SessionState(had_cookie=raw is not None)
-        if raw is None:
-            return state
-        data = unsign(self.key, raw)
-        if data is None:
-            return state
-        now = self.clock()
-        seen, iat = data.get("seen"), data.get("iat")
-        if not isinstance(seen, int | float) or not isinstance(iat, int | float) or \
-                now - seen > IDLE or now - iat > ABSOLUTE:
-            state.expired = "uid" in data
-            state.cleared = True  # drop the stale cookie
-            return state
-        state.data = data
-        return state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        session = self.load(scope)
-        scope.setdefault("state", {})["session"] = session
-        request = Request(scope, receive)
-        polling = request.query_params.get("poll") == "1"
-
-        if scope["method"] in UNSAFE and not (scope["path"].startswith("/api/") and not session.had_cookie):
-            token = request.headers.get(CSRF_HEADER)
-            body: bytes | None = None
-            if token is None:
-                content_type = request.headers.get("content-type", "")
-                if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-                    declared = request.headers.get("content-length", "")
-                    if declared.isdecimal() and int(declared) > FORM_BODY_LIMIT:
-                        await self.on_too_large(request)(scope, receive, send)
-                        return
-                    chunks, size = [], 0
-                    async for chunk in request.stream():
-                        size += len(chunk)
-                        if size > FORM_BODY_LIMIT:
-                            await self.on_too_large(request)(scope, receive, send)
-                            return
-                        chunks.append(chunk)
-                    body = b"".join(chunks)
-                    request._body = body  # so form() below parses what we read
-                    try:
-                        form = await request.form()
-                        value = form.get(CSRF_FIELD)
-                        token = value if isinstance(value, str) else None
-                        await form.close()
-                    except Exception:  # an unparsable form has no token
-                        token = None
-            expected = session.data.get("csrf")
-            if not (isinstance(token, str) and isinstance(expected, str) and expected
-                    and hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))):
-                reason = "expired" if session.expired or (session.had_cookie and not session.data) else (
-                    "missing" if not token else "mismatch")
-                await self.on_csrf_failure(request, reason)(scope, receive, send)
-                return
-            if body is not None:
-                receive = _replay(body)
-
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                cookie = self._cookie_header(session, scope, polling)
-                if cookie:
-                    headers = MutableHeaders(scope=message)
-                    headers.append("set-cookie", cookie)
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
-
-    def _cookie_header(self, session: SessionState, scope: Scope, polling: bool) -> str | None:
-        secure = "; Secure" if is_secure(scope) else ""
-        if session.cleared and not session.modified:
-            return f"{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
-        if not session.data:
-            return None
-        now = int(self.clock())
-        if not session.modified:
-            seen = session.data.get("seen", 0)
-            if polling or now - seen < REFRESH_AFTER:
-                return None
-        session.data["seen"] = now
-        session.data.setdefault("iat", now)
-        max_age = max(0, min(IDLE, int(session.data["iat"]) + ABSOLUTE - now))
-        return (f"{COOKIE_NAME}={sign(self.key, session.data)}; Path=/; Max-Age={max_age}; HttpOnly; "
-                f"SameSite=Lax{secure}")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _replay(body: bytes) -> Receive:
+    """The body, read once here, for the app (then a disconnect: nothing more will come)."""
     sent = False
 
     async def receive() -> Message:
@@ -291,59 +206,131 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-# --- throttling -----------------------------------------------------------------------------------------------
+async def _form_token(scope: Scope, receive: Receive) -> tuple[str | None, bytes]:
+    """The ``csrf_token`` field of a form body, and the body (read once, to replay to the app)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:  # parsed by Starlette's public API over the bytes just read; files are spooled, then closed
+        async with Request(scope, _replay(body)).form(max_files=1, max_fields=200,
+                                                      max_part_size=max(1024 * 1024, len(body))) as form:
+            value = form.get(CSRF_FIELD)
+            return (value if isinstance(value, str) else None), body
+    except Exception:  # an unreadable form has no token
+        return None, body
 
-EMAIL_FREE = 5  # failures allowed per email address within WINDOW before locks start
-IP_FREE = 20  # failures allowed per client IP within WINDOW
-WINDOW = 15 * 60  # a key's failures are forgotten this long after its last failure
-FIRST_LOCK = 30  # seconds; doubles with every further failure
-MAX_LOCK = 15 * 60
-MAX_KEYS = 50_000  # memory bound: forget the oldest keys beyond this
+
+# --- middleware ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    locked_until: float = 0.0
+class SessionMiddleware:
+    """Reads the session cookie into ``request.state.session`` (signature and age only: no database read),
+    enforces CSRF, and writes the cookie back when the session started, changed id or ended.
 
+    ``on_csrf_failure(request, reason)`` and ``on_too_large(request)`` build the refusal responses (blocking: they
+    run in a thread; HTML or JSON, ``web.errors`` decides); ``on_csrf_failure`` may also send people whose session
+    ran out to sign in."""
 
-class SignInThrottle:
-    """Failed sign-ins per key (``email:...``, ``ip:...``), with exponential lock-outs. Thread-safe."""
+    def __init__(self, app: ASGIApp, *, secret_key: Callable[[], str],
+                 on_csrf_failure: Callable[[Request, str], ASGIApp], on_too_large: Callable[[Request], ASGIApp]):
+        self.app = app
+        self._secret_key = secret_key
+        self._keys: Keys | None = None
+        self.on_csrf_failure, self.on_too_large = on_csrf_failure, on_too_large
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock
-        self._keys: dict[str, _Failures] = {}
-        self._lock = threading.Lock()
+    @property
+    def keys(self) -> Keys:
+        if self._keys is None:
+            self._keys = Keys(self._secret_key())
+        return self._keys
 
-    @staticmethod
-    def keys(email: str, ip: str | None) -> list[str]:
-        return [f"email:{email.strip().lower()}"] + ([f"ip:{ip}"] if ip else [])
+    @property
+    def signer(self) -> TimestampSigner:
+        return self.keys.cookie
 
-    def wait_seconds(self, keys: Iterable[str]) -> int:
-        """0 when an attempt may go ahead, else how long the longest lock on these keys still runs."""
-        now = self.clock()
-        with self._lock:
-            waits = [f.locked_until - now for k in keys if (f := self._keys.get(k)) is not None]
-        longest = max(waits, default=0)
-        return int(longest) + 1 if longest > 0 else 0
+    def load(self, scope: Scope) -> SessionState:
+        raw = None
+        for chunk in Headers(scope=scope).getlist("cookie"):
+            cookie = SimpleCookie()
+            with contextlib.suppress(Exception):  # a malformed Cookie header: ignore it, as browsers do
+                cookie.load(chunk)
+            if COOKIE_NAME in cookie:
+                raw = cookie[COOKIE_NAME].value
+        state = SessionState(had_cookie=raw is not None)
+        if raw is None:
+            return state
+        try:
+            value = self.signer.unsign(raw, max_age=ABSOLUTE).decode("ascii")
+        except SignatureExpired:  # signed by us, but older than ABSOLUTE
+            state.clear, state.expired = True, raw.startswith(SIGNED_IN + ".")
+            return state
+        except BadSignature:  # forged or garbled: no session at all
+            state.clear = True
+            return state
+        kind, _, session_id = value.partition(".")
+        if kind in (ANONYMOUS, SIGNED_IN) and session_id:
+            state.kind, state.session_id = kind, session_id
+        else:
+            state.clear = True
+        return state
 
-    def failed(self, keys: Iterable[str]) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in keys:
-                entry = self._keys.get(key)
-                if entry is None or now - entry.last > WINDOW:
-                    entry = self._keys[key] = _Failures()
-                entry.count += 1
-                entry.last = now
-                free = IP_FREE if key.startswith("ip:") else EMAIL_FREE
-                if entry.count >= free:
-                    entry.locked_until = now + min(FIRST_LOCK * 2 ** (entry.count - free), MAX_LOCK)
-            if len(self._keys) > MAX_KEYS:
-                for key, _ in sorted(self._keys.items(), key=lambda kv: kv[1].last)[: len(self._keys) - MAX_KEYS]:
-                    del self._keys[key]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        session = self.load(scope)
+        scope.setdefault("state", {})["session"] = session
 
-    def succeeded(self, email: str) -> None:
-        with self._lock:
-            self._keys.pop(f"email:{email.strip().lower()}", None)
+        if scope["method"] in UNSAFE and not (scope["path"].startswith("/api/") and not session.had_cookie):
+            headers = Headers(scope=scope)
+            token = headers.get(CSRF_HEADER)
+            if token is None and headers.get("content-type", "").lower().startswith(FORM_TYPES):
+                try:
+                    token, body = await _form_token(scope, receive)
+                except BodyTooLarge:  # web.security's limit, met while reading the form
+                    await self._refuse(self.on_too_large, scope, send)
+                    return
+                receive = _replay(body)
+            expected = self.keys.csrf_token(session.session_id) if session.session_id else None
+            if not (token and expected and hmac.compare_digest(token.encode("utf-8"), expected.encode("ascii"))):
+                await self._refuse(lambda request: self.on_csrf_failure(request, "missing" if not token else
+                                                                        "mismatch"), scope, send)
+                return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = self._cookie_header(session, scope)
+                if cookie:
+                    MutableHeaders(scope=message).append("set-cookie", cookie)
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    async def _refuse(self, respond: Callable[[Request], ASGIApp], scope: Scope, send: Send) -> None:
+        request = Request(scope)
+        response = await run_in_threadpool(respond, request)
+        session = session_of(request)
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = self._cookie_header(session, scope)
+                if cookie:
+                    MutableHeaders(scope=message).append("set-cookie", cookie)
+            await send(message)
+
+        await response(scope, _replay(b""), send_with_cookie)
+
+    def _cookie_header(self, session: SessionState, scope: Scope) -> str | None:
+        secure = "; Secure" if is_secure(scope) else ""
+        if session.issue and session.session_id:
+            value = self.signer.sign(f"{session.kind}.{session.session_id}").decode("ascii")
+            return f"{COOKIE_NAME}={value}; Path=/; Max-Age={ABSOLUTE}; HttpOnly; SameSite=Lax{secure}"
+        if session.clear and session.had_cookie:
+            return f"{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+        return None

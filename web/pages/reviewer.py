@@ -27,13 +27,21 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from safeguarding import forms
-from safeguarding.accounts import Principal, authenticate
+from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate, User
 from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
-from web.auth import page_principal_on, require_page_principal, safe_next, session_principal
+from web.auth import (
+    TooManyAttempts,
+    check_password,
+    client_ip,
+    page_principal_on,
+    require_page_principal,
+    safe_next,
+    session_principal,
+)
 from web.cases import (
     CASE_EVENTS,
     CASE_TASKS,
@@ -54,7 +62,7 @@ from web.cases import (
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.pages import schema_forms as sf
-from web.session import SignInThrottle, end_session, session_of, start_session
+from web.session import end_session, session_of, start_session
 from web.templating import date_uk, datetime_uk, render
 
 log = logging.getLogger("sgflow.web")
@@ -199,13 +207,6 @@ def _engine(request: Request):
     return request.app.state.engine
 
 
-def _throttle(request: Request) -> SignInThrottle:
-    throttle = getattr(request.app.state, "sign_in_throttle", None)
-    if throttle is None:
-        throttle = request.app.state.sign_in_throttle = SignInThrottle()
-    return throttle
-
-
 # --- home, sign-in, sign-out ------------------------------------------------------------------------------------
 
 
@@ -251,36 +252,33 @@ async def sign_in(request: Request):
     if errors:
         summary = [{"text": m, "href": f"#{f}"} for f, m in errors.items()]
         return _sign_in_page(request, status=422, email=email, next_path=next_path, errors=errors, summary=summary)
-    engine, throttle = _engine(request), _throttle(request)
-    ip = request.client.host if request.client else None
-    keys = throttle.keys(email, ip)
-    wait = throttle.wait_seconds(keys)
-    if wait:
+    engine, ip = _engine(request), client_ip(request)
+
+    def check() -> tuple[Principal | None, str | None]:
+        principal = check_password(request, email, password)  # throttled: TooManyAttempts, password unchecked
+        if principal is None:
+            return None, None
+        with Session(engine) as session:
+            password_hash = session.get(User, principal.user_id).password_hash
+        start_session(request, engine, principal.user_id, password_hash)  # a new id: no session fixation
+        return principal, password_hash
+
+    try:
+        principal, _ = await run_in_threadpool(check)
+    except TooManyAttempts as exc:
         audit(engine, None, "sign_in", outcome="rejected", detail=f"throttled email={email[:254]} ip={ip}")
-        minutes = max(1, -(-wait // 60))
+        minutes = max(1, -(-exc.retry_after // 60))
         message = (f"You have tried to sign in too many times. Wait {minutes} minute{'s' if minutes > 1 else ''} "
                    "and try again.")
         response = _sign_in_page(request, status=429, email=email, next_path=next_path,
                                  errors={"email": message}, summary=[{"text": message, "href": "#email"}])
-        response.headers["Retry-After"] = str(wait)
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
-
-    def check() -> tuple[Principal | None, str | None]:
-        with Session(engine) as session:
-            principal = authenticate(session, email, password)
-            if principal is None:
-                return None, None
-            return principal, session.get(User, principal.user_id).password_hash
-
-    principal, password_hash = await run_in_threadpool(check)
     if principal is None:
-        throttle.failed(keys)
         audit(engine, None, "sign_in", outcome="rejected", detail=f"wrong credentials email={email[:254]} ip={ip}")
         return _sign_in_page(request, status=422, email=email, next_path=next_path,
                              errors={"email": WRONG_SIGN_IN},
                              summary=[{"text": WRONG_SIGN_IN, "href": "#email"}])
-    throttle.succeeded(email)
-    start_session(request, principal.user_id, password_hash)
     request.scope.setdefault("state", {})["principal"] = principal
     audit(engine, principal, "sign_in", partnership_id=principal.partnership_id, detail=f"ip={ip}")
     return RedirectResponse(next_path if next_path != "/" else HOME_BY_KIND.get(principal.kind, "/tasks"),
@@ -292,7 +290,7 @@ def sign_out(request: Request):
     principal = session_principal(request)
     if principal is not None:
         audit(_engine(request), principal, "sign_out", partnership_id=principal.partnership_id)
-    end_session(request)
+    end_session(request, _engine(request))  # the session's row is deleted: every copy of its cookie is dead
     return RedirectResponse("/sign-in?signed_out=1", status_code=303)
 
 
