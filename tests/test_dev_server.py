@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from safeguarding.binaries import temporal_cli
+from safeguarding.payload_codec import data_converter, new_key_entry, parse_keys
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES
-from safeguarding.payload_codec import data_converter, new_key_entry, parse_keys
 from sgflow.rebuild import rebuild
 from sgflow.seed import DEMO_PASSWORD
 from web.app import create_app
