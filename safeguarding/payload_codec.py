@@ -103,9 +103,13 @@ def _generated_keys(data_dir: Path) -> PayloadKeys:
     return parse_keys(path.read_text(), source=str(path))
 
 
-def load_keys(settings: Settings) -> PayloadKeys:
+def load_keys(settings: Settings, *, create: bool = True) -> PayloadKeys:
+    """The configured keys, else the data folder's (made there when ``create``)."""
     if settings.payload_keys is not None:
         return parse_keys(settings.payload_keys)
+    if not create and not (settings.data_dir / KEY_FILE).exists():
+        raise PayloadKeyError(f"{SETTING} is not set and {settings.data_dir / KEY_FILE} does not exist; set "
+                              f"{SETTING} to the keys the worker and web app use")
     return _generated_keys(settings.data_dir)
 
 

@@ -4,6 +4,7 @@ seen without the keys, the search attributes, and the codec server the Temporal 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -191,3 +192,68 @@ async def test_a_cases_history_holds_no_personal_data_in_clear(time_env, seeded_
     assert (values["SgPartnership"], values["SgProcess"], values["SgCaseRef"]) == (
         f'"{RV}"', '"incident"', f'"{reference}"')
     assert not any(text in "".join(values.values()) for text in secrets.values())
+
+
+# --- the codec server the Temporal UI calls ---------------------------------------------------------------------
+
+UI = "http://127.0.0.1:8080"
+
+
+def as_json(payloads: list[Payload]) -> dict:
+    from google.protobuf import json_format
+    from temporalio.api.common.v1 import Payloads
+
+    return json.loads(json_format.MessageToJson(Payloads(payloads=payloads)))
+
+
+async def codec_call(path: str, body, headers: dict | None = None, host: str = "127.0.0.1:8888"):
+    import httpx
+
+    from sgflow.codec_server import create_codec_app
+
+    app = create_codec_app(parse_keys(f"k2:{key(2)},k1:{key(1)}"), UI)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}") as client:
+        if path == "OPTIONS":
+            return await client.options("/decode", headers=headers)
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return await client.post(path, content=content, headers={"content-type": "application/json",
+                                                                  **(headers or {})})
+
+
+async def test_codec_server_decodes_for_the_ui_and_nobody_else():
+    old = EncryptionCodec(parse_keys(f"k1:{key(1)}"))  # sealed before a rotation: the server still opens it
+    sealed = await old.encode([payload("Child Zephyrine")])
+    answer = await codec_call("/decode", as_json(sealed), {"origin": UI, "x-namespace": "default"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == UI
+    decoded = answer.json()["payloads"][0]
+    assert base64.b64decode(decoded["data"]) == b'"Child Zephyrine"'
+    assert base64.b64decode(decoded["metadata"]["encoding"]) == b"json/plain"
+
+    encoded = (await codec_call("/encode", as_json([payload("x")]), {"origin": UI})).json()["payloads"][0]
+    assert base64.b64decode(encoded["metadata"][KEY_ID]) == b"k2"  # the current key encrypts
+
+    preflight = await codec_call("OPTIONS", None, {"origin": UI, "access-control-request-method": "POST",
+                                                   "access-control-request-headers": "content-type,x-namespace"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == UI
+
+    elsewhere = await codec_call("/decode", as_json(sealed), {"origin": "https://evil.example"})
+    assert elsewhere.status_code == 403 and "Child" not in elsewhere.text
+    assert "access-control-allow-origin" not in elsewhere.headers
+    rebound = await codec_call("/decode", as_json(sealed), host="attacker.example:8888")  # DNS rebinding
+    assert rebound.status_code == 400 and "Child" not in rebound.text
+
+    unknown = await EncryptionCodec(parse_keys(f"k9:{key(9)}")).encode([payload("y")])
+    refused = await codec_call("/decode", as_json(unknown), {"origin": UI})
+    assert refused.status_code == 400 and "key id ‘k9’" in refused.json()["error"]
+    garbage = await codec_call("/decode", b"not json", {"origin": UI})
+    assert garbage.status_code == 400 and "not a Payloads JSON object" in garbage.json()["error"]
+
+
+def test_codec_server_listens_on_loopback_only():
+    from sgflow.codec_server import check_loopback
+
+    assert check_loopback("127.0.0.1") == "127.0.0.1" and check_loopback("::1") == "::1"
+    for host in ("0.0.0.0", "192.168.1.10", "example.org"):
+        with pytest.raises(SystemExit, match="not a loopback address"):
+            check_loopback(host)
