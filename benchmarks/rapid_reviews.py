@@ -557,10 +557,9 @@ async def run_phase(kind: str, args, db_url: str, data_dir: Path, actors: dict[s
         server_pid = _server_pid({proc.pid})
         await wait_ready(proc, log_path)
         if kind == "sgflow":
-            from safeguarding.db import make_engine
-
             from temporalio.client import Client
 
+            from safeguarding.db import make_engine
             from safeguarding.payload_codec import converter_for
             from safeguarding.settings import Settings
 

@@ -47,10 +47,14 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_codec_app(keys: PayloadKeys, ui_origin: str) -> Starlette:
     codec = EncryptionCodec(keys)
     origin = ui_origin.rstrip("/")
+    origins = {origin}
+    for a, b in (("//127.0.0.1:", "//localhost:"), ("//localhost:", "//127.0.0.1:")):
+        if a in origin:  # the UI's origin is whichever of the two names the operator typed
+            origins.add(origin.replace(a, b))
 
     async def handle(request: Request, transform) -> Response:
         sent_origin = request.headers.get("origin")
-        if sent_origin is not None and sent_origin.rstrip("/") != origin:
+        if sent_origin is not None and sent_origin.rstrip("/") not in origins:
             return _error(403, f"requests from {sent_origin} are refused; only the Temporal UI at {origin} may call")
         declared = request.headers.get("content-length", "")
         if declared.isdecimal() and int(declared) > MAX_BODY:
@@ -75,10 +79,13 @@ def create_codec_app(keys: PayloadKeys, ui_origin: str) -> Starlette:
         return await handle(request, codec.decrypt)
 
     return Starlette(
-        routes=[Route("/encode", encode, methods=["POST"]), Route("/decode", decode, methods=["POST"])],
+        routes=[Route("/encode", encode, methods=["POST"]), Route("/decode", decode, methods=["POST"]),
+                # the CLI's --codec-endpoint 'http://127.0.0.1:8888/{namespace}' form
+                Route("/{namespace}/encode", encode, methods=["POST"]),
+                Route("/{namespace}/decode", decode, methods=["POST"])],
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"]),
-            Middleware(CORSMiddleware, allow_origins=[origin], allow_methods=["POST"],
+            Middleware(CORSMiddleware, allow_origins=sorted(origins), allow_methods=["POST"],
                        allow_headers=["content-type", "x-namespace"], allow_credentials=False, max_age=600),
         ],
     )

@@ -230,6 +230,9 @@ async def test_codec_server_decodes_for_the_ui_and_nobody_else():
     assert base64.b64decode(decoded["data"]) == b'"Child Zephyrine"'
     assert base64.b64decode(decoded["metadata"]["encoding"]) == b"json/plain"
 
+    by_namespace = await codec_call("/default/decode", as_json(sealed), {"origin": "http://localhost:8080"})
+    assert by_namespace.status_code == 200 and by_namespace.json() == answer.json()  # the CLI's form; either name
+
     encoded = (await codec_call("/encode", as_json([payload("x")]), {"origin": UI})).json()["payloads"][0]
     assert base64.b64decode(encoded["metadata"][KEY_ID]) == b"k2"  # the current key encrypts
 
