@@ -124,7 +124,12 @@ class Child:
             self.restart_at = now + delay
             self.restarts += 1
             code = self.proc.returncode
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            how = f"exit status {code}"
+            if code < 0:
+                try:
+                    how = f"killed by {signal.Signals(-code).name}"
+                except ValueError:
+                    how = f"killed by signal {-code}"
             where = f"; its log: {self.log}" if self.log else ""
             return (f"  {self.name}: stopped unexpectedly ({how}); restarting in {delay:g} s "
                     f"(restart {self.restarts}){where}")
