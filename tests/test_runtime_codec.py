@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import Session, select
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from safeguarding.payload_codec import (
@@ -21,7 +20,6 @@ from safeguarding.payload_codec import (
     EncryptionCodec,
     PayloadDecryptionError,
     PayloadKeyError,
-    data_converter,
     load_keys,
     parse_keys,
 )
@@ -142,11 +140,14 @@ async def test_a_cases_history_holds_no_personal_data_in_clear(time_env, seeded_
     from safeguarding.accounts import Principal
     from safeguarding.case_records import TaskCommand
     from safeguarding.tables import User
+    from safeguarding.temporal_connection import connect
     from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
     from workflows.registry import WORKFLOWS
 
     keys = parse_keys(f"k1:{key(7)}")
-    sealed = Client(**{**time_env.client.config(), "data_converter": data_converter(keys)})
+    # the client every process of ours gets (worker, web app, rebuild, CLI): through connect, with the settings
+    sealed = await connect(settings.model_copy(update={
+        "temporal_address": time_env.client.service_client.config.target_host, "payload_keys": f"k1:{key(7)}"}))
     with Session(seeded_engine) as session:
         users = {u.user_ref: u for u in session.exec(select(User).where(User.partnership_id == RV))}
     lead, notifier = Principal.of(users["u-rv-business-manager"]), Principal.of(users["u-rv-la-head-qa"])
