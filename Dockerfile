@@ -39,7 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # A fixed numeric uid/gid so orchestrators can check "runs as non-root" without reading /etc/passwd.
 RUN groupadd --system --gid 10001 sgflow \
     && useradd --system --uid 10001 --gid sgflow --home-dir /var/lib/sgflow --shell /usr/sbin/nologin sgflow \
-    && install -d -o sgflow -g sgflow -m 0750 /var/lib/sgflow
+    && install -d -o sgflow -g sgflow -m 0700 /var/lib/sgflow
 
 COPY --from=build /opt/venv /opt/venv
 

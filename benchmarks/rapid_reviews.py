@@ -557,10 +557,17 @@ async def run_phase(kind: str, args, db_url: str, data_dir: Path, actors: dict[s
         server_pid = _server_pid({proc.pid})
         await wait_ready(proc, log_path)
         if kind == "sgflow":
+            from temporalio.client import Client
+
             from safeguarding.db import make_engine
+            from safeguarding.payload_codec import converter_for
+            from safeguarding.settings import Settings
 
             engine = make_engine(db_url)
-            driver: Any = SgflowDriver(env.client, engine, queue)
+            # the worker encrypts what it stores (safeguarding/payload_codec.py): the driver shares its key, as the
+            # web app does (SGFLOW_PAYLOAD_KEYS if set, else the key file in the worker's data folder)
+            sealed = Client(**{**env.client.config(), "data_converter": converter_for(Settings(data_dir=data_dir))})
+            driver: Any = SgflowDriver(sealed, engine, queue)
         else:
             driver = BareDriver(env.client, queue, actors, args.smtp)
         run_id = uuid.uuid4().hex[:6]

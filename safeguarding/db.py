@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import lru_cache
 from pathlib import Path
 from weakref import WeakKeyDictionary
@@ -28,6 +29,22 @@ def _describe(url: str) -> str:
         return "<unparseable URL>"
 
 
+def private_file(path: Path) -> Path:
+    """Make ``path`` (a SQLite file) readable by this user only: created 0600 if missing, tightened if it exists,
+    and so are its ``-wal``/``-shm``/``-journal`` companions (SQLite creates those with the main file's mode)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    return tighten(path)
+
+
+def tighten(path: Path) -> Path:
+    """Make an existing SQLite file and its companions 0600 (a missing one is left missing)."""
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        with suppress(FileNotFoundError, PermissionError):  # another owner's file (a mounted volume): leave it
+            candidate.chmod(0o600)
+    return path
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -37,8 +54,8 @@ def make_engine(url: str) -> Engine:
             "expected e.g. sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db"
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_file(Path(parsed.database))  # it holds children's data: never readable by other users
         # Keep a connection per busy web thread: the default pool (5 + 10 overflow) closes the overflow ones as
         # they come back, so under load every request paid for a new connection and its PRAGMAs.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,

@@ -1,6 +1,8 @@
 """Connecting to Temporal, with errors a person can act on, and our custom search attributes.
 
-Search attributes are stored unencrypted: they never hold personal data (ids and process names only).
+Every client we create (worker, web app, rebuild, the command line) goes through ``connect``, which plugs in
+the payload codec (``safeguarding/payload_codec.py``): what Temporal stores is encrypted. Search attributes are
+stored unencrypted: they never hold personal data (ids, process names and case references only).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class TemporalUnavailableError(RuntimeError):
 
 
 async def connect(settings: Settings, *, timeout: float = 10.0) -> Client:
-    kwargs: dict = {"namespace": settings.temporal_namespace}
+    from safeguarding.payload_codec import converter_for
+
+    kwargs: dict = {"namespace": settings.temporal_namespace, "data_converter": converter_for(settings)}
     if settings.temporal_api_key:
         kwargs.update(api_key=settings.temporal_api_key, tls=True)
     try:

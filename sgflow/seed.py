@@ -131,6 +131,14 @@ _DEMO_EVENTS = [  # (kind, themes, factors, what happened, what was expected)
 ]
 
 
+def demo_activity_recorded(engine: Engine) -> bool:
+    """Whether the demo's learning events (or any learning case) are already there."""
+    from safeguarding.tables import Case
+
+    with Session(engine) as session:
+        return session.exec(select(Case.id).where(Case.process == "learning")).first() is not None
+
+
 async def seed_demo_activity(engine: Engine, client, task_queue: str, partnership_id: str = "riverford-and-vale",
                              per_kind: int = 4) -> int:
     """Record a spread of learning events over the last year through the real intake, once."""

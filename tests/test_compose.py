@@ -48,16 +48,18 @@ REQUIRED_SETTINGS = {
     "TEMPORAL_NAMESPACE",
     "SGFLOW_TASK_QUEUE",
     "SGFLOW_SECRET_KEY",
+    "SGFLOW_PAYLOAD_KEYS",
 }
 APP_ENV_PREFIXES = ("SGFLOW_", "TEMPORAL_", "SMTP_", "DATABASE_")
 # Values compose must be given (".env"); the stack refuses to start without them.
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "SGFLOW_SECRET_KEY")
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "SGFLOW_SECRET_KEY", "SGFLOW_PAYLOAD_KEYS")
 EXPECTED_SEARCH_ATTRIBUTES = {"SgPartnership": "Keyword", "SgProcess": "Keyword", "SgCaseRef": "Keyword"}
 # Stand-ins for the values an operator puts in .env, so interpolation can be checked.
 FAKE_DOTENV = {
     "POSTGRES_PASSWORD": "pg-secret",
     "APP_DB_PASSWORD": "app-secret",
     "SGFLOW_SECRET_KEY": "signing-secret",
+    "SGFLOW_PAYLOAD_KEYS": "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     "SGFLOW_PUBLIC_URL": "https://sg.example.org",
 }
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from safeguarding.binaries import temporal_cli
+from safeguarding.payload_codec import data_converter, new_key_entry, parse_keys
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES
 from sgflow.rebuild import rebuild
@@ -26,6 +27,7 @@ from web.app import create_app
 from web.cases import london_today
 
 pytestmark = pytest.mark.stack
+PAYLOAD_KEYS = new_key_entry()  # the worker process encrypts what it stores: the test's client shares its key
 LEAD = ("rv-business-manager@demo.test", DEMO_PASSWORD)
 
 
@@ -40,7 +42,7 @@ async def dev_env():
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
-        dev_server_log_level="error")
+        dev_server_log_level="error", data_converter=data_converter(parse_keys(PAYLOAD_KEYS)))
     yield env
     await env.shutdown()
 
@@ -51,7 +53,8 @@ class WorkerProcess:
     def __init__(self, env, db_url: str, settings, data_dir):
         self.env_vars = {**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                          "DATABASE_URL": db_url, "SGFLOW_TASK_QUEUE": settings.task_queue,
-                         "SGFLOW_SECRET_KEY": "test-secret", "SGFLOW_DATA_DIR": str(data_dir)}
+                         "SGFLOW_SECRET_KEY": "test-secret", "SGFLOW_DATA_DIR": str(data_dir),
+                         "SGFLOW_PAYLOAD_KEYS": PAYLOAD_KEYS}
         self.proc: subprocess.Popen | None = None
 
     def start(self):
