@@ -38,7 +38,8 @@ TEMPORAL_UI = "temporal-ui"
 MIGRATE, WORKER, WEB = "migrate", "worker", "web"
 OUR_SERVICES = (MIGRATE, WORKER, WEB)
 ONE_SHOTS = (SCHEMA_JOB, NAMESPACE_JOB, SEARCH_ATTRIBUTE_JOB, MIGRATE)
-LONG_RUNNING = (POSTGRES, TEMPORAL, TEMPORAL_UI, WORKER, WEB)
+REDIS = "redis"
+LONG_RUNNING = (POSTGRES, TEMPORAL, TEMPORAL_UI, REDIS, WORKER, WEB)
 EXPECTED_SERVICES = {*ONE_SHOTS, *LONG_RUNNING}
 
 # Settings production cannot do without (the app's defaults are for `sgflow up` on a laptop).
@@ -319,6 +320,17 @@ def test_third_party_images_are_the_expected_ones(services):
         assert repo(job) == "temporalio/admin-tools", job
     assert repo(TEMPORAL) == "temporalio/server"
     assert repo(TEMPORAL_UI) == "temporalio/ui"
+
+
+def test_every_web_process_shares_one_password_throttle(services):
+    """N web processes with per-process counters would give a guesser N times the attempts."""
+    assert image_parts(services[REDIS]["image"])[0] == "redis"
+    storage = services[WEB]["environment"]["SGFLOW_RATE_LIMIT_STORAGE"]
+    assert storage == f"redis://{REDIS}:6379", storage
+    assert services[WEB]["depends_on"][REDIS]["condition"] == "service_healthy"
+    import limits.storage
+
+    assert isinstance(limits.storage.storage_from_string(storage), limits.storage.RedisStorage)  # the client is there
 
 
 def test_temporal_server_and_admin_tools_versions_match(services):

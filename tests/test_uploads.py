@@ -63,6 +63,21 @@ async def test_a_pdf_and_a_word_file_are_stored_and_downloaded_as_attachments(ap
     assert (await upload(api, "report.docx", docx_bytes())).status_code == 201
 
 
+async def test_stored_files_and_their_folders_are_private_whatever_the_umask(api):
+    """``sgflow web`` run on its own keeps the shell's umask (often 022): the files must not follow it."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        response = await upload(api, "Final report.pdf", b"%PDF-1.7\n" + b"y" * 500)
+    finally:
+        os.umask(old)
+    stored = path_of(api.app_settings, CASE, response.json()["file_id"])
+    assert oct(stored.stat().st_mode)[-3:] == "600"
+    assert oct(stored.parent.stat().st_mode)[-3:] == "700"  # the case's folder
+    assert oct(stored.parent.parent.stat().st_mode)[-3:] == "700"  # <data dir>/files
+
+
 @pytest.mark.parametrize(("name", "data", "status", "words"), [
     ("setup.exe", b"MZ\x90\x00" + b"x" * 100, 422, "not a PDF or Word file"),
     ("report.pdf", b"MZ\x90\x00 a program renamed", 422, "does not contain a PDF"),

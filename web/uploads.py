@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from safeguarding.settings import Settings
+from safeguarding.settings import Settings, make_private_dir
 from web.errors import ApiError, FieldError
 
 ALLOWED = {".pdf": "PDF", ".docx": "Word", ".doc": "Word"}
@@ -32,6 +32,13 @@ class StoredFile:
     file_id: str
     name: str
     size: int
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write a file created 0600 from the start (never readable by others, not even for an instant)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def case_folder(settings: Settings, case_id: str) -> Path:
@@ -83,12 +90,12 @@ async def store(upload: UploadFile, settings: Settings, case_id: str) -> StoredF
         raise _bad(f"‘{name}’ does not contain a {ALLOWED[ext]} document; upload the report itself")
     digest = hashlib.sha256(data).hexdigest()
     folder = case_folder(settings, case_id)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder.parent)  # <data dir>/files and each case's folder: 0700
+    make_private_dir(folder)
     target = folder / f"{digest}{ext}"
     if not target.exists():
         temp = target.with_suffix(".part")
-        temp.write_bytes(data)
-        temp.chmod(0o600)
+        write_private_bytes(temp, data)
         os.replace(temp, target)
     return StoredFile(f"{digest}{ext}", name, len(data))
 
