@@ -68,7 +68,7 @@ def fuzz(base: str, who: str, email: str, args, report_dir: Path) -> dict:
            "--workers", "1", "--request-timeout", "30", "--no-color", "--report", "ndjson",
            "--report-ndjson-path", str(ndjson), "--suppress-health-check", "all", "--generation-database", "none"]
     started = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=report_dir)  # its .schemathesis/ goes there
     statuses: dict[int, int] = {}
     for line in ndjson.read_text().splitlines() if ndjson.exists() else []:
         _count_statuses(json.loads(line), statuses)

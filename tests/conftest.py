@@ -15,6 +15,7 @@ from safeguarding.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples"
+TEST_PAYLOAD_KEYS = "test:" + "A" * 43 + "="  # a fixed 32-byte AES key: the tests' clients and apps share it
 POSTGRES_URL = os.environ.get("SGFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -85,7 +86,11 @@ async def time_env():
     from safeguarding.settings import Settings
     from safeguarding.temporal_connection import ensure_search_attributes
 
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(temporal_test_server()))
+    from safeguarding.payload_codec import data_converter, parse_keys
+
+    # every test's Temporal traffic is encrypted with the key the ``settings`` fixture gives the app (as in production)
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(temporal_test_server()),
+                                                        data_converter=data_converter(parse_keys(TEST_PAYLOAD_KEYS)))
     await ensure_search_attributes(env.client, Settings().temporal_namespace)
     yield env
     await env.shutdown()
@@ -95,7 +100,8 @@ async def time_env():
 def settings(tmp_path):
     from safeguarding.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", secret_key="test-secret", task_queue=f"q-{uuid.uuid4().hex[:8]}")
+    return Settings(data_dir=tmp_path / "data", secret_key="test-secret", task_queue=f"q-{uuid.uuid4().hex[:8]}",
+                    payload_keys=TEST_PAYLOAD_KEYS)
 
 
 @pytest.fixture(scope="session")

@@ -189,7 +189,8 @@ async def test_a_new_case_decides_its_code_changes_by_its_engine_not_by_markers(
     assert driver.task("decision").form == "lcspr_decision.v2"  # the themes change, without a marker
     history = await driver.env.client.get_workflow_handle(driver.case_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    assert ENGINE >= 2 and json.loads(started.input.payloads[0].data)["engine"] == ENGINE
+    (plain,) = await driver.env.client.data_converter.payload_codec.decode(started.input.payloads[:1])  # encrypted
+    assert ENGINE >= 2 and json.loads(plain.data)["engine"] == ENGINE
     kinds = {e.event_type for e in history.events}
     assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds
     assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds

@@ -288,8 +288,9 @@ class ChildIn(BaseModel):
 
 class IncidentIn(BaseModel):
     case_ref: str = Field(description="Your reference for this incident (1 to 40 letters, digits and hyphens, "
-                                      "starting with a letter or digit). Submitting the same reference twice opens "
-                                      "nothing new.", json_schema_extra=REF_SCHEMA)
+                                      "starting with a letter or digit). Never a name: it is part of the "
+                                      "workflow id, which Temporal stores unencrypted. Submitting the same "
+                                      "reference twice opens nothing new.", json_schema_extra=REF_SCHEMA)
     aware_date: date = Field(description="The date the local authority became aware of the incident.")
     category: str = Field(description="The incident category, from the partnership's arrangements.")
     children: list[ChildIn] = Field(min_length=1, description="One to four children, by pseudonym only.")

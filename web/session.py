@@ -192,7 +192,7 @@ def is_secure(scope: Scope) -> bool:
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _replay(body: bytes) -> Receive:
+def replay(body: bytes) -> Receive:
     """The body, read once here, for the app (then a disconnect: nothing more will come)."""
     sent = False
 
@@ -218,7 +218,7 @@ async def _form_token(scope: Scope, receive: Receive) -> tuple[str | None, bytes
             break
     body = b"".join(chunks)
     try:  # parsed by Starlette's public API over the bytes just read; files are spooled, then closed
-        async with Request(scope, _replay(body)).form(max_files=1, max_fields=200,
+        async with Request(scope, replay(body)).form(max_files=1, max_fields=200,
                                                       max_part_size=max(1024 * 1024, len(body))) as form:
             value = form.get(CSRF_FIELD)
             return (value if isinstance(value, str) else None), body
@@ -296,26 +296,22 @@ class SessionMiddleware:
                 except BodyTooLarge:  # web.security's limit, met while reading the form
                     await self._refuse(self.on_too_large, scope, send)
                     return
-                receive = _replay(body)
+                receive = replay(body)
             expected = self.keys.csrf_token(session.session_id) if session.session_id else None
             if not (token and expected and hmac.compare_digest(token.encode("utf-8"), expected.encode("ascii"))):
                 await self._refuse(lambda request: self.on_csrf_failure(request, "missing" if not token else
                                                                         "mismatch"), scope, send)
                 return
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                cookie = self._cookie_header(session, scope)
-                if cookie:
-                    MutableHeaders(scope=message).append("set-cookie", cookie)
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, self._sending_cookie(session, scope, send))
 
     async def _refuse(self, respond: Callable[[Request], ASGIApp], scope: Scope, send: Send) -> None:
         request = Request(scope)
         response = await run_in_threadpool(respond, request)
-        session = session_of(request)
+        await response(scope, replay(b""), self._sending_cookie(session_of(request), scope, send))
+
+    def _sending_cookie(self, session: SessionState, scope: Scope, send: Send) -> Send:
+        """``send``, with the session's cookie (if it has one to set) added to the response's headers."""
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -324,7 +320,7 @@ class SessionMiddleware:
                     MutableHeaders(scope=message).append("set-cookie", cookie)
             await send(message)
 
-        await response(scope, _replay(b""), send_with_cookie)
+        return send_with_cookie
 
     def _cookie_header(self, session: SessionState, scope: Scope) -> str | None:
         secure = "; Secure" if is_secure(scope) else ""

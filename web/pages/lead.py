@@ -24,7 +24,6 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
 from starlette.datastructures import UploadFile
-from starlette.types import Message, Receive
 
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, load
@@ -37,6 +36,7 @@ from web.auth import require_page_principal
 from web.cases import audit
 from web.errors import ApiError, error_page
 from web.pages import page_context
+from web.session import replay
 from web.templating import is_fragment_request, render
 
 router = APIRouter(include_in_schema=False)
@@ -333,19 +333,6 @@ def arrangements_editor(request: Request, partnership: str | None = None,
         block="editor")
 
 
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
 async def _drain(request: Request) -> int:
     """Read and discard the rest of an oversized body (bounded), so the browser reads our answer."""
     declared = request.headers.get("content-length", "")
@@ -379,7 +366,7 @@ async def _submitted(request: Request) -> tuple[str | bytes | None, str | None, 
         declared = request.headers.get("content-length", "")
         await _drain(request)
         raise ArrangementsError(_too_large(int(declared) if declared.isdecimal() else None)) from None
-    form = await Request(request.scope, receive=_replay(body)).form(max_files=1, max_fields=20,
+    form = await Request(request.scope, receive=replay(body)).form(max_files=1, max_fields=20,
                                                                     max_part_size=BODY_LIMIT)
     try:
         upload, pasted, note = form.get("file"), form.get("document"), form.get("note")
