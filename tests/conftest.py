@@ -83,10 +83,9 @@ async def time_env():
     from temporalio.testing import WorkflowEnvironment
 
     from safeguarding.binaries import temporal_test_server
+    from safeguarding.payload_codec import data_converter, parse_keys
     from safeguarding.settings import Settings
     from safeguarding.temporal_connection import ensure_search_attributes
-
-    from safeguarding.payload_codec import data_converter, parse_keys
 
     # every test's Temporal traffic is encrypted with the key the ``settings`` fixture gives the app (as in production)
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(temporal_test_server()),
