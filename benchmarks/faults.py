@@ -56,6 +56,9 @@ PARTNERS = ("riverford-council", "vale-icb", "vale-police")
 RETRYABLE = {0, 500, 502, 503, 504}  # 0: no answer (refused, reset, timed out)
 
 
+PANEL = "panel@demo.test"
+
+
 def steps(today: str) -> list[tuple[str, dict]]:
     """The tasks of a rapid review, in order (the sequence of tests/test_incident_workflow.py)."""
     return [
@@ -224,7 +227,7 @@ class Driver:
                 refs = [r[0] for r in self._read("select user_ref from task_candidate where task_id = ? "
                                                  "order by user_ref", f"{case_id}/{key}")]
                 if not refs and rows[0][1] == "national_panel":
-                    return ["panel@demo.test"]
+                    return [PANEL]
                 return [f"{ref.removeprefix('u-')}@demo.test" for ref in refs]
             await asyncio.sleep(0.3)
         return None
@@ -242,8 +245,11 @@ class Driver:
             if not candidates:
                 return f"{ref}: task {key} never opened" if candidates is None else f"{ref}: {key} has no candidate"
             email = candidates[0]
-            status, body = await self.request(f"/api/cases/{case_id}/tasks/{key}/complete", data, email,
-                                              f"{ref} {key}")
+            path = f"/api/cases/{case_id}/tasks/{key}/complete"
+            if email == PANEL:  # the national body acts by the case's national reference only
+                (national_ref,) = self._read("select national_ref from \"case\" where id = ?", case_id)[0]
+                path = f"/api/national/cases/{national_ref}/tasks/{key}/complete"
+            status, body = await self.request(path, data, email, f"{ref} {key}")
             if status == 202 or (status == 409 and body.get("error", {}).get("code") != "already_exists"):
                 await self.wait_task(case_id, key, "done")
             elif status not in (200, 409):
