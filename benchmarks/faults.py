@@ -46,32 +46,14 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+from rapid_reviews import AGENCIES, steps  # the same 11 tasks, in the same order
 
 ROOT = Path(__file__).resolve().parents[1]
 RV = "riverford-and-vale"
 PASSWORD = "demo-password"  # the demo seed's (sgflow/seed.py): demo accounts in a scratch folder
 OPENER = "rv-business-manager@demo.test"
-AGENCIES = ("riverford-council", "vale-icb", "riverford-schools")
-PARTNERS = ("riverford-council", "vale-icb", "vale-police")
 RETRYABLE = {0, 500, 502, 503, 504}  # 0: no answer (refused, reset, timed out)
-
-
 PANEL = "panel@demo.test"
-
-
-def steps(today: str) -> list[tuple[str, dict]]:
-    """The tasks of a rapid review, in order (the sequence of tests/test_incident_workflow.py)."""
-    return [
-        ("notification", {"sent_on": today, "local_partners_notified": True}),
-        *[(f"summary-{a}", {"involvement": "Health visiting since birth."}) for a in AGENCIES],
-        ("meeting", {"held_on": today, "summary": "Facts gathered."}),
-        ("decision", {"hold_lcspr": "no", "national_importance": False, "learning_themes": ["information-sharing"],
-                      "rationale": "Agencies did not share information.",
-                      "learning": "Information sharing at weekends."}),
-        *[(f"signoff-{p}", {"agree": True}) for p in PARTNERS],
-        ("submission", {"submitted_on": today}),
-        ("panel-response", {"response": "agrees"}),
-    ]
 
 
 def free_port() -> int:
