@@ -1024,6 +1024,26 @@ class _Semantic:
                 self.add(here + "/notify_role", timeout["notify_role"],
                          "‘notify_role’ is only used when the action is ‘notify_role’: remove it or change "
                          "the action")
+            self._check_clock_from_previous_start(base, stages, j)
+
+    def _check_clock_from_previous_start(self, base: str, stages: list[Any], j: int) -> None:
+        """A stage counted from the previous stage's start must have more working days than the previous stage.
+
+        Stage k opens when stage k-1 times out (or is escalated), and stage k-1 can run its full limit from its
+        own start (it always does when it is counted from the stage before's deadline, or is the first or urgent
+        stage, or was escalated on its first day). Stage k is then due ``limit(k)`` working days after that start,
+        so with ``limit(k) <= limit(k-1)`` it would be due on or before the day it opens: overdue at once."""
+        stage, previous = stages[j], stages[j - 1] if j else None
+        if j == 0 or not isinstance(previous, dict) or stage.get("clock_start") != "previous_stage_start":
+            return
+        limit, before = stage.get("time_limit_working_days"), previous.get("time_limit_working_days")
+        if not (_is_int(limit) and _is_int(before)) or limit > before:
+            return
+        self.add(_ptr_join(base, "stages") + _ptr(j, "time_limit_working_days"), limit,
+                 f"stage {j + 1} counts its {limit} working days from the start of stage {j}, which itself has "
+                 f"{before}: stage {j + 1} would be due on or before the day it opens. Give stage {j + 1} more "
+                 f"than {before} working days, or count it from the previous stage's deadline "
+                 "(clock_start: previous_stage_deadline)")
 
     def check_calendar(self) -> None:
         days = _dict(self.doc.get("calendar")).get("extra_closure_days")

@@ -50,9 +50,11 @@ Counting rules (the domain brief's "Proposed default", plus the options a partne
   (31 Aug + 6 months = 28 Feb, or 29 Feb in a leap year) and ``roll_to_next_month_start`` gives
   the 1st of the following month (31 Aug + 6 months = 1 Mar; any overflow rolls to the 1st, so
   30 Jan + 1 month = 1 Mar as well, never 2 Mar). Then, with
-  ``month_deadline_on_non_working_day: roll_forward``, a non-working result moves to the next
-  working day; with ``keep`` (default) it stays as it is. The rule applies to ``n == 0`` too (the
-  start date itself). ``n < 0`` raises ``ValueError``.
+  ``month_deadline_on_non_working_day: roll_forward`` (the default), a non-working result moves to the
+  next working day; with ``keep`` it stays as it is. The default follows practice: a report due on a
+  Sunday or a bank holiday is expected on the next working day (the way the working-day deadlines already
+  end on a working day), and nobody is late for not working on a bank holiday. The rule applies to
+  ``n == 0`` too (the start date itself). ``n < 0`` raises ``ValueError``.
 * **Lateness** (:meth:`WorkingCalendar.working_days_late`): 0 when ``done <= due``; otherwise the
   number of working days in ``(due, done]``. So finishing on the Saturday after a Friday deadline
   is late (``done > due``) but 0 *working days* late; use ``done > due`` (or compare with
@@ -122,7 +124,7 @@ class CountingRules:
     trigger_day_counts: bool = False
     before_event_rule: str = "nth_working_day_before_event"
     month_overflow: str = "clamp_to_month_end"
-    month_deadline_on_non_working_day: str = "keep"
+    month_deadline_on_non_working_day: str = "roll_forward"  # a config that leaves it out: the next working day
     deadline_end_time: str = "23:59"
     timezone: str = "Europe/London"
 

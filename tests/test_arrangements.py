@@ -140,9 +140,12 @@ def test_schema_ids_and_user_refs_patterns() -> None:
     assert raw["$defs"]["id"]["pattern"] == "^[a-z0-9][a-z0-9_-]{0,62}$"
     assert raw["$defs"]["user_ref"]["pattern"] == "^u-[a-z0-9-]+$"
     counting = raw["properties"]["calendar"]["properties"]["counting"]
-    assert set(counting["required"]) == set(counting["properties"]) == {
+    assert set(counting["properties"]) == {
         "trigger_day_counts", "before_event_rule", "month_overflow", "month_deadline_on_non_working_day",
         "deadline_end_time"}
+    # every rule is stated, but a month deadline on a non-working day may be left to its default: roll forward
+    assert set(counting["properties"]) - set(counting["required"]) == {"month_deadline_on_non_working_day"}
+    assert counting["properties"]["month_deadline_on_non_working_day"]["default"] == "roll_forward"
     for name, prop in counting["properties"].items():
         assert "Proposed default" in prop["description"], name
 
@@ -578,6 +581,23 @@ def test_last_stage_cannot_escalate(doc: dict[str, Any]) -> None:
     doc["escalation"]["ladders"][0]["stages"][3]["on_timeout"] = {"action": "escalate"}
     issue = only_issue_at(doc, "/escalation/ladders/0/stages/3/on_timeout/action")
     assert "last stage can't escalate" in issue.message
+
+
+def test_a_stage_counted_from_the_previous_start_must_outlast_the_previous_stage(doc: dict[str, Any]) -> None:
+    # Riverford's disagreement ladder: stage 2 has 5 working days, stage 3 has 2. Counted from stage 2's deadline
+    # that is fine; counted from stage 2's START, stage 3 would be due before it opens (stage 2 runs 5 days).
+    stages = doc["escalation"]["ladders"][0]["stages"]
+    assert arrangements.validate(doc) == []
+    stages[2]["clock_start"] = "previous_stage_start"
+    issue = only_issue_at(doc, "/escalation/ladders/0/stages/2/time_limit_working_days")
+    assert issue.value == 2
+    assert issue.message.startswith("stage 3 counts its 2 working days from the start of stage 2, which itself "
+                                    "has 5: stage 3 would be due on or before the day it opens")
+    stages[2]["time_limit_working_days"] = 5  # as long as stage 2: due the day it opens, refused too
+    assert "stage 3 counts its 5 working days" in only_issue_at(
+        doc, "/escalation/ladders/0/stages/2/time_limit_working_days").message
+    stages[2]["time_limit_working_days"] = 6  # one more: always due after it opens
+    assert arrangements.validate(doc) == []
 
 
 def test_notify_role_is_required_for_notify_action(doc: dict[str, Any]) -> None:

@@ -210,6 +210,21 @@ def test_add_months(start, n, rules, expected):
     assert with_rules(CAL, **rules).add_months(D(start), n) == D(expected)
 
 
+def test_a_month_deadline_on_a_non_working_day_rolls_forward_unless_the_arrangements_keep_it():
+    """The default (a config that leaves the rule out) is the next working day: 31 Aug 2026 + 6 months is
+    Sun 28 Feb 2027 -> Mon 1 Mar 2027; 27 Sep 2026 + 6 months is Sat 27 Mar 2027 -> past Sun 28 and Easter
+    Monday 29 Mar to Tue 30 Mar 2027. Stated as ``keep``, the dates stand."""
+    unstated = json.loads(json.dumps(SECTION))
+    del unstated["counting"]["month_deadline_on_non_working_day"]
+    default = WorkingCalendar.for_config(unstated, 2025, 2028)
+    assert CountingRules().month_deadline_on_non_working_day == "roll_forward"
+    assert default.add_months(D("2026-08-31"), 6) == D("2027-03-01")
+    assert default.add_months(D("2026-09-27"), 6) == D("2027-03-30")
+    assert default.add_months(D("2026-08-15"), 6) == D("2027-02-15")  # a Monday: unchanged
+    kept = WorkingCalendar.for_config(section(), 2025, 2028)
+    assert kept.add_months(D("2026-08-31"), 6) == D("2027-02-28")
+
+
 # --------------------------------------------------------------------------------- deadlines and lateness
 def test_deadline_at_bst_and_gmt():
     assert CAL.deadline_at(D("2026-06-01")) == datetime(2026, 6, 1, 22, 59, tzinfo=UTC)
@@ -465,7 +480,8 @@ def test_prop_add_months(closures, start, n, overflow, non_working):
     result = cal.add_months(start, n)
     year, month0 = divmod(start.year * 12 + start.month - 1 + n, 12)
     target = date(year, month0 + 1, 1)
-    kept = calendar_with(closures, month_overflow=overflow).add_months(start, n)
+    kept = calendar_with(closures, month_overflow=overflow, month_deadline_on_non_working_day="keep").add_months(
+        start, n)
     if overflow == "clamp_to_month_end":
         assert (kept.year, kept.month) == (target.year, target.month)  # never overflows the month
         assert kept.day == start.day or (kept.day < start.day and (kept + timedelta(days=1)).day == 1)
