@@ -18,7 +18,8 @@ NATIONAL_PANEL = "national_panel"  # candidate role of tasks for national-body u
 # ``workflow.patched`` id; once new cases start with an engine that includes the change, ``Casework.has``
 # decides by the input alone for them (no marker and no search-attribute upsert in every case's history), and
 # only cases started under an older engine decide by their history's marker. Children take their parent's.
-ENGINE = 2
+# 3: the LCSPR decision's own date, the Panel chased, notices from config, the scrutineer told once.
+ENGINE = 3
 
 
 @dataclass

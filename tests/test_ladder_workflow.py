@@ -106,10 +106,12 @@ async def test_no_answer_climbs_every_stage_to_the_scrutineer(ladder):
     assert [(t["from"], t["to"], t["by"]) for t in timed] == [(1, 2, "timer"), (2, 3, "timer"), (3, 4, "timer")]
     assert [e.message for e in ladder.events("business_unit_told")] == [
         "Business unit told: stage 2", "Business unit told: stage 3", "Business unit told: stage 4"]
-    assert ladder.events("scrutineer_notified")
+    # stage 4's timeout action names the scrutineer's role, and the last stage always tells the scrutineer: once
+    assert len(ladder.events("scrutineer_notified")) == 1 and ladder.events("role_notified") == []
     with Session(ladder.engine) as session:
         mails = session.exec(select(OutboxMessage).where(OutboxMessage.case_id == ladder.case_id)).all()
-    assert any("u-rv-scrutineer" in json.loads(m.to_user_refs) and "last stage" in m.subject for m in mails)
+    to_scrutineer = [m for m in mails if "u-rv-scrutineer" in json.loads(m.to_user_refs)]
+    assert len(to_scrutineer) == 1 and "last stage" in to_scrutineer[0].subject
     tasks = ladder.tasks()
     assert [tasks[f"stage-{n}"].status for n in (1, 2, 3)] == ["cancelled"] * 3
     assert tasks["stage-4"].status == "open" and tasks["stage-4"].overdue
@@ -233,3 +235,31 @@ async def test_overdue_rapid_review_work_climbs_the_ladder_and_stops_when_done(t
                 return session.get(Case, ladder_id).status
 
         await eventually(lambda: ladder_status() == "resolved")
+
+
+async def test_a_stage_counted_from_the_previous_start_is_never_due_before_it_opens(ladder):
+    """Northmoor's overdue-work ladder counts every stage from the previous stage's start (2, 5, then 10 working
+    days). The handler escalates stage 1 on the day it is raised, so stage 2 runs its full 5 days; stage 3 opens
+    at stage 2's deadline and must still have time (with 5 days, as the example had, it was due the day it
+    opened, and the validator now refuses that)."""
+    await ladder.raise_(partnership=NE, by="u-ne-social-worker", agencies=[_ne_agency(ladder)],
+                        ladder="overdue-work", issue_type="overdue_work")
+    stage_1 = ladder.tasks()["stage-1"]
+    handler = stage_1_handler(ladder, "stage-1")
+    await ladder.outcome(1, handler, {"outcome": "escalated", "reason": "No reply from the agency."})
+    await ladder.env.sleep(timedelta(days=60))
+    tasks, cal = ladder.tasks(), ladder_calendar(ladder)
+    opened = {key: datetime.fromisoformat(str(t.opened_at)).date() for key, t in tasks.items()}
+    assert tasks["stage-2"].due_date == cal.add_working_days(opened["stage-2"], 5)
+    assert opened["stage-3"] == tasks["stage-2"].due_date  # opened when stage 2 timed out
+    assert tasks["stage-3"].due_date == cal.add_working_days(opened["stage-2"], 10) > opened["stage-3"]
+    assert stage_1.due_date == cal.add_working_days(opened["stage-1"], 2)
+    assert len(ladder.events("scrutineer_notified")) == 1  # the last stage timed out once
+
+
+def stage_1_handler(ladder, key: str) -> str:
+    from safeguarding.tables import TaskCandidate
+
+    with Session(ladder.engine) as session:
+        return session.exec(select(TaskCandidate.user_ref).where(
+            TaskCandidate.task_id == f"{ladder.case_id}/{key}")).first()

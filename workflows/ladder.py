@@ -11,8 +11,9 @@ time limit in working days. A stage's clock starts from
 At each stage the handler records an outcome (resolved with agreed actions and a learning theme, or
 escalated with a reason). No answer by the deadline triggers the stage's timeout action: ``escalate`` to
 the next stage, ``notify_role``, or ``national_view`` (the national body's monitoring then shows it). The
-last stage's timeout always tells the independent scrutineer. An urgent ladder starts at the configured
-stage; the business unit is told from the configured stage on. A ladder can be withdrawn with a reason.
+last stage's timeout always tells the independent scrutineer, once (also when its action names the
+scrutineer's role). An urgent ladder starts at the configured stage; the business unit is told from the
+configured stage on. A ladder can be withdrawn with a reason.
 Overdue-work ladders close themselves when the parent case signals that the work is done.
 """
 
@@ -30,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.casework import Casework, TaskUpdates, rejected
 
 PROCESS = "escalation"
+# cases from before it told the scrutineer twice when the last stage's timeout action named the scrutineer's role
+SCRUTINEER_ONCE_PATCH = "scrutineer-told-once"
 
 
 def ladder_workflow_id(partnership_id: str, reference: str) -> str:
@@ -119,7 +122,9 @@ class EscalationLadder(TaskUpdates):
         action = stage.get("on_timeout", {}).get("action", "escalate")
         cw.fields["timeouts"] = cw.fields.get("timeouts", 0) + 1
         if number == self.last_stage or action != "escalate":
-            if action == "notify_role":
+            scrutineer = self.ladder.get("scrutineer_role", "")
+            told_once = number == self.last_stage and self.cw.has(SCRUTINEER_ONCE_PATCH, since=3)
+            if action == "notify_role" and not (told_once and stage["on_timeout"]["notify_role"] == scrutineer):
                 role = stage["on_timeout"]["notify_role"]
                 cw.email(cw.role_members(role), f"Escalation timed out at stage {number}: {self.inp.reference}",
                          f"‘{self.inp.subject}’ had no outcome at stage {number} by {task.due_date}.")
@@ -130,7 +135,6 @@ class EscalationLadder(TaskUpdates):
                 cw.event("national_view", f"Stage {number} timed out: now shown to the national body",
                          task_key=task.key)
             if number == self.last_stage:
-                scrutineer = self.ladder.get("scrutineer_role", "")
                 cw.email(cw.role_members(scrutineer), f"Escalation unresolved at the last stage: {self.inp.reference}",
                          f"‘{self.inp.subject}’ had no outcome at the last stage of ‘{self.ladder['name']}’.")
                 cw.event("scrutineer_notified", f"Last stage timed out: {cw.role_title(scrutineer)} told",
