@@ -177,6 +177,7 @@ def steps(today: str) -> list[tuple[str, dict[str, Any]]]:
         *[(f"summary-{a}", {"involvement": "Health visiting since birth."}) for a in AGENCIES],
         ("meeting", {"held_on": today, "summary": "Facts gathered."}),
         ("decision", {"hold_lcspr": "no", "national_importance": False, "learning_themes": ["information-sharing"],
+                      "decided_on": today,
                       "rationale": "Agencies did not share information.",
                       "learning": "Information sharing at weekends."}),
         *[(f"signoff-{p}", {"agree": True}) for p in PARTNERS],

@@ -94,17 +94,19 @@ class CaseDriver:
         return await act_on_task(self.env.client, self.case_id, "complete",
                                  TaskCommand(task_key=key, actor=actor_of(who), data=data))
 
-    async def through_rapid_review(self, *, today: date, decision="yes"):
+    async def through_rapid_review(self, *, today: date, decision="yes", decided_on: date | None = None,
+                                   submitted_on: date | None = None):
         for agency in ("riverford-council", "vale-icb", "riverford-schools"):
             await self.complete(f"summary-{agency}", {"involvement": "Health visiting since birth."})
-        await self.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+        await self.complete("meeting", {"held_on": (decided_on or today).isoformat(), "summary": "Facts gathered."})
         await self.complete("decision", {"hold_lcspr": decision, "national_importance": False,
+                                         "decided_on": (decided_on or today).isoformat(),
                                          "learning_themes": ["information-sharing"],
                                          "rationale": "Agencies did not share information.",
                                          "learning": "Information sharing at weekends."})
         for partner in ("riverford-council", "vale-icb", "vale-police"):
             await self.complete(f"signoff-{partner}", {"agree": True})
-        await self.complete("submission", {"submitted_on": today.isoformat()})
+        await self.complete("submission", {"submitted_on": (submitted_on or today).isoformat()})
 
 
 async def eventually(check, timeout: float = 10.0) -> None:
@@ -186,7 +188,7 @@ async def test_a_new_case_decides_its_code_changes_by_its_engine_not_by_markers(
     await driver.open(today)
     await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
     await driver.through_rapid_review(today=today, decision="no")
-    assert driver.task("decision").form == "lcspr_decision.v2"  # the themes change, without a marker
+    assert driver.task("decision").form == "lcspr_decision.v3"  # themes and decision date, without a marker
     history = await driver.env.client.get_workflow_handle(driver.case_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     (plain,) = await driver.env.client.data_converter.payload_codec.decode(started.input.payloads[:1])  # encrypted
@@ -281,6 +283,7 @@ async def test_a_missing_signoff_becomes_overdue_and_is_handed_on(driver):
         await driver.complete(f"summary-{agency}", {"involvement": "Known to services."})
     await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                       "decided_on": today.isoformat(),
                                        "learning_themes": ["information-sharing"],
                                        "rationale": "Recurrent theme.", "learning": "Escalation was slow."})
     await driver.complete("signoff-riverford-council", {"agree": True})
@@ -304,6 +307,7 @@ async def test_a_partner_who_does_not_sign_off_sends_the_decision_back(driver):
     await driver.open(today)
     await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await driver.complete("decision", {"hold_lcspr": "no", "national_importance": False,
+                                       "decided_on": today.isoformat(),
                                        "learning_themes": ["information-sharing"],
                                        "rationale": "Single agency issue.", "learning": "Handover notes."})
     await driver.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
@@ -369,8 +373,9 @@ async def test_the_decision_records_learning_themes_counted_beside_learning_even
     today = london_today()
     await driver.open(today)
     await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
-    assert driver.task("decision").form == "lcspr_decision.v2"
+    assert driver.task("decision").form == "lcspr_decision.v3"
     decision = {"hold_lcspr": "no", "national_importance": False, "rationale": "Single agency.",
+                "decided_on": today.isoformat(),
                 "learning": "Handover notes."}
     with pytest.raises(ApiError) as err:  # the themes are required
         await driver.complete("decision", decision)
@@ -495,3 +500,98 @@ async def test_a_read_model_restored_from_an_older_backup_is_brought_up_to_date_
     assert driver.task("notification").status == "done" and driver.task("summary-vale-icb").status == "done"
     assert len(driver.events()) == timeline + 1  # the lost event is back, and the new one
     assert [e.task_key for e in driver.events("task_completed")] == ["notification", "summary-vale-icb"]
+
+
+# --- issue 16, point 5: the decision's own date, and the Panel chased ----------------------------------------
+
+
+def configure(engine, change, partnership=RV) -> None:
+    """Store the partnership's arrangements as ``change`` leaves them (validated): the next case pins them."""
+    from safeguarding.versions import document_of, get_version, store_version
+
+    with Session(engine) as session:
+        doc = document_of(get_version(session, partnership))
+        change(doc)
+        store_version(session, partnership, doc, author="test", change_note="test arrangements")
+        session.commit()
+
+
+async def test_the_lcspr_decision_records_the_day_the_partners_decided(driver):
+    today = london_today()
+    await driver.open(date(2026, 11, 16))
+    await driver.complete("notification", {"sent_on": "2026-11-18", "local_partners_notified": True})
+    for agency in ("riverford-council", "vale-icb", "riverford-schools"):
+        await driver.complete(f"summary-{agency}", {"involvement": "Health visiting since birth."})
+    await driver.complete("meeting", {"held_on": "2026-11-20", "summary": "Facts gathered."})
+    decision = {"hold_lcspr": "yes", "national_importance": False, "learning_themes": ["neglect"],
+                "rationale": "Agencies did not share information.", "learning": "Weekend handovers."}
+    for bad, words in (({}, "Enter date of the decision"),
+                       ({"decided_on": "2026-11-13"}, "before the local authority became aware"),
+                       ({"decided_on": (today + timedelta(days=1)).isoformat()}, "future")):
+        with pytest.raises(ApiError) as err:
+            await driver.complete("decision", {**decision, **bad})
+        assert err.value.status == 422 and err.value.fields[0].path == "/decided_on"
+        assert words in err.value.fields[0].message
+    await driver.complete("decision", {**decision, "decided_on": "2026-11-20"})  # recorded some days later
+    assert "decided on 2026-11-20" in driver.events("task_completed")[-1].message
+    for partner in ("riverford-council", "vale-icb", "vale-police"):
+        await driver.complete(f"signoff-{partner}", {"agree": True})
+    await driver.complete("submission", {"submitted_on": "2026-11-27"})
+    await driver.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+    review_id = f"lcspr-{RV}-{driver.case().case_ref}"
+    await eventually(lambda: driver_case(driver, review_id) is not None)
+    review = driver_case(driver, review_id)
+    # six months from Fri 20 Nov 2026, the decision: Thu 20 May 2027 (not six months from the day it was typed)
+    assert (review.aware_date, review.report_due) == (date(2026, 11, 20), date(2027, 5, 20))
+
+
+async def test_a_late_panel_response_is_chased_when_the_arrangements_enforce_it(time_env, seeded_engine, settings):
+    configure(seeded_engine, lambda doc: doc["rapid_review"]["panel_response_expected"].update(enforce=True))
+    async with running_worker(time_env, seeded_engine, settings):
+        drv = CaseDriver(time_env, seeded_engine, settings)
+        await drv.open(date(2026, 11, 16))
+        await drv.complete("notification", {"sent_on": "2026-11-18", "local_partners_notified": True})
+        await drv.through_rapid_review(today=date(2026, 11, 20), decision="no")
+        # submitted Fri 20 Nov 2026: the response is expected within 10 working days, by Fri 4 Dec 2026
+        panel = drv.task("panel-response")
+        assert panel.due_date == date(2026, 12, 4) and panel.overdue and panel.status == "open"
+        chase = drv.task("panel-chase")
+        assert (chase.title, chase.candidate_role, chase.due_date) == (
+            "Chase the national Panel for its response", "review_officer", date(2026, 12, 7))  # next working day
+        assert drv.candidates("panel-chase") == ["u-rv-business-manager", "u-rv-review-officer"]
+        assert [e.task_key for e in drv.events("panel_response_late")] == ["panel-response"]
+        assert "by 2026-12-04" in drv.events("panel_response_late")[0].message
+        # the Panel's work never goes up the partnership's overdue ladder
+        assert not [e for e in drv.events("escalated") if e.task_key == "panel-response"]
+        await time_env.sleep(timedelta(days=2))
+        assert len(drv.events("panel_response_late")) == 1  # chased once
+        await drv.complete("panel-chase", {"chased_on": "2026-12-05"}, user_ref="u-rv-review-officer")
+        assert "chased for its response on 2026-12-05" in drv.events("task_completed")[-1].message
+        await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+        assert drv.case().status == "closed"
+
+
+async def test_a_panel_response_only_expected_is_never_chased(driver):
+    today = london_today()
+    await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=today, decision="no")
+    await driver.env.sleep(timedelta(days=30))  # far past the 10 working days Riverford expects
+    panel = driver.task("panel-response")
+    assert panel.status == "open" and not panel.overdue and driver.task("panel-chase") is None
+    assert driver.events("panel_response_late") == []
+
+
+async def test_the_panel_responding_cancels_the_chase(time_env, seeded_engine, settings):
+    configure(seeded_engine, lambda doc: doc["rapid_review"]["panel_response_expected"].update(enforce=True))
+    today = london_today()
+    async with running_worker(time_env, seeded_engine, settings):
+        drv = CaseDriver(time_env, seeded_engine, settings)
+        await drv.open(today)
+        await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+        await drv.through_rapid_review(today=today, decision="no")
+        assert drv.task("panel-chase") is None
+        await time_env.sleep(timedelta(days=20))  # 10 working days pass on the time-skipping server
+        assert drv.task("panel-chase").status == "open"
+        await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+        assert drv.task("panel-chase").status == "cancelled" and drv.case().status == "closed"

@@ -438,7 +438,8 @@ async def test_the_decision_form_asks_for_learning_themes_as_checkboxes(site):
     assert page.status_code == 200 and 'type="checkbox"' in page.text
     assert 'name="learning_themes" type="checkbox" value="neglect"' in page.text
     answers = {"hold_lcspr": "no", "national_importance": "false", "rationale": "Single agency.",
-               "learning": "Handover notes."}
+               "learning": "Handover notes.", "decided_on-day": str(today.day),
+               "decided_on-month": str(today.month), "decided_on-year": str(today.year)}
     missing = await b.post(url, answers)
     assert missing.status_code == 422 and "Select learning themes" in missing.text
     assert 'href="#learning_themes"' in missing.text and 'id="learning_themes"' in missing.text

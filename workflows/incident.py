@@ -10,7 +10,12 @@ input). Steps, as human tasks completed through Updates:
 4. sign-off by each partner the arrangements name (one who does not sign off sends the decision back);
 5. submission to the Panel (by the rapid review deadline, counted from awareness or from the
    notification as the arrangements say);
-6. the Panel's response (national-body users): agrees, disagrees, or a national review.
+6. the Panel's response (national-body users): agrees, disagrees, or a national review. With
+   ``panel_response_expected.enforce`` the response is due N working days after the submission and, when it
+   has not come by then, the coordinator is given a task to chase the Panel (the Panel's own work never goes
+   up the partnership's overdue ladder); otherwise the expected date is only shown.
+
+The LCSPR decision records the date the partners decided; a local review's final report is counted from it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from workflows.lcspr import lcspr_workflow_id
 PROCESS = "incident"
 LCSPR_PATCH = "start-local-review"  # cases from before it closed without starting the review
 THEMES_PATCH = "rapid-review-themes"  # decisions from before it used lcspr_decision.v1, which records no themes
+DECISION_DATE_PATCH = "lcspr-decision-date"  # decisions from before it (v2) took the day they were recorded
+PANEL_CHASE_PATCH = "chase-the-panel"  # cases from before it sent a late Panel response up the overdue ladder
 
 
 def workflow_id(partnership_id: str, case_ref: str) -> str:
@@ -56,6 +63,7 @@ class IncidentCase(TaskUpdates):
         self.cw = Casework(case_id=workflow.info().workflow_id, partnership_id=inp.partnership_id,
                            case_ref=inp.case_ref, process=PROCESS,
                            calendar=WorkingCalendar.from_payload(inp.calendar), arrangements=doc, engine=inp.engine)
+        self.cw.on_overdue = self._overdue
         self.aware = date.fromisoformat(inp.aware_date)
         self.rr_required = bool(self.category.get("requires_rapid_review"))
         self.status = "open"
@@ -122,7 +130,10 @@ class IncidentCase(TaskUpdates):
     def _open_decision(self) -> None:
         cw, role = self.cw, self.rr["decision_role"]
         key = "decision" if self.round == 1 else f"decision-{self.round}"
-        form = "lcspr_decision.v2" if cw.has(THEMES_PATCH, since=2) else "lcspr_decision.v1"
+        if cw.has(DECISION_DATE_PATCH, since=3):
+            form = "lcspr_decision.v3"
+        else:
+            form = "lcspr_decision.v2" if cw.has(THEMES_PATCH, since=2) else "lcspr_decision.v1"
         cw.open_task(key, "lcspr_decision", "Decide on a local child safeguarding practice review",
                      form, candidate_role=role, candidate_label=cw.role_title(role),
                      candidate_users=cw.role_members(role), due=self._meeting_due,
@@ -164,9 +175,11 @@ class IncidentCase(TaskUpdates):
             if data.get("learning_themes"):  # counted on the themes page beside learning events and escalations
                 cw.fields["learning_tags"] = {"themes": data["learning_themes"], "factors": [],
                                               "source": "rapid_review", "kind": "rapid_review"}
-            self.decided_on = cw.today()
+            # the partners' decision date (lcspr_decision.v3); earlier forms took the day it was recorded
+            self.decided_on = date.fromisoformat(data["decided_on"]) if data.get("decided_on") else cw.today()
             self._open_signoffs()
             return f"Decision recorded: LCSPR {data['hold_lcspr']}" + (
+                f", decided on {data['decided_on']}" if data.get("decided_on") else "") + (
                 "; may be of national importance" if data.get("national_importance") else "")
         if task.type == "partner_signoff":
             if not data["agree"]:
@@ -216,6 +229,8 @@ class IncidentCase(TaskUpdates):
             else:
                 self._close("closed", "Rapid review complete")
             return f"The Panel's response: {response.replace('_', ' ')}"
+        if task.type == "panel_chase":
+            return f"The Panel was chased for its response on {data['chased_on']}"
         raise rejected("invalid", f"unknown task type {task.type}")
 
     def _start_review(self, *, national: bool) -> None:
@@ -232,6 +247,20 @@ class IncidentCase(TaskUpdates):
                                     "The local child safeguarding practice review") + f" is case {child_id}",
                  data={"case_id": child_id})
 
+    def _overdue(self, task: TaskRecord) -> None:
+        """An overdue step goes up the overdue ladder; the Panel's late response is chased by the coordinator."""
+        cw = self.cw
+        if task.key != "panel-response" or not cw.has(PANEL_CHASE_PATCH, since=3):
+            cw.escalate_overdue(task)
+            return
+        coordinator = self.rr["coordinator_role"]
+        due = date.fromisoformat(task.due_date) if task.due_date else cw.today()
+        cw.event("panel_response_late", f"No response from the national Panel by {due.isoformat()}: "
+                                        f"{cw.role_title(coordinator)} asked to chase it", task_key=task.key)
+        cw.open_task("panel-chase", "panel_chase", "Chase the national Panel for its response", "panel_chase.v1",
+                     candidate_role=coordinator, candidate_label=cw.role_title(coordinator),
+                     candidate_users=cw.role_members(coordinator), due=cw.calendar.add_working_days(due, 1))
+
     def _close(self, status: str, why: str) -> None:
         for task in self.cw.open_tasks():
             self.cw.cancel_task(task.key, "the case closed")
@@ -243,7 +272,7 @@ class IncidentCase(TaskUpdates):
         """Form rules that need the case: dates not in the future, not before the LA became aware."""
         task, today = self.cw.tasks[cmd.task_key], self.cw.today()
         fields = []
-        for name in ("sent_on", "held_on", "submitted_on"):
+        for name in ("sent_on", "held_on", "submitted_on", "decided_on", "chased_on"):
             value = cmd.data.get(name)
             if not isinstance(value, str):
                 continue

@@ -40,6 +40,7 @@ async def scenario_overdue_and_disagreement(drv: CaseDriver) -> None:
     await drv.open(today - timedelta(days=12))
     await drv.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     await drv.complete("decision", {"hold_lcspr": "no", "national_importance": True, "rationale": "Single agency.",
+                                    "decided_on": today.isoformat(),
                                     "learning_themes": ["information-sharing"],
                                     "learning": "Handover notes."})
     await drv.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
@@ -104,6 +105,7 @@ async def scenario_incident_decision_themes_sent_back(drv: CaseDriver) -> None:
     await drv.open(today)
     await drv.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
     decision = {"hold_lcspr": "no", "national_importance": False, "rationale": "Single agency.",
+                "decided_on": today.isoformat(),
                 "learning": "Handover notes.", "learning_themes": ["neglect", "whole-family"]}
     await drv.complete("decision", decision)
     await drv.complete("signoff-vale-icb", {"agree": False, "comments": "Two agencies were involved."})
