@@ -3,7 +3,9 @@
 What comes out of here is safe to show the national Child Safeguarding Practice Review Panel: the
 pseudonymous ``national_ref``, the partnership, the category, dates, lateness, status and stage, the Panel's
 response, and task titles and statuses. Never the children's pseudonyms, the summary, the agencies' people,
-user references, form data, or the local ``case_ref`` (which can be re-identified without the key).
+user references, form data, or the local ``case_ref`` (which can be re-identified without the key). A local
+review's notices the law requires (the pre-publication copy, the notice of not publishing) show as received
+when the arrangements name the Panel among their recipients: which notice and the day it was sent, nothing else.
 ``NationalCase.case_id`` (the workflow id, which embeds the local case reference) is carried for look-ups
 only and never shown: pages link to a Panel task by the pseudonymous reference
 (``/national/cases/{national_ref}/tasks/panel-response``).
@@ -14,7 +16,7 @@ Every figure and list is a fixed number of SQL statements over ``case``/``task``
 * ``list_cases``: one count, one page of rows (joined to ``partnership``), one primary-key lookup of the
   Panel-response tasks of the cases on the page, and at most one lookup of category labels (cached: versions
   are immutable);
-* ``cases_by_ref``: one query for the case(s), one for their tasks.
+* ``cases_by_ref``: one query for the case(s), one for their tasks, one for the notices the Panel received.
 
 Indexes: ``figures`` counts open Panel tasks through ``ix_task_status`` (every open task) and the list sorts
 all matching cases by ``aware_date``; ``task (candidate_role, status)`` and ``case (aware_date, id)`` would
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from safeguarding.case_records import NATIONAL_PANEL
-from safeguarding.tables import ArrangementsVersion, Case, Partnership, Task
+from safeguarding.tables import ArrangementsVersion, Case, CaseEvent, Partnership, Task
 
 __all__ = [
     "CASE_STATUSES",
@@ -43,6 +45,7 @@ __all__ = [
     "Figures",
     "NationalCase",
     "NationalTask",
+    "NoticeReceived",
     "case_out",
     "cases_by_ref",
     "category_labels",
@@ -153,6 +156,19 @@ def figures(session: Session, today: date, partnership_id: str | None = None) ->
 
 
 @dataclass(frozen=True)
+class NoticeReceived:
+    """A notice the law requires that a local review sent to the Panel (among others): what, and when."""
+
+    notice: str  # pre_publication_copy | not_published
+    title: str
+    received_on: date
+
+
+NOTICE_TITLES = {"pre_publication_copy": "Pre-publication copy of the final report",
+                 "not_published": "Notice that the report will not be published"}
+
+
+@dataclass(frozen=True)
 class NationalCase:
     """One case as the national body sees it: no people, no free text, no local reference.
 
@@ -197,6 +213,7 @@ class NationalCase:
     report_due: date | None = None
     publication_date: date | None = None
     published: bool | None = None
+    notices_received: tuple[NoticeReceived, ...] = ()  # local reviews: notices sent to the Panel
 
 
 _COLUMNS = (Case.id, Case.national_ref, Case.process, Case.partnership_id, Partnership.name, Case.category,
@@ -216,7 +233,7 @@ SAFE_TITLES = frozenset({
     "panel_response", "ladder_stage", "lcspr_national_info", "lcspr_immediate_actions", "national_review_outcome",
     "lcspr_terms", "lcspr_reviewer", "lcspr_family", "lcspr_progress", "lcspr_draft", "lcspr_final_report",
     "lcspr_recommendations", "lcspr_publication_plan", "lcspr_prepublication", "lcspr_published",
-    "lcspr_not_published"})
+    "lcspr_not_published", "panel_chase"})
 
 
 def _where(query: Any, today: date, partnership_id: str | None, status: str | None, show: str | None) -> Any:
@@ -331,7 +348,27 @@ def cases_by_ref(session: Session, today: date, national_ref: str) -> list[tuple
                                              opened_at=_utc(t.opened_at)))
     labels = category_labels(session, {(r.partnership_id, r.arrangements_version) for r in rows})
     open_tasks = {i for i in ids if any(t.key == PANEL_RESPONSE_TASK and t.status == "open" for t in tasks[i])}
-    return [(_national_case(r, today, labels, open_tasks), tasks[r.id]) for r in rows]
+    notices = _notices_received(session, [r.id for r in rows if r.process == "lcspr"])
+    return [(replace(_national_case(r, today, labels, open_tasks), notices_received=notices.get(r.id, ())),
+             tasks[r.id]) for r in rows]
+
+
+def _notices_received(session: Session, case_ids: list[str]) -> dict[str, tuple[NoticeReceived, ...]]:
+    """The ``notice_sent`` events of these local reviews whose recipients include the Panel: only the notice's kind
+    and date are read from each event's data (never its message, actor or anything a person typed)."""
+    if not case_ids:
+        return {}
+    found: dict[str, list[NoticeReceived]] = {}
+    for case_id, data in session.execute(select(CaseEvent.case_id, CaseEvent.data).where(
+            CaseEvent.case_id.in_(case_ids), CaseEvent.kind == "notice_sent").order_by(CaseEvent.case_id,
+                                                                                      CaseEvent.seq)):
+        facts = json.loads(data or "{}")
+        notice = facts.get("notice")
+        if NATIONAL_PANEL not in (facts.get("recipients") or []) or notice not in NOTICE_TITLES:
+            continue
+        found.setdefault(case_id, []).append(NoticeReceived(notice=notice, title=NOTICE_TITLES[notice],
+                                                            received_on=date.fromisoformat(facts["sent_on"])))
+    return {case_id: tuple(items) for case_id, items in found.items()}
 
 
 # --- the Panel's own tasks (the JSON API's /api/tasks and /api/national/...) -------------------------------

@@ -44,9 +44,27 @@ class Review:
                          reference=ref, what="review")
         return self.case_id
 
+    def configure(self, change, partnership=RV) -> None:
+        """Store the partnership's arrangements as ``change`` leaves them (validated), for the next case."""
+        from safeguarding.versions import store_version
+
+        doc, _ = self.doc(partnership)
+        change(doc)
+        with Session(self.engine) as session:
+            store_version(session, partnership, doc, author="test", change_note="test arrangements")
+            session.commit()
+
     def case(self) -> Case:
         with Session(self.engine) as session:
             return session.get(Case, self.case_id)
+
+    def national(self):
+        """The case as the national Panel sees it (pseudonymised): (NationalCase, [NationalTask])."""
+        from safeguarding.national import cases_by_ref
+
+        with Session(self.engine) as session:
+            (found,) = cases_by_ref(session, london_today(), self.case().national_ref)
+        return found
 
     def task(self, key: str) -> Task | None:
         with Session(self.engine) as session:
@@ -254,3 +272,136 @@ async def test_bad_actions_are_refused(review, owner, description, due, path):
         await review.action("vale-icb", "Protocol", today + timedelta(days=30), by="u-rv-teacher-dsl")
     assert err.value.status == 403
     assert review.task("action-1") is None
+
+
+# --- issue 16, point 5: clocks that match practice ------------------------------------------------------------
+
+
+async def test_a_six_month_date_on_a_sunday_moves_to_the_next_working_day_by_default(review):
+    def unstated(doc):  # the rule left out: the default applies
+        del doc["calendar"]["counting"]["month_deadline_on_non_working_day"]
+
+    review.configure(unstated)
+    await review.start(date(2026, 8, 31))
+    # 31 Aug 2026 + 6 months: clamped to Sun 28 Feb 2027, then the next working day, Mon 1 Mar 2027
+    assert review.case().report_due == date(2027, 3, 1)
+    assert "final report due 2027-03-01" in review.events("lcspr_started")[0].message
+
+
+async def test_a_hand_back_restarts_the_clock_by_default(review):
+    await review.start(date(2026, 6, 2), national=True)
+    assert review.case().report_due is None and review.case().status == "suspended"
+    await review.do("national-review", {"outcome": "handed_back"}, by="u-panel-analyst")
+    today = london_today()
+    cal = WorkingCalendar.for_config(review.doc(RV)[0]["calendar"], 2025, 2030)
+    case = review.case()
+    assert (case.status, case.report_due, case.aware_date) == ("open", cal.add_months(today, 6), today)
+    assert "restarted when the national review handed the case back" in review.events("lcspr_started")[0].message
+
+
+async def test_a_hand_back_can_keep_the_rapid_review_decision_clock(review):
+    review.configure(lambda doc: doc["lcspr"].update(report_due_after_hand_back="keep"))
+    await review.start(date(2026, 6, 2), national=True)
+    await review.do("national-review", {"outcome": "handed_back"}, by="u-panel-analyst")
+    today = london_today()
+    case = review.case()
+    # decided Tue 2 Jun 2026: the report stays due Wed 2 Dec 2026, six months on, national review or not
+    assert (case.status, case.report_due, case.aware_date) == ("open", date(2026, 12, 2), date(2026, 6, 2))
+    # the local steps count from the hand-back: the terms of reference are due 20 working days after it
+    cal = WorkingCalendar.for_config(review.doc(RV)[0]["calendar"], 2025, 2030)
+    assert review.task("terms").due_date == cal.add_working_days(today, 20)
+    assert "kept through the national review" in review.events("lcspr_started")[0].message
+
+
+# --- issue 16, point 4: notices the law requires, from config ------------------------------------------------
+
+
+async def test_the_pre_publication_copy_goes_to_the_configured_recipients_and_the_panel_sees_it(review):
+    review.configure(lambda doc: doc["lcspr"]["pre_publication"].update(copy_to=["national_panel"]))
+    today = london_today()
+    await review.start(date(2026, 11, 2))
+    await review.to_final_report(date(2026, 11, 30))
+    await review.sign_off()
+    planned = today + timedelta(days=30)
+    await review.do("publication-plan", {"publish": "yes", "planned_publication_date": planned.isoformat()})
+    copy = review.task("prepublication")
+    assert copy.title == "Send the pre-publication copy to the national Panel"  # not the Secretary of State
+    assert review.national()[0].notices_received == ()
+    await review.do("prepublication", {"sent_on": "2026-12-01"})
+    (event,) = review.events("notice_sent")
+    assert event.message == "Pre-publication copy sent on 2026-12-01 to the national Panel"
+    assert json.loads(event.data) == {"notice": "pre_publication_copy", "recipients": ["national_panel"],
+                                      "sent_on": "2026-12-01"}
+    national, steps = review.national()
+    assert [(n.title, n.received_on) for n in national.notices_received] == [
+        ("Pre-publication copy of the final report", date(2026, 12, 1))]
+    assert "Send the pre-publication copy to the national Panel" in [t.title for t in steps]
+
+
+async def test_not_publishing_asks_for_what_the_arrangements_require(review):
+    """Riverford requires reasons and an improvements summary and tells the Panel and the Secretary of State."""
+    await review.start(date(2026, 11, 2))
+    await review.to_final_report(date(2026, 11, 30))
+    await review.sign_off()
+    with pytest.raises(ApiError) as err:  # reasons of only spaces, and no improvements summary
+        await review.do("publication-plan", {"publish": "no", "reasons": "   "})
+    assert err.value.status == 422
+    assert [(f.path, f.message) for f in err.value.fields] == [
+        ("/reasons", "Enter the reasons for not publishing: spaces alone are not enough"),
+        ("/improvements_summary", "Enter the summary of improvements to publish")]
+    assert review.task("publication-plan").status == "open" and review.task("not-published") is None
+    await review.do("publication-plan", {"publish": "no", "reasons": "The family could be identified.",
+                                         "improvements_summary": "Agencies now share information at weekends."})
+    notice = review.task("not-published")
+    assert notice.title == "Send notice of not publishing to the national Panel and the Secretary of State"
+    with pytest.raises(ApiError) as err:
+        await review.do("not-published", {})
+    assert [f.path for f in err.value.fields] == ["/notice_sent_on", "/summary_url"]
+    assert "the national Panel and the Secretary of State" in err.value.fields[0].message
+    await review.do("not-published", {"notice_sent_on": "2026-12-02",
+                                      "summary_url": "https://rvscp.example/learning/summary-7"})
+    assert review.case().published is False
+    (event,) = review.events("notice_sent")
+    assert json.loads(event.data)["recipients"] == ["national_panel", "secretary_of_state"]
+    national, _ = review.national()
+    assert [(n.notice, n.received_on) for n in national.notices_received] == [("not_published", date(2026, 12, 2))]
+
+
+async def test_not_publishing_without_reasons_when_the_arrangements_do_not_require_them(review):
+    def relaxed(doc):
+        doc["lcspr"]["if_not_published"] = {"require_reasons": False, "publish_improvements_summary": False,
+                                             "notify": ["secretary_of_state"]}
+
+    review.configure(relaxed)
+    await review.start(date(2026, 11, 2))
+    await review.to_final_report(date(2026, 11, 30))
+    await review.sign_off()
+    with pytest.raises(ApiError) as err:  # spaces are never reasons, even when reasons are optional
+        await review.do("publication-plan", {"publish": "no", "reasons": " \n "})
+    assert [f.path for f in err.value.fields] == ["/reasons"]
+    await review.do("publication-plan", {"publish": "no"})
+    notice = review.task("not-published")
+    assert notice.title == "Send notice of not publishing to the Secretary of State"
+    with pytest.raises(ApiError) as err:
+        await review.do("not-published", {})
+    assert [(f.path, f.message) for f in err.value.fields] == [
+        ("/notice_sent_on", "Enter the date the notice was sent to the Secretary of State")]
+    await review.do("not-published", {"notice_sent_on": "2026-12-02"})
+    assert json.loads(review.events("notice_sent")[0].data)["recipients"] == ["secretary_of_state"]
+    assert review.national()[0].notices_received == ()  # the Panel was not told, so it shows nothing received
+
+
+async def test_not_publishing_with_nothing_to_send_settles_publication(review):
+    def nothing(doc):
+        doc["lcspr"]["if_not_published"] = {"require_reasons": True, "publish_improvements_summary": False,
+                                             "notify": []}
+
+    review.configure(nothing)
+    await review.start(date(2026, 11, 2))
+    await review.to_final_report(date(2026, 11, 30))
+    await review.sign_off()
+    await review.do("recommendations", {"recommendations": "None.", "all_actions_added": True})
+    await review.do("publication-plan", {"publish": "no", "reasons": "The family could be identified."})
+    assert review.task("not-published") is None
+    case = review.case()
+    assert (case.status, case.published) == ("closed", False)

@@ -7,10 +7,15 @@ under review, until the Panel hands the case back (the local review then starts)
 
 Local steps, as human tasks: terms of reference, reviewer commissioned, family engagement, progress checks
 every N weeks (regulation 14) until the final report, the draft, the final report (a PDF or Word file),
-sign-off by each partner, the publication decision, then either the pre-publication copy to the Panel and
-the Secretary of State (N working days before the planned date, counted by the calendar's rule) and the
-publication, or the notice of not publishing with reasons and an improvements summary. The report is due
-N calendar months after the decision (clamped or rolled as configured). Recommendations become actions,
+sign-off by each partner, the publication decision, then either the pre-publication copy to the bodies in
+``lcspr.pre_publication.copy_to`` (N working days before the planned date, counted by the calendar's rule)
+and the publication, or not publishing: reasons (required when ``if_not_published.require_reasons``), an
+improvements summary (when ``publish_improvements_summary``) and the notice to the bodies in
+``if_not_published.notify``. Each notice sent is a ``notice_sent`` event naming its recipients, which the
+national Panel's view shows as received when the Panel is one of them. The report is due N calendar months
+after the decision (clamped or rolled as configured); when a national review hands the case back, the clock
+restarts at hand-back or keeps the rapid review's decision date, as ``report_due_after_hand_back`` says
+(default: restart). Recommendations become actions,
 each with an owning agency and a due date; the case closes when publication is settled and every action is
 done or formally closed with a reason. Overdue steps and actions go up the overdue ladder.
 """
@@ -18,6 +23,7 @@ done or formally closed with a reason. Overdue steps and actions go up the overd
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -42,6 +48,14 @@ STEP_DEFAULTS = {
     "publication_decision_working_days": 10,
 }
 NOT_SIGNED_OFF = "every partner must sign off the final report first"
+NOTICES_PATCH = "notices-from-config"  # cases from before it named the Panel and the Secretary of State whatever
+RECIPIENTS = {"national_panel": "the national Panel", "secretary_of_state": "the Secretary of State"}
+
+
+def recipients_text(ids: list[str]) -> str:
+    """"the national Panel and the Secretary of State": the configured recipients, in words."""
+    names = [RECIPIENTS.get(i, i.replace("_", " ")) for i in ids]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def lcspr_workflow_id(partnership_id: str, reference: str) -> str:
@@ -100,7 +114,7 @@ class LocalReview(TaskUpdates):
             )
             self._open_national_tasks()
         else:
-            self._start_local(self.decision)
+            self._start_local(self.decision, self.decision)
         await cw.sync()
         while self.status in ("open", "suspended"):
             await cw.wait_for_change_or_timer(
@@ -150,22 +164,24 @@ class LocalReview(TaskUpdates):
         )
         cw.fields["stage"] = "Suspended: national review"
 
-    def _start_local(self, decision: date) -> None:
+    def _start_local(self, decision: date, clock_from: date, why: str = "") -> None:
+        """The local review starts on ``decision`` (its steps count from it); the final report is due N calendar
+        months after ``clock_from`` (the same day, unless a hand-back keeps the rapid review's decision)."""
         cw, role = self.cw, self.cfg["reviewer_commissioning_role"]
         self.status = "open"
         self.decision = decision
         due = self.cfg["report_due"]
-        self.report_due = cw.calendar.add_months(decision, due["value"])
+        self.report_due = cw.calendar.add_months(clock_from, due["value"])
         cw.fields.update(
             status="open",
-            aware_date=decision.isoformat(),
+            aware_date=clock_from.isoformat(),
             report_due=self.report_due.isoformat(),
             stage="Review: terms of reference and commissioning",
         )
         cw.event(
             "lcspr_started",
-            f"Local review started: decision {decision.isoformat()}, final report due "
-            f"{self.report_due.isoformat()} ({due['value']} calendar months)",
+            f"Local review started: decision {clock_from.isoformat()}, final report due "
+            f"{self.report_due.isoformat()} ({due['value']} calendar months{why})",
         )
         people = {
             "candidate_role": role,
@@ -288,7 +304,7 @@ class LocalReview(TaskUpdates):
                     "publication-plan",
                     "lcspr_publication_plan",
                     "Decide on publication",
-                    "lcspr_publication_plan.v1",
+                    "lcspr_publication_plan.v2" if cw.has(NOTICES_PATCH, since=3) else "lcspr_publication_plan.v1",
                     due=cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"]),
                     **people,
                 )
@@ -305,10 +321,14 @@ class LocalReview(TaskUpdates):
                         "not-published": "the partners decided to publish",
                     }
                 )
+                title = "Send the pre-publication copy to the Panel and the Secretary of State"
+                if cw.has(NOTICES_PATCH, since=3):
+                    copy_to = self.cfg["pre_publication"]["copy_to"]
+                    title = f"Send the pre-publication copy to {recipients_text(copy_to)}"
                 cw.open_task(
                     "prepublication",
                     "lcspr_prepublication",
-                    "Send the pre-publication copy to the Panel and the Secretary of State",
+                    title,
                     "lcspr_prepublication.v1",
                     due=copy_by,
                     **people,
@@ -318,28 +338,55 @@ class LocalReview(TaskUpdates):
                 return f"To be published on {planned.isoformat()}; the copy is due by {copy_by.isoformat()}"
             cw.not_yet.pop("not-published", None)
             cw.not_yet.update({k: "the partners decided not to publish" for k in ("prepublication", "published")})
-            cw.open_task(
-                "not-published",
-                "lcspr_not_published",
-                "Send notice of not publishing",
-                "lcspr_not_published.v1",
-                due=cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"]),
-                **people,
-            )
+            due = cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"])
+            reasons = (data.get("reasons") or "").strip()
+            said = f"Not to be published. Reasons: {reasons}" if reasons else "Not to be published (no reasons given)"
+            if not cw.has(NOTICES_PATCH, since=3):
+                cw.open_task("not-published", "lcspr_not_published", "Send notice of not publishing",
+                             "lcspr_not_published.v1", due=due, **people)
+                cw.fields["stage"] = "Not published: notice"
+                return said
+            rules = self.cfg["if_not_published"]
+            notify, summary = rules.get("notify") or [], rules.get("publish_improvements_summary", False)
+            if notify:
+                title = f"Send notice of not publishing to {recipients_text(notify)}"
+            elif summary:
+                title = "Record where the improvements summary is published"
+            else:  # the arrangements ask for neither a notice nor a summary: publication is settled
+                self.publication_settled = True
+                cw.fields.update(published=False, stage="Actions")
+                self._maybe_close()
+                return said + "; the arrangements ask for no notice and no improvements summary"
+            cw.open_task("not-published", "lcspr_not_published", title, "lcspr_not_published.v2", due=due, **people)
             cw.fields["stage"] = "Not published: notice"
-            return f"Not to be published. Reasons: {data['reasons']}"
+            return said
         if kind == "lcspr_prepublication":
             cw.not_yet.pop("published", None)
             cw.open_task(
                 "published", "lcspr_published", "Record publication", "lcspr_published.v1", due=self.planned, **people
             )
-            return f"Pre-publication copy sent on {data['sent_on']}"
+            if not cw.has(NOTICES_PATCH, since=3):
+                return f"Pre-publication copy sent on {data['sent_on']}"
+            copy_to = list(self.cfg["pre_publication"]["copy_to"])
+            self._notice("pre_publication_copy", copy_to, data["sent_on"])
+            return f"Pre-publication copy sent on {data['sent_on']} to {recipients_text(copy_to)}"
         if kind in ("lcspr_published", "lcspr_not_published"):
             self.publication_settled = True
             cw.fields["published"] = kind == "lcspr_published"
             cw.fields["stage"] = "Actions"
             self._maybe_close()
-            return ("Published at " + data["url"]) if kind == "lcspr_published" else "Notice of not publishing sent"
+            if kind == "lcspr_published":
+                return "Published at " + data["url"]
+            if task.form == "lcspr_not_published.v1":
+                return "Notice of not publishing sent"
+            notify = list(self.cfg["if_not_published"].get("notify") or [])
+            said = []
+            if notify:
+                self._notice("not_published", notify, data["notice_sent_on"])
+                said.append(f"Notice of not publishing sent on {data['notice_sent_on']} to {recipients_text(notify)}")
+            if data.get("summary_url"):
+                said.append(f"{'the ' if said else 'The '}improvements summary is published at {data['summary_url']}")
+            return "; ".join(said) or "Not published"
         if kind == "lcspr_recommendations":
             self._maybe_close()
             return "Recommendations recorded"
@@ -353,11 +400,23 @@ class LocalReview(TaskUpdates):
                 for other in cw.open_tasks():
                     if other.key in ("national-info",):
                         cw.cancel_task(other.key, "the case was handed back for a local review")
-                self._start_local(cw.today())
+                today = cw.today()
+                if self.cfg.get("report_due_after_hand_back", "restart") == "keep":
+                    self._start_local(today, date.fromisoformat(self.inp.decision_date),
+                                      f" from the rapid review's decision, kept through the national review; "
+                                      f"handed back {today.isoformat()}")
+                else:
+                    self._start_local(today, today, ", restarted when the national review handed the case back")
                 return "The Panel handed the case back for a local review"
             self._close("closed", "The national review is complete")
             return "The national review is complete"
         return f"{task.title} recorded"
+
+    def _notice(self, notice: str, recipients: list[str], sent_on: str) -> None:
+        """A notice the law requires, sent: its kind, recipients and date (read by the national Panel's view)."""
+        what = "Pre-publication copy" if notice == "pre_publication_copy" else "Notice of not publishing"
+        self.cw.event("notice_sent", f"{what} sent on {sent_on} to {recipients_text(recipients)}",
+                      data={"notice": notice, "recipients": recipients, "sent_on": sent_on})
 
     def _maybe_close(self) -> None:
         recs = self.cw.tasks.get("recommendations")
@@ -410,8 +469,38 @@ class LocalReview(TaskUpdates):
                         f"working days before publication; the earliest publication date is {earliest.isoformat()}",
                     }
                 )
+        fields += self._notice_rules(cmd)
         if fields:
             raise rejected("invalid", f"{len(fields)} problem(s) in the form", fields)
+
+    def _notice_rules(self, cmd: TaskCommand) -> list[dict[str, Any]]:
+        """What ``if_not_published`` asks for: reasons, the improvements summary, the notice's date. Text of only
+        spaces is never a reason or a summary. Forms before v2 required both texts whatever the arrangements."""
+        task, data, fields = self.cw.tasks[cmd.task_key], cmd.data, []
+        rules = self.cfg["if_not_published"]
+
+        def need(name: str, required: bool, message: str) -> None:
+            value = data.get(name)
+            if isinstance(value, str) and value and not value.strip():
+                fields.append({"path": f"/{name}", "value": value,
+                               "message": f"{message}: spaces alone are not enough"})
+            elif required and not (isinstance(value, str) and value.strip()):
+                fields.append({"path": f"/{name}", "value": value, "message": message})
+
+        if task.type == "lcspr_publication_plan" and data.get("publish") == "no":
+            v1 = task.form == "lcspr_publication_plan.v1"
+            need("reasons", v1 or rules["require_reasons"], "Enter the reasons for not publishing")
+            need("improvements_summary", v1 or rules["publish_improvements_summary"],
+                 "Enter the summary of improvements to publish")
+        if task.form == "lcspr_not_published.v2":
+            notify = rules.get("notify") or []
+            if notify and not data.get("notice_sent_on"):
+                fields.append({"path": "/notice_sent_on", "value": None,
+                               "message": f"Enter the date the notice was sent to {recipients_text(notify)}"})
+            if rules["publish_improvements_summary"] and not data.get("summary_url"):
+                fields.append({"path": "/summary_url", "value": None,
+                               "message": "Enter the web address where the improvements summary is published"})
+        return fields
 
     # --- updates ---
     @workflow.update
