@@ -565,6 +565,33 @@ async def test_escalations_and_actions_show_no_free_text(app, seeded_engine, sig
     assert (await client.get(f"/national/cases/{learning.national_ref}")).status_code == 404  # stays local
 
 
+async def test_a_local_review_shows_the_notices_the_panel_received(app, seeded_engine, signed_in):
+    """Only notices whose recipients include the Panel, by kind and date: never the event's words or its actor."""
+    review = add_case(seeded_engine, "rv-lcspr-notices", process="lcspr", category="serious_harm_abuse_neglect",
+                      stage="Actions", notification_due=None, rapid_review_required=False, published=False)
+    with Session(seeded_engine) as session:
+        for seq, notice, recipients in ((1, "pre_publication_copy", ["national_panel", "secretary_of_state"]),
+                                        (2, "not_published", ["secretary_of_state"])):
+            session.add(CaseEvent(id=f"{review.id}#{seq}", case_id=review.id, partnership_id=RV, seq=seq,
+                                  at=datetime.now(UTC), actor="u-rv-business-manager", kind="notice_sent",
+                                  message="Sent by Practitioner Mary Wilkins",
+                                  data=json.dumps({"notice": notice, "recipients": recipients,
+                                                   "sent_on": "2026-12-01"})))
+        session.commit()
+    client = await signed_in(NATIONAL)
+    page = await client.get(f"/national/cases/{review.national_ref}")
+    words = text_of(page.text)
+    assert "Notices received by the Panel" in words
+    assert "Pre-publication copy of the final report: received 1 December 2026" in words
+    assert "will not be published" not in words  # sent to the Secretary of State only
+    assert "Mary Wilkins" not in page.text and "u-rv-business-manager" not in page.text
+    api = await client.get(f"/api/national/cases/{review.national_ref}")
+    assert api.status_code == 200
+    assert api.json()["notices_received"] == [{"notice": "pre_publication_copy",
+                                               "title": "Pre-publication copy of the final report",
+                                               "received_on": "2026-12-01"}]
+
+
 async def test_only_the_national_body_sees_national_pages(app, signed_in, mixed_cases):
     for email in (LEAD, REVIEWER):
         client = await signed_in(email)
