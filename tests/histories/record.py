@@ -137,6 +137,44 @@ async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
         await learning.do("feedback", {"feedback": "Thank you."})
 
 
+async def scenario_incident_panel_chased(drv: CaseDriver) -> None:
+    """panel_response_expected.enforce: the late response is chased (the "chase-the-panel" change)."""
+    from tests.test_incident_workflow import configure
+
+    configure(drv.engine, lambda doc: doc["rapid_review"]["panel_response_expected"].update(enforce=True))
+    today = london_today()
+    await drv.open(today)
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await drv.through_rapid_review(today=today, decision="no")
+    await drv.env.sleep(timedelta(days=20))
+    await drv.complete("panel-chase", {"chased_on": (await _today(drv)).isoformat()}, user_ref="u-rv-review-officer")
+    await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+
+
+async def _today(drv: CaseDriver):
+    from zoneinfo import ZoneInfo
+
+    return (await drv.env.get_current_time()).astimezone(ZoneInfo("Europe/London")).date()
+
+
+async def scenario_lcspr_handed_back_and_published(drv: CaseDriver) -> None:
+    """A national review hands the case back; the pre-publication copy goes to the configured recipients."""
+    from tests.test_lcspr_workflow import Review
+
+    review = Review(drv.env, drv.engine, drv.settings)
+    today = london_today()
+    drv.case_id = await review.start(today, national=True)
+    await review.do("national-review", {"outcome": "handed_back"}, by="u-panel-analyst")
+    await review.to_final_report(today)
+    await review.sign_off()
+    await review.do("recommendations", {"recommendations": "1. Share at weekends.", "all_actions_added": True})
+    planned = today + timedelta(days=30)
+    await review.do("publication-plan", {"publish": "yes", "planned_publication_date": planned.isoformat()})
+    await review.do("prepublication", {"sent_on": today.isoformat()})
+    await drv.env.sleep(timedelta(days=30))
+    await review.do("published", {"published_on": (await _today(drv)).isoformat(), "url": "https://rv.example/r"})
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
@@ -158,7 +196,13 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "engine2_incident_to_national_review": scenario_incident_to_national_review,
              "engine2_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
              "engine2_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
-             "engine2_learning_round_table_with_action": scenario_learning_round_table_with_action}
+             "engine2_learning_round_table_with_action": scenario_learning_round_table_with_action,
+             # engine 3: the decision's date, the Panel chased, notices from config, the scrutineer told once
+             "engine3_incident_full_path": scenario_full_path,
+             "engine3_incident_panel_chased": scenario_incident_panel_chased,
+             "engine3_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
+             "engine3_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
+             "engine3_lcspr_handed_back_and_published": scenario_lcspr_handed_back_and_published}
 
 
 def wanted(argv: list[str]) -> dict:
