@@ -37,5 +37,7 @@ class CaseActivities:
 
 
 def build_activities(engine: Engine, settings: Settings) -> list:
-    acts = CaseActivities(engine, settings)
-    return [acts.sync_case, acts.deliver_outbox]
+    from activities.yearly_report import YearlyReportActivities
+
+    acts, yearly = CaseActivities(engine, settings), YearlyReportActivities(engine)
+    return [acts.sync_case, acts.deliver_outbox, yearly.start_next]

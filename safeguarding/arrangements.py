@@ -861,6 +861,7 @@ class _Semantic:
         yield ("/data_protection/reidentification_key_role",
                _dict(doc.get("data_protection")).get("reidentification_key_role"))
         yield "/learning/learning_lead_role", _dict(doc.get("learning")).get("learning_lead_role")
+        yield "/yearly_report/author_role", _dict(doc.get("yearly_report")).get("author_role")
 
     def _missing(self, kind: str, ident: str, known: Iterable[str], where: str) -> str:
         known = list(known)

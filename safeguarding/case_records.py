@@ -213,3 +213,22 @@ class LearningInput:
 
 
 REPORTER = "reporter:"  # a message addressed to "reporter:<case id>" goes to whoever reported that event
+
+
+@dataclass
+class YearlyReportInput:
+    """The partnership's yearly report for one reporting period (``safeguarding.yearly_report`` builds it)."""
+
+    partnership_id: str
+    reference: str  # YR-2025-26: one report per period
+    arrangements_version: int
+    arrangements: dict[str, Any]
+    calendar: dict[str, Any]
+    period_start: str  # ISO dates
+    period_end: str
+    due_date: str  # the publication due date, "" when none can be set (publish_by empty, no previous report)
+    due_reason: str  # how the due date was found, in words
+    previous_published_on: str  # the previous report's publication (ISO date), "" when not known
+    opened_by: Actor
+    opened_at: str  # ISO datetime (UTC)
+    engine: int = 1  # the workflow code generation it started under (ENGINE)

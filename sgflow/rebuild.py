@@ -19,10 +19,11 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.read_model import apply_snapshot
+from safeguarding import yearly_report
 from safeguarding.case_records import CaseSnapshot
 from workflows import incident, ladder, lcspr, learning
 
-PROCESSES = (incident.PROCESS, lcspr.PROCESS, ladder.PROCESS, learning.PROCESS)
+PROCESSES = (incident.PROCESS, lcspr.PROCESS, ladder.PROCESS, learning.PROCESS, yearly_report.PROCESS)
 PROCESS_QUERY = "SgProcess IN (" + ", ".join(f'"{name}"' for name in PROCESSES) + ")"
 
 

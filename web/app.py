@@ -126,7 +126,8 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
 
     from web.api.arrangements import router as arrangements_router
     from web.api.cases import router as cases_router
-    from web.pages import escalations, lead, learning, monitoring, national, reviewer, reviews
+    from web.api.yearly_reports import router as yearly_reports_router
+    from web.pages import escalations, lead, learning, monitoring, national, reviewer, reviews, yearly_report
 
     # Routes are tried in turn on every request, so the order is the cost of finding one (the paths never overlap:
     # the API's all start with /api/; tests/test_api.py checks): the reviewer pages first (the inbox and the case
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     app.include_router(reviewer.router)
     app.include_router(arrangements_router)
     app.include_router(cases_router)
-    for pages in (lead, national, escalations, reviews, monitoring, learning):
+    app.include_router(yearly_reports_router)
+    for pages in (lead, national, escalations, reviews, monitoring, learning, yearly_report):
         app.include_router(pages.router)
     return app

@@ -5,5 +5,6 @@ from workflows.incident import IncidentCase
 from workflows.ladder import EscalationLadder
 from workflows.lcspr import LocalReview
 from workflows.learning import LearningEvent
+from workflows.yearly_report import YearlyReport
 
-WORKFLOWS = [IncidentCase, EscalationLadder, LocalReview, LearningEvent]
+WORKFLOWS = [IncidentCase, EscalationLadder, LocalReview, LearningEvent, YearlyReport]

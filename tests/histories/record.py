@@ -175,6 +175,34 @@ async def scenario_lcspr_handed_back_and_published(drv: CaseDriver) -> None:
     await review.do("published", {"published_on": (await _today(drv)).isoformat(), "url": "https://rv.example/r"})
 
 
+async def scenario_yearly_report_sent_back_published_next_started(drv: CaseDriver) -> None:
+    """Draft, the scrutineer asks for changes, the revision, sign-off, publication, copies, the next report starts."""
+    from datetime import date
+
+    from tests.test_yearly_report_workflow import URL, Report
+
+    report = Report(drv.env, drv.engine, drv.settings)
+    today = london_today()
+    await report.start(period_start=date(2025, 4, 1), previous_published_on=date(2026, 6, 30))
+    drv.case_id = report.case_id
+    await report.do("draft", {"drafted_on": today.isoformat()})
+    await report.do("scrutiny", {"reviewed_on": today.isoformat(), "changes_needed": True,
+                                 "statement": "Add the learning."}, by="u-rv-scrutineer")
+    await report.do("draft-2", {"drafted_on": today.isoformat(), "changes": "Learning added."})
+    await report.do("scrutiny-2", {"reviewed_on": today.isoformat(), "changes_needed": False,
+                                   "statement": "Agreed."}, by="u-rv-scrutineer")
+    await report.sign_all("-2")
+    await report.do("publish", {"published_on": today.isoformat(), "url": URL})
+    await report.do("copy-national_panel", {"sent_on": today.isoformat()})
+    await report.do("copy-foundations", {"sent_on": today.isoformat()})
+    await drv.env.sleep(date(2027, 4, 2) - london_today())  # the next report opens on 1 April 2027
+    from temporalio.client import WorkflowExecutionStatus
+
+    handle = drv.env.client.get_workflow_handle(drv.case_id)
+    while (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        await asyncio.sleep(0.1)
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
@@ -202,7 +230,9 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "engine3_incident_panel_chased": scenario_incident_panel_chased,
              "engine3_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
              "engine3_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
-             "engine3_lcspr_handed_back_and_published": scenario_lcspr_handed_back_and_published}
+             "engine3_lcspr_handed_back_and_published": scenario_lcspr_handed_back_and_published,
+             "yearly_report_sent_back_published_next_started":
+                 scenario_yearly_report_sent_back_published_next_started}
 
 
 def wanted(argv: list[str]) -> dict:

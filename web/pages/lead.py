@@ -30,6 +30,7 @@ from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, Val
 from safeguarding.case_records import REPORTER
 from safeguarding.tables import ArrangementsVersion, OutboxMessage, Partnership
 from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
+from safeguarding.yearly_report import publish_by_warning
 from web.api import MAX_INT
 from web.api.arrangements import _readable, read_limited_body
 from web.auth import require_page_principal
@@ -260,6 +261,7 @@ def arrangements(request: Request, partnership: str | None = None,
     doc = document_of(current)
     return render(request, "lead/arrangements.html", page_context(
         request, principal, page_title="Arrangements", pid=pid, q=_query(pid, principal),
+        yearly_report_warning=publish_by_warning(doc),
         current=_version_out(current), versions=[_version_out(r) for r in rows],
         summary=arrangements_summary(doc), can_edit=principal.can_manage_arrangements(pid)))
 
@@ -329,8 +331,8 @@ def arrangements_editor(request: Request, partnership: str | None = None,
             current = None
     text = json.dumps(document_of(current), indent=2, ensure_ascii=False) if current else ""
     return render(request, "lead/arrangements_edit.html", _editor_context(
-        request, principal, pid, text=text, note="", issues=[], current=_version_out(current) if current else None),
-        block="editor")
+        request, principal, pid, text=text, note="", issues=[], current=_version_out(current) if current else None,
+        yearly_report_warning=publish_by_warning(document_of(current)) if current else None), block="editor")
 
 
 async def _drain(request: Request) -> int:
