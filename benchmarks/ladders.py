@@ -29,12 +29,13 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from safeguarding.accounts import Principal  # noqa: E402
 from safeguarding.binaries import temporal_cli  # noqa: E402
+from safeguarding.case_commands import start_case  # noqa: E402
 from safeguarding.db import make_engine, upgrade  # noqa: E402
+from safeguarding.intake import EscalationIn, ladder_input  # noqa: E402
 from safeguarding.tables import Case, User  # noqa: E402
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES  # noqa: E402
 from safeguarding.versions import document_of, get_version  # noqa: E402
 from sgflow.seed import seed_demo  # noqa: E402
-from web.cases import EscalationIn, ladder_input, start_case  # noqa: E402
 from workflows.ladder import EscalationLadder, ladder_workflow_id  # noqa: E402
 
 

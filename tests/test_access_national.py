@@ -14,9 +14,9 @@ from urllib.parse import urljoin, urlsplit
 
 from sqlmodel import Session, select
 
+from safeguarding.clock import london_today
 from safeguarding.tables import Case, User
 from tests.test_pages_reviewer import PANEL, PASSWORD, site  # noqa: F401 (a fixture)
-from web.cases import london_today
 
 LEAD = "rv-business-manager@demo.test"
 CASE_REF = "QZ-LOCAL-4417"

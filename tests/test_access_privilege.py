@@ -1,6 +1,6 @@
 """Issue 15, point 7 (least privilege inside a partnership) and point 6 (case views and downloads audited).
 
-``web.cases.may_read_case`` is the one rule: leads, the scrutineer, the agencies involved, the people the case's
+``case_access.may_read_case`` is the one rule: leads, the scrutineer, the agencies involved, the people the case's
 work is given to, and an escalation's raiser and ladder roles read a case; the rest of the partnership gets 404 on
 its detail (API and pages), its tasks and its files, and does not see it in lists.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry
 from tests.test_pages_reviewer import PASSWORD, site  # noqa: F401 (a fixture)
-from web.cases import london_today
 
 LEAD = "rv-business-manager@demo.test"  # partnership lead
 COUNCIL = "rv-la-dcs@demo.test"  # Riverford Borough Council: an agency involved in the incident

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from sqlmodel import Session, func, select
 
+from safeguarding.clock import london_today
 from safeguarding.tables import ArrangementsVersion, AuditEntry
 from sgflow.seed import DEMO_PASSWORD
 from web.app import create_app
-from web.cases import london_today
 
 LEAD = ("rv-business-manager@demo.test", DEMO_PASSWORD)
 REVIEWER = ("rv-teacher-dsl@demo.test", DEMO_PASSWORD)

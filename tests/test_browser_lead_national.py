@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from safeguarding.clock import london_today
 from safeguarding.db import make_engine, upgrade
 from safeguarding.settings import Settings
 from sgflow.seed import DEMO_PASSWORD, EXAMPLES, seed_demo
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
 from tests.test_pages_lead_national import NAMES, NE, RV, add_case, add_message, add_task, versions
-from web.cases import london_today
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 

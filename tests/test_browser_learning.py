@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import pytest
 
+from safeguarding.clock import london_today
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
 from tests.test_incident_workflow import running_worker
 from web.app import create_app
-from web.cases import london_today
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 

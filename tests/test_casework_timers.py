@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from safeguarding.clock import london_today
 from tests.test_incident_workflow import CaseDriver, running_worker
-from web.cases import london_today
 
 
 async def timer_events(env, case_id: str) -> tuple[int, int, int]:

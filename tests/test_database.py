@@ -120,8 +120,8 @@ def test_the_inbox_query_pages_and_counts_on_both_databases(engine):
     from datetime import UTC, datetime, timedelta
 
     from safeguarding.accounts import Principal
+    from safeguarding.clock import london_today
     from safeguarding.tables import Case, Task, TaskCandidate
-    from web.cases import london_today
     from web.pages.reviewer import inbox_rows
 
     list(seed_demo(engine))

@@ -18,13 +18,13 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from safeguarding.binaries import temporal_cli
+from safeguarding.clock import london_today
 from safeguarding.payload_codec import data_converter, new_key_entry, parse_keys
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES
 from sgflow.rebuild import rebuild
 from sgflow.seed import DEMO_PASSWORD
 from web.app import create_app
-from web.cases import london_today
 
 pytestmark = pytest.mark.stack
 PAYLOAD_KEYS = new_key_entry()  # the worker process encrypts what it stores: the test's client shares its key

@@ -20,8 +20,10 @@ from temporalio.worker import Worker
 from activities import build_activities
 from safeguarding.accounts import Principal
 from safeguarding.calendar import WorkingCalendar
+from safeguarding.case_commands import act_on_task, actor_of
+from safeguarding.clock import london_today
+from safeguarding.intake import IncidentIn, open_incident
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, TaskCandidate, User
-from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
 from web.errors import ApiError
 from workflows.registry import WORKFLOWS
 

@@ -246,8 +246,8 @@ def test_a_learning_events_reporter_is_never_named(engine):
 
 async def test_completing_a_task_on_the_time_skipping_server_audits_it_once_without_the_web_app(
         time_env, seeded_engine, settings):
+    from safeguarding.clock import london_today
     from tests.test_incident_workflow import CaseDriver, running_worker
-    from web.cases import london_today
 
     async with running_worker(time_env, seeded_engine, settings):
         driver = CaseDriver(time_env, seeded_engine, settings)

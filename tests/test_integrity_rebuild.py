@@ -16,13 +16,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from safeguarding import audit_log
 from safeguarding.binaries import temporal_cli
+from safeguarding.case_commands import actor_of, update_case
 from safeguarding.case_records import ActionCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, LearningIn, raise_escalation, record_learning
 from safeguarding.settings import Settings
 from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningTag, Task, TaskCandidate
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES
 from sgflow.rebuild import PROCESS_QUERY, rebuild
 from tests.test_incident_workflow import CaseDriver, principal, running_worker
-from web.cases import EscalationIn, LearningIn, actor_of, london_today, raise_escalation, record_learning, update_case
 
 pytestmark = pytest.mark.stack
 RV = "riverford-and-vale"

@@ -8,20 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from safeguarding.case_commands import act_on_task, actor_of, start_case, withdraw_escalation
 from safeguarding.case_records import TaskCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, ladder_input, raise_escalation
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task
 from safeguarding.versions import document_of, get_version
 from tests.test_incident_workflow import RV, CaseDriver, eventually, principal, running_worker
-from web.cases import (
-    EscalationIn,
-    act_on_task,
-    actor_of,
-    ladder_input,
-    london_today,
-    raise_escalation,
-    start_case,
-    withdraw_escalation,
-)
 from web.errors import ApiError
 from workflows.ladder import EscalationLadder, ladder_workflow_id
 

@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import Session, select
 
 from safeguarding.calendar import WorkingCalendar
+from safeguarding.case_commands import act_on_task, actor_of, start_case, update_case
 from safeguarding.case_records import ENGINE, ActionCommand, LcsprInput, TaskCommand
+from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, Task
 from safeguarding.versions import document_of, get_version
 from tests.test_incident_workflow import RV, CaseDriver, eventually, principal, running_worker
-from web.cases import act_on_task, actor_of, london_today, start_case, update_case
 from web.errors import ApiError
 from workflows.lcspr import LocalReview, lcspr_workflow_id
 

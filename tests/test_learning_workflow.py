@@ -10,12 +10,13 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from safeguarding.case_commands import act_on_task, actor_of, update_case
 from safeguarding.case_records import ActionCommand, TaskCommand
+from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningReporter, LearningTag, OutboxMessage, Task
 from sgflow.seed import DEMO_PASSWORD
 from tests.test_incident_workflow import eventually, principal, running_worker
 from web.app import create_app
-from web.cases import act_on_task, actor_of, london_today, update_case
 from web.errors import ApiError
 
 REPORTER = ("rv-health-visitor@demo.test", DEMO_PASSWORD)

@@ -24,11 +24,11 @@ from sqlmodel import Session, select
 
 from safeguarding import monitoring
 from safeguarding.calendar import WorkingCalendar
+from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task, User
 from safeguarding.versions import store_version
 from sgflow.seed import DEMO_PASSWORD
 from web.app import create_app
-from web.cases import london_today
 from web.pages.monitoring import trend_chart
 
 RV, NE, TS = "riverford-and-vale", "northmoor-and-eastholme", "thornshire"

@@ -13,13 +13,15 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, raise_escalation
 from safeguarding.tables import AuditEntry, Case, Task
 from safeguarding.versions import document_of, get_version
 from tests.test_incident_workflow import RV, principal, running_worker
 from tests.test_lcspr_workflow import Review
 from web.app import create_app
-from web.cases import EscalationIn, act_on_task, actor_of, london_today, raise_escalation
 
 PASSWORD = "demo-password"
 SOCIAL_WORKER = "rv-social-worker@demo.test"  # a practitioner: raises disagreements
@@ -298,7 +300,7 @@ async def test_a_reviews_actions_and_report_upload(site):
     shown = await lead.get(added.headers["location"])
     assert "added. Its owner has a new task." in shown.text and ESCAPED in shown.text and SCRIPT not in shown.text
     # someone who may read it (the independent scrutineer) but is outside the commissioning role sees why they
-    # cannot, and is refused if they try; someone uninvolved does not see it at all (web.cases.may_read_case)
+    # cannot, and is refused if they try; someone uninvolved does not see it at all (case_access.may_read_case)
     assert (await (await browser(TEACHER)).get(f"/reviews/{case_id}")).status_code == 404
     teacher = await browser("rv-scrutineer@demo.test")
     theirs = await teacher.get(f"/reviews/{case_id}")

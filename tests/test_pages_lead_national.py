@@ -21,6 +21,7 @@ from sqlmodel import Session, func, select
 
 from safeguarding import national
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES
+from safeguarding.clock import london_today
 from safeguarding.tables import (
     ArrangementsVersion,
     AuditEntry,
@@ -33,7 +34,6 @@ from safeguarding.tables import (
 )
 from sgflow.seed import DEMO_PASSWORD
 from web.app import create_app
-from web.cases import london_today
 
 RV, NE = "riverford-and-vale", "northmoor-and-eastholme"
 LEAD = "rv-business-manager@demo.test"

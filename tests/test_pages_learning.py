@@ -19,12 +19,13 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from safeguarding import learning_stats as stats
+from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
+from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry, Case, LearningReporter, LearningTag, Partnership, Task, User
 from tests.test_incident_workflow import principal, running_worker
 from tests.test_pages_reviewer import Pages, visible
 from web.app import create_app
-from web.cases import act_on_task, actor_of, london_today
 
 RV, NE = "riverford-and-vale", "northmoor-and-eastholme"
 PRACTITIONER = "rv-police-officer@demo.test"  # any practitioner of Riverford and Vale: not a lead
@@ -385,7 +386,7 @@ async def test_the_themes_page_counts_and_lists_the_events_behind_a_count(site):
     for ref in ("L1", "L2", "L3"):
         assert f'href="/cases/{ids[ref]}"' in behind.text
     # the escalation is counted and listed, but its subject and link are for the people involved in it only
-    # (web.cases.may_read_case): this practitioner is not
+    # (safeguarding.case_access.may_read_case): this practitioner is not
     assert f'href="/cases/{ids["E1"]}"' not in behind.text and events[3][3] == "Shown to the people involved in it"
     assert "What happened in N1" not in behind.text and "What happened in L4" not in behind.text
     assert events[3][2] == "Escalation" and events[1][2] == "Near miss"
@@ -506,7 +507,7 @@ async def test_no_page_export_or_api_answer_a_non_lead_can_reach_names_a_reporte
             if path == "/learning" and email != PARTNERSHIP_LEAD:
                 assert response.status_code == 403
             elif email == PRACTITIONER and (named in path or anonymous in path):
-                # least privilege (web.cases.may_read_case): not their agency's event, not their task
+                # least privilege (safeguarding.case_access.may_read_case): not their agency's event, not their task
                 assert response.status_code == 404, (email, path)
             else:
                 assert response.status_code == 200, (email, path)

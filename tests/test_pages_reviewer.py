@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry, Case, Task, User
 from tests.test_incident_workflow import CaseDriver, running_worker
 from web.app import create_app
 from web.auth import EMAIL_LIMIT
-from web.cases import london_today
 from web.session import COOKIE_NAME, IDLE, new_signed_in_cookie
 
 PASSWORD = "demo-password"

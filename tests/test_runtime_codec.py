@@ -138,10 +138,12 @@ def payloads_in(message):
 async def test_a_cases_history_holds_no_personal_data_in_clear(time_env, seeded_engine, settings):
     from activities import build_activities
     from safeguarding.accounts import Principal
+    from safeguarding.case_commands import act_on_task, actor_of
     from safeguarding.case_records import TaskCommand
+    from safeguarding.clock import london_today
+    from safeguarding.intake import IncidentIn, open_incident
     from safeguarding.tables import User
     from safeguarding.temporal_connection import connect
-    from web.cases import IncidentIn, act_on_task, actor_of, london_today, open_incident
     from workflows.registry import WORKFLOWS
 
     keys = parse_keys(f"k1:{key(7)}")

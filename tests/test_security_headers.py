@@ -103,8 +103,8 @@ def test_no_template_has_inline_script_or_style():
 async def test_the_inbox_under_the_csp_logs_no_violation_and_htmx_still_claims(time_env, seeded_engine, settings):
     from playwright.async_api import async_playwright
 
+    from safeguarding.clock import london_today
     from tests.test_incident_workflow import CaseDriver, running_worker
-    from web.cases import london_today
 
     target = time_env.client.service_client.config.target_host
     app = create_app(settings.model_copy(update={"temporal_address": target}), engine=seeded_engine,

@@ -19,8 +19,8 @@ log = logging.getLogger("sgflow.web")
 
 def install_session(app: FastAPI, settings: Settings) -> None:
     """Session cookie (server-side sessions) + CSRF check on every state-changing request (see ``web.session``)."""
+    from safeguarding.audit_log import audit
     from web.auth import next_path_of, session_principal, sign_in_url
-    from web.cases import audit
     from web.errors import error_for
     from web.session import SessionMiddleware, session_of
 

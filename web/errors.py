@@ -17,13 +17,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from safeguarding.refusals import ApiError, FieldError
+
 log = logging.getLogger("sgflow.web")
-
-
-class FieldError(BaseModel):
-    path: str
-    message: str
-    value: Any = None
 
 
 class ErrorBody(BaseModel):
@@ -35,14 +31,6 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.fields = status, code, message, fields or []
-        self.headers = headers
 
 
 def error_response(status: int, code: str, message: str, fields: list[FieldError] | None = None,

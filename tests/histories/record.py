@@ -17,12 +17,12 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from safeguarding.binaries import temporal_test_server
+from safeguarding.clock import london_today
 from safeguarding.db import make_engine, upgrade
 from safeguarding.settings import Settings
 from safeguarding.temporal_connection import ensure_search_attributes
 from sgflow.seed import seed_demo
 from tests.test_incident_workflow import CaseDriver, running_worker
-from web.cases import london_today
 
 HERE = Path(__file__).parent
 
@@ -65,9 +65,9 @@ async def scenario_ladder_climbs_to_the_scrutineer(drv: CaseDriver) -> None:
 
 
 async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
+    from safeguarding.case_commands import withdraw_escalation
     from tests.test_incident_workflow import principal
     from tests.test_ladder_workflow import Ladder
-    from web.cases import withdraw_escalation
 
     ladder = Ladder(drv.env, drv.engine, drv.settings)
     drv.case_id = await ladder.raise_(urgent=True)
@@ -124,9 +124,9 @@ async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
         await learning.record()
         drv.case_id = learning.case_id
         await learning.do("triage", {"response": "round_table_review", "rationale": "Two agencies."})
+        from safeguarding.case_commands import actor_of, update_case
         from safeguarding.case_records import ActionCommand
         from tests.test_incident_workflow import principal
-        from web.cases import actor_of, update_case
 
         due = (london_today() + timedelta(days=3)).isoformat()
         await update_case(drv.env.client, drv.case_id, "add_action", ActionCommand(

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, load
+from safeguarding.audit_log import audit
 from safeguarding.versions import (
     VersionNotFoundError,
     diff,
@@ -21,7 +22,6 @@ from safeguarding.versions import (
 )
 from web.api import MAX_INT, READ, WRITE, error_responses
 from web.auth import require_principal
-from web.cases import audit
 from web.errors import ApiError, FieldError
 
 router = APIRouter(prefix="/api", tags=["arrangements"])

@@ -13,33 +13,18 @@ from starlette.datastructures import UploadFile as Upload  # what request.form()
 
 from safeguarding import national
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit, audited_refusal
+from safeguarding.case_access import readable_case
+from safeguarding.case_commands import act_on_task, actor_of, update_id_of, withdraw_escalation
+from safeguarding.case_queries import case_detail, list_cases, my_tasks, result_out
 from safeguarding.case_records import TaskCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, IncidentIn, LearningIn, open_incident, raise_escalation, record_learning
+from safeguarding.refusals import NotApplied, StillApplying
 from safeguarding.tables import Task
 from web import uploads
 from web.api import MAX_INT, READ, TEMPORAL, WRITE, error_responses
 from web.auth import require_principal
-from web.cases import (
-    EscalationIn,
-    IncidentIn,
-    LearningIn,
-    NotApplied,
-    StillApplying,
-    act_on_task,
-    actor_of,
-    audit,
-    audited_refusal,
-    case_detail,
-    list_cases,
-    london_today,
-    my_tasks,
-    open_incident,
-    raise_escalation,
-    readable_case,
-    record_learning,
-    result_out,
-    update_id_of,
-    withdraw_escalation,
-)
 from web.errors import ApiError, FieldError, error_response
 
 router = APIRouter(prefix="/api", tags=["cases"])
@@ -163,7 +148,7 @@ async def withdraw(request: Request, case_id: str, body: WithdrawIn, principal: 
 def cases(request: Request, status: str | None = Query(None, max_length=40), overdue: bool | None = None,
           limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
           principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
-    """Your partnership's cases that you may read (``web.cases.may_read_case``), newest first (filter by status, or
+    """Your partnership's cases that you may read (``case_access.may_read_case``), newest first (filter by status, or
     by having overdue work). The national body has none here: it uses ``/api/national/cases``."""
     return list_cases(request.app.state.engine, principal, status=status, overdue=overdue, limit=limit,
                       offset=offset)
@@ -171,7 +156,7 @@ def cases(request: Request, status: str | None = Query(None, max_length=40), ove
 
 @router.get("/cases/{case_id}", responses=READ_ERRORS)
 def case(request: Request, case_id: str, principal: Principal = Depends(local_principal)) -> dict[str, Any]:
-    """One case: status, due dates, tasks and timeline (404 unless you may read it: ``web.cases.may_read_case``)."""
+    """One case: status, due dates, tasks and timeline (404 unless you may read it: ``case_access.may_read_case``)."""
     engine = request.app.state.engine
     detail = case_detail(engine, principal, case_id)
     audit(engine, principal, "case.view", partnership_id=detail["partnership_id"], case_id=case_id)
@@ -380,8 +365,8 @@ class ActionIn(BaseModel):
 async def add_action(request: Request, case_id: str, body: ActionIn, principal: Principal = Depends(local_principal),
                      idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Add an action (a review's recommendation, or a learning response's): a task for its owning agency."""
+    from safeguarding.case_commands import update_case
     from safeguarding.case_records import ActionCommand
-    from web.cases import update_case
 
     engine = request.app.state.engine
     case = readable_case(engine, principal, case_id, what="review or learning event", processes=("lcspr", "learning"))

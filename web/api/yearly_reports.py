@@ -17,21 +17,14 @@ from sqlalchemy import select
 
 from safeguarding import yearly_report as yr
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit, audited_refusal
+from safeguarding.case_access import current_arrangements, readable_cases_where, reads_every_case
+from safeguarding.case_commands import actor_of, request_digest, start_case
+from safeguarding.clock import london_today
 from safeguarding.tables import Case
 from web.api import READ, TEMPORAL, error_responses
 from web.api.cases import IDEMPOTENCY_KEY, _timeout, bounded
 from web.auth import require_principal
-from web.cases import (
-    actor_of,
-    audit,
-    audited_refusal,
-    current_arrangements,
-    london_today,
-    readable_cases_where,
-    reads_every_case,
-    request_digest,
-    start_case,
-)
 from web.errors import ApiError, FieldError
 
 router = APIRouter(prefix="/api", tags=["yearly report"])

@@ -52,7 +52,7 @@ def page_context(request: Request, principal: Principal | None, **context: Any) 
 def form_key(values: dict[str, Any] | None = None) -> str:
     """The idempotency key a form that changes a case carries (hidden field ``idempotency_key``): the one it was
     sent with when it is shown again (after an error, or a "not saved yet, try again"), else a new one. Sending the
-    same form twice is then one change (``web.cases.update_id_of``)."""
+    same form twice is then one change (``safeguarding.case_commands.update_id_of``)."""
     sent = str((values or {}).get("idempotency_key", ""))
     return sent if FORM_KEY.fullmatch(sent) else uuid.uuid4().hex
 
@@ -62,12 +62,12 @@ FORM_KEY = re.compile(r"[0-9a-f]{32}")
 
 def bounded_page(func):
     """For page routes whose form changes a case through Temporal: when the workflow service is slow or away the
-    person gets a GOV.UK page saying what happened, never a 500 nor a hang (``web.cases.NotApplied``: 503 "not
-    saved yet, try again", with Retry-After; ``web.cases.StillApplying``: 202 "accepted, will be applied")."""
+    person gets a GOV.UK page saying what happened, never a 500 nor a hang (``refusals.NotApplied``: 503 "not
+    saved yet, try again", with Retry-After; ``refusals.StillApplying``: 202 "accepted, will be applied")."""
 
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from web.cases import NotApplied, StillApplying
+        from safeguarding.refusals import NotApplied, StillApplying
 
         try:
             return await func(*args, **kwargs)

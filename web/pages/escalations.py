@@ -2,8 +2,8 @@
 escalations (open ones by stage and age, resolved and withdrawn ones with their actions and themes, the challenge
 log and its CSV export), and withdrawing one with a reason.
 
-Changes go through the same service calls as the JSON API (``web.cases.raise_escalation``,
-``web.cases.withdraw_escalation``), so the pages and the API give the same answers and the same errors; reads come
+Changes go through the same service calls as the JSON API (``safeguarding.intake.raise_escalation``,
+``case_commands.withdraw_escalation``), so the pages and the API give the same answers and the same errors; reads come
 from the read model. Everything is the signed-in person's own partnership: another partnership's escalation is a
 404, never a 403. Every page works without JavaScript; with htmx the challenge log's filters swap only the log.
 """
@@ -23,21 +23,17 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
 from safeguarding.calendar import WorkingCalendar
+from safeguarding.case_access import readable_case, readable_cases_where
+from safeguarding.case_commands import withdraw_escalation
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, raise_escalation
 from safeguarding.monitoring import csv_text
 from safeguarding.tables import Case, Task
 from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
-from web.cases import (
-    EscalationIn,
-    audit,
-    london_today,
-    raise_escalation,
-    readable_case,
-    readable_cases_where,
-    withdraw_escalation,
-)
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, page_context
 from web.templating import LONDON, render
@@ -255,7 +251,7 @@ def escalation_rows(engine, principal: Principal, partnership_id: str, cases: li
 
 
 def _load(engine, principal: Principal, partnership_id: str, filters: dict[str, str] | None = None) -> list[Case]:
-    """The escalations this person may read (``web.cases.may_read_case``): the rest are not listed at all."""
+    """The escalations this person may read (``case_access.may_read_case``): the rest are not listed at all."""
     with Session(engine) as session:
         query = _query(partnership_id, filters)
         readable = readable_cases_where(session.connection(), principal, partnership_id)

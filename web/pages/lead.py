@@ -27,6 +27,7 @@ from starlette.datastructures import UploadFile
 
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, load
+from safeguarding.audit_log import audit
 from safeguarding.case_records import REPORTER
 from safeguarding.tables import ArrangementsVersion, OutboxMessage, Partnership
 from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
@@ -34,7 +35,6 @@ from safeguarding.yearly_report import publish_by_warning
 from web.api import MAX_INT
 from web.api.arrangements import _readable, read_limited_body
 from web.auth import require_page_principal
-from web.cases import audit
 from web.errors import ApiError, error_page
 from web.pages import page_context
 from web.session import replay

@@ -2,7 +2,7 @@
 action), the partnership's themes, and the national body's pseudonymised aggregation.
 
 ``/learning/new``             any signed-in person of a partnership records what went wrong, nearly went wrong or
-                              went well (``web.cases.record_learning``, as the JSON API does), then sees
+                              went well (``safeguarding.intake.record_learning``, as the JSON API does), then sees
                               ``/learning/recorded/{case id}``.
 ``/learning``                 the partnership's learning lead (members of ``learning.learning_lead_role``) and its
                               partnership leads: events by status. Who reported an event is shown only to the
@@ -38,22 +38,16 @@ from sqlmodel import Session, select
 
 from safeguarding import learning_stats as stats
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
+from safeguarding.case_access import readable_cases_where
+from safeguarding.case_commands import act_on_task, actor_of, update_case, update_id_of
 from safeguarding.case_records import ActionCommand, TaskCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import LearningIn, record_learning
 from safeguarding.tables import ArrangementsVersion, Case, LearningReporter, LearningTag, Task, User
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
-from web.cases import (
-    LearningIn,
-    act_on_task,
-    actor_of,
-    audit,
-    london_today,
-    readable_cases_where,
-    record_learning,
-    update_case,
-    update_id_of,
-)
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.pages.schema_forms import DATE_PARTS, parse_date
@@ -848,7 +842,7 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
             events, events_total = stats.events_behind(session, facts.partnership_id, today,
                                                        **{chosen[0]: chosen[1]}, source=source, limit=EVENTS_SHOWN)
         # Learning events are everyone's to learn from (no people in them); an escalation's subject or a rapid
-        # review's summary only for those who may read that case (web.cases.may_read_case): others see it counted.
+        # review's summary only for those who may read that case (case_access.may_read_case): others see it counted.
         others = [e.case_id for e in events if e.process != "learning"]
         readable = set(others)
         condition = readable_cases_where(session.connection(), principal, facts.partnership_id) if others else None

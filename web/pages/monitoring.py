@@ -28,8 +28,9 @@ from starlette.concurrency import run_in_threadpool
 
 from safeguarding import monitoring
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
+from safeguarding.clock import london_today
 from web.auth import require_page_principal
-from web.cases import audit, london_today
 from web.errors import error_page
 from web.pages import page_context
 from web.session import csrf_token

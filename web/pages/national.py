@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from safeguarding import national
 from safeguarding.accounts import Principal
+from safeguarding.clock import london_today
 from web.auth import require_page_principal
-from web.cases import london_today
 from web.errors import error_page
 from web.pages import page_context
 from web.templating import render

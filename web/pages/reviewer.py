@@ -2,7 +2,7 @@
 
 Every page is one template that renders whole, or only its live block for htmx (claim/release swaps, and
 polling that answers 204 when nothing changed). Everything works without JavaScript: forms post normally and
-redirect back. Reads come from the read model (``web.cases``); changes go to the case's workflow through the
+redirect back. Reads come from the read model (``case_queries``); changes go to the case's workflow through the
 same service calls as the JSON API, so pages and API give the same answers and the same errors.
 """
 
@@ -28,8 +28,14 @@ from starlette.concurrency import run_in_threadpool
 
 from safeguarding import forms
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
 from safeguarding.calendar import WorkingCalendar
+from safeguarding.case_access import may_read_case, visible_case
+from safeguarding.case_commands import act_on_task, actor_of, update_id_of
+from safeguarding.case_queries import CASE_EVENTS, CASE_TASKS, list_cases, my_tasks_params, my_tasks_where
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
+from safeguarding.clock import london_today
+from safeguarding.intake import IncidentIn, may_open_incident, open_incident
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, TaskCandidate, User
 from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -41,23 +47,6 @@ from web.auth import (
     require_page_principal,
     safe_next,
     session_principal,
-)
-from web.cases import (
-    CASE_EVENTS,
-    CASE_TASKS,
-    IncidentIn,
-    act_on_task,
-    actor_of,
-    audit,
-    list_cases,
-    london_today,
-    may_open_incident,
-    may_read_case,
-    my_tasks_params,
-    my_tasks_where,
-    open_incident,
-    update_id_of,
-    visible_case,
 )
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
@@ -453,7 +442,7 @@ def visible_task(engine, principal: Principal, case_id: str, key: str, *,
                  national_route: bool = False) -> tuple[Case, Task, bool]:
     """(case, task, national view) if the principal may see the task, else 404 (never 403: no probing).
 
-    Local routes (``/cases/<id>/...``) follow ``web.cases.may_read_case``; the national body reaches the Panel's
+    Local routes (``/cases/<id>/...``) follow ``case_access.may_read_case``; the national body reaches the Panel's
     tasks only through ``/national/cases/<national ref>/...`` (``national_route``), never by the local case id."""
     with Session(engine) as session:
         case = session.get(Case, case_id)

@@ -3,7 +3,7 @@
 ``/reviews`` lists the partnership's reviews: those in progress with their next dates (the report's due date, the
 next open step and its due date, the planned publication date), those suspended while the national Panel holds a
 national review, and closed ones (published or not). ``/reviews/{id}`` shows one review with its open steps and
-actions, an "Add an action" form (through ``web.cases.update_case(..., "add_action", ActionCommand)``: the
+actions, an "Add an action" form (through ``case_commands.update_case(..., "add_action", ActionCommand)``: the
 workflow checks the owner, the description and the date, and who may add actions) and the final report's upload
 (``web.uploads.store``). After an upload the page offers the final-report task with the file already filled in:
 ``/reviews/{id}/final-report?file=<id>`` renders the task page (``web.pages.reviewer.task_response``) with that
@@ -26,20 +26,15 @@ from sqlmodel import Session, select
 from starlette.datastructures import UploadFile as Upload
 
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
+from safeguarding.case_access import readable_case, readable_cases_where
+from safeguarding.case_commands import actor_of, update_case, update_id_of
 from safeguarding.case_records import ActionCommand
+from safeguarding.clock import london_today
+from safeguarding.refusals import NotApplied
 from safeguarding.tables import Case, Task
 from web import uploads
 from web.auth import require_page_principal
-from web.cases import (
-    NotApplied,
-    actor_of,
-    audit,
-    london_today,
-    readable_case,
-    readable_cases_where,
-    update_case,
-    update_id_of,
-)
 from web.errors import ApiError, FieldError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.pages.escalations import facts_for, working_days_since
@@ -112,7 +107,7 @@ def reviews_page(request: Request, principal: Principal = Depends(require_page_p
     with Session(engine) as session:
         readable = readable_cases_where(session.connection(), principal, pid)
         query = select(Case).where(Case.partnership_id == pid, Case.process == "lcspr")
-        if readable is not None:  # only the reviews this person may read (web.cases.may_read_case)
+        if readable is not None:  # only the reviews this person may read (safeguarding.case_access.may_read_case)
             query = query.where(readable)
         cases = list(session.exec(query.order_by(Case.aware_date.desc(), Case.id)))
         ids = [c.id for c in cases if c.status != "closed"]

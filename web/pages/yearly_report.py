@@ -17,6 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from safeguarding import yearly_report as yr
 from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
+from safeguarding.case_access import current_arrangements
+from safeguarding.clock import london_today
 from web.api.yearly_reports import (
     YearlyReportIn,
     export_figures,
@@ -25,7 +28,6 @@ from web.api.yearly_reports import (
     start_yearly_report,
 )
 from web.auth import require_page_principal
-from web.cases import audit, current_arrangements, london_today
 from web.errors import ApiError
 from web.pages import bounded_page, page_context
 from web.pages.schema_forms import parse_date

@@ -1,0 +1,38 @@
+"""Issue 18, point 3: the layers. The service layer (``safeguarding``), the workflows and their activities never
+import the web app (``web``), nor does the seed; so the seed, the worker and the CLI run without it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOWER = ["safeguarding", "workflows", "activities"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def sources(*packages: str) -> list[Path]:
+    return sorted(p for package in packages for p in (ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", [*sources(*LOWER), ROOT / "sgflow" / "seed.py"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_lower_layers_never_import_web(path: Path):
+    web = sorted(m for m in imported_modules(path) if m == "web" or m.startswith("web."))
+    assert not web, f"{path.relative_to(ROOT)} imports {web}"
+
+
+def test_web_cases_is_gone():
+    """The service layer moved to safeguarding/ (intake, case_commands, case_queries, case_access, refusals)."""
+    assert not (ROOT / "web" / "cases.py").exists()
