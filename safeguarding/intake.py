@@ -22,6 +22,7 @@ from safeguarding.case_records import ENGINE, IncidentInput
 from safeguarding.clock import london_today
 from safeguarding.refusals import ApiError, FieldError, NotApplied, StillApplying
 from safeguarding.tables import Case
+from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from workflows.incident import IncidentCase, workflow_id
 
 EARLIEST_AWARE_DATE = date(2018, 1, 1)
@@ -96,6 +97,30 @@ def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
     members = next((r.get("members", []) for r in doc["roles"] if r["id"] == notifier_role), [])
     return principal.partnership_id == doc["partnership"]["id"] and (
         principal.kind == "partnership_lead" or principal.user_ref in members)
+
+
+def may_record_incidents(engine: Engine, principal: Principal) -> bool:
+    if principal.partnership_id is None:
+        return False
+    with Session(engine) as session:
+        try:
+            doc = document_of(get_version(session, principal.partnership_id))
+        except VersionNotFoundError:
+            return False
+    return may_open_incident(principal, doc)
+
+
+def intake_doc(engine: Engine, principal: Principal) -> dict[str, Any]:
+    if principal.partnership_id is None:
+        raise ApiError(403, "forbidden", "Only a partnership’s leads and its notifying role record incidents.")
+    with Session(engine) as session:
+        try:
+            doc = document_of(get_version(session, principal.partnership_id))
+        except VersionNotFoundError:
+            raise ApiError(404, "not_found", "Your partnership has no arrangements yet.") from None
+    if not may_open_incident(principal, doc):
+        raise ApiError(403, "forbidden", "Only a partnership’s leads and its notifying role record incidents.")
+    return doc
 
 
 async def open_incident(engine: Engine, client: Client, task_queue: str, principal: Principal,

@@ -122,7 +122,7 @@ def test_the_inbox_query_pages_and_counts_on_both_databases(engine):
     from safeguarding.accounts import Principal
     from safeguarding.clock import london_today
     from safeguarding.tables import Case, Task, TaskCandidate
-    from web.pages.reviewer import inbox_rows
+    from web.views.inbox import inbox_rows
 
     list(seed_demo(engine))
     today, now = london_today(), datetime.now(UTC)

@@ -19,10 +19,10 @@ COMMON = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "refer
 
 
 def page_routes() -> list[str]:
-    from web.pages import escalations, lead, learning, monitoring, national, reviewer, reviews
+    from web.app import page_modules
 
     paths = set()
-    for module in (escalations, lead, learning, monitoring, national, reviewer, reviews):
+    for module in page_modules():
         for route in module.router.routes:
             if "GET" in route.methods:
                 paths.add(re.sub(r"\{(\w+)(:\w+)?\}", lambda m: "1" if m.group(2) == ":int" else f"x-{m.group(1)}",

@@ -50,7 +50,7 @@ from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.auth import require_page_principal
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
-from web.pages.schema_forms import DATE_PARTS, parse_date
+from web.schema_forms import DATE_PARTS, parse_date
 from web.templating import env, render
 
 router = APIRouter(include_in_schema=False)
@@ -541,7 +541,7 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
 
 # --- choosing the learning response (triage) ----------------------------------------------------------------------
 # The generic task page (/cases/{id}/tasks/triage) draws the choice from ``x-options: learning_responses``, which
-# web/pages/reviewer.py does not supply yet; this page offers the partnership's responses as radios with their
+# the generic task page does not supply yet; this page offers the partnership's responses as radios with their
 # time limits, and completes the same task through the same Update.
 
 TRIAGE_FIELDS = ["response", "rationale"]

@@ -6,7 +6,7 @@ national review, and closed ones (published or not). ``/reviews/{id}`` shows one
 actions, an "Add an action" form (through ``case_commands.update_case(..., "add_action", ActionCommand)``: the
 workflow checks the owner, the description and the date, and who may add actions) and the final report's upload
 (``web.uploads.store``). After an upload the page offers the final-report task with the file already filled in:
-``/reviews/{id}/final-report?file=<id>`` renders the task page (``web.pages.reviewer.task_response``) with that
+``/reviews/{id}/final-report?file=<id>`` renders the task page (``web.views.tasks.task_response``) with that
 value, and its form posts to the task page as usual.
 
 Uploads over 2 MB need the CSRF token in a header (the session middleware reads at most 2 MB of a form to find the
@@ -38,7 +38,7 @@ from web.auth import require_page_principal
 from web.errors import ApiError, FieldError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.pages.escalations import facts_for, working_days_since
-from web.pages.schema_forms import DATE_PARTS, parse_date
+from web.schema_forms import DATE_PARTS, parse_date
 from web.templating import is_fragment_request, render
 
 router = APIRouter(include_in_schema=False)
@@ -294,6 +294,6 @@ def final_report_task(request: Request, case_id: str, file: str = "",
         task = session.get(Task, f"{case.id}/{FINAL_REPORT}")
     if task is None or task.status != "open":
         return RedirectResponse(f"/reviews/{case.id}", status_code=303)
-    from web.pages.reviewer import task_response
+    from web.views.tasks import task_response
 
     return task_response(request, principal, case.id, FINAL_REPORT, values={"report_file": file})

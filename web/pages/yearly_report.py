@@ -30,7 +30,7 @@ from web.api.yearly_reports import (
 from web.auth import require_page_principal
 from web.errors import ApiError
 from web.pages import bounded_page, page_context
-from web.pages.schema_forms import parse_date
+from web.schema_forms import parse_date
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)

@@ -1,0 +1,50 @@
+"""The cases a person may read (``/cases``), filtered by status or overdue work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from safeguarding.accounts import Principal
+from safeguarding.case_queries import list_cases
+from safeguarding.intake import may_record_incidents
+from web.auth import (
+    require_page_principal,
+)
+from web.deps import engine_of
+from web.pages import page_context
+from web.templating import render
+from web.views.common import (
+    CASE_STATUSES,
+    STATUS_TAGS,
+    version_facts,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- cases ------------------------------------------------------------------------------------------------------------
+
+
+@router.get("/cases")
+def cases_page(request: Request, principal: Principal = Depends(require_page_principal)):
+    params = request.query_params
+    status = params.get("status", "open")
+    status = status if status in (*CASE_STATUSES, "all") else "open"
+    overdue = params.get("overdue") == "1"
+    engine = engine_of(request)
+    rows = list_cases(engine, principal, status=None if status == "all" else status, overdue=True if overdue else None,
+                      limit=200)
+    for row in rows:
+        facts = version_facts(engine, row["partnership_id"], row["arrangements_version"])
+        row["category_label"] = facts.categories.get(row["category"], row["category"]) if facts else row["category"]
+        row["status_label"] = CASE_STATUSES.get(row["status"], row["status"])
+        row["status_classes"] = STATUS_TAGS.get(row["status"], "govuk-tag--grey")
+    context = page_context(request, principal, page_title="Cases", rows=rows,
+                           filters={"status": status, "overdue": overdue},
+                           status_options=[("open", "Open"), ("closed", "Closed"),
+                                           ("awaiting_lcspr", CASE_STATUSES["awaiting_lcspr"]),
+                                           ("national_review", CASE_STATUSES["national_review"]), ("all", "All")],
+                           may_record=may_record_incidents(engine, principal))
+    return render(request, "reviewer/cases.html", context, block="results")
+
+

@@ -1,0 +1,136 @@
+"""Recording a serious incident (``/incidents/new``): the form, its checks, and the start of the case's workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from safeguarding.accounts import Principal
+from safeguarding.audit_log import audit
+from safeguarding.intake import IncidentIn, intake_doc, open_incident
+from web import schema_forms as sf
+from web.auth import (
+    require_page_principal,
+)
+from web.deps import engine_of
+from web.errors import ApiError
+from web.pages import bounded_page, page_context
+from web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- recording an incident -------------------------------------------------------------------------------------------
+
+MAX_CHILDREN = 4
+
+
+INTAKE_FIELDS = ["case_ref", "aware_date", "category", "children", "agencies", "summary"]
+INTAKE_ANCHORS = {"aware_date": "#aware_date-day", "category": "#category", "agencies": "#agencies",
+                  "children": "#child-1-pseudonym"}
+
+
+def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *, values: dict | None = None,
+                 errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    values = values or {}
+    errors = errors or {}
+    sin = doc["serious_incident_notification"]
+    agencies = [(p["id"], p.get("organisation", p["id"])) for p in doc.get("safeguarding_partners", [])] + [
+        (a["id"], a.get("name", a["id"])) for a in doc.get("relevant_agencies", [])]
+    order = INTAKE_FIELDS + [f"child-{i}-pseudonym" for i in range(1, MAX_CHILDREN + 1)]
+    summary = [{"text": errors[name], "href": INTAKE_ANCHORS.get(name, f"#{name}")}
+               for name in order if name in errors]
+    context = page_context(
+        request, principal, page_title="Record a serious incident", page_has_errors=bool(summary),
+        values=values, errors=errors, error_summary=summary,
+        categories=[{"value": c["id"], "text": c.get("label", c["id"]), "checked": values.get("category") == c["id"],
+                     "hint": {"text": c["description"]} if c.get("description") else None}
+                    for c in sin.get("categories", [])],
+        agencies=[{"value": aid, "text": name, "checked": aid in values.get("agencies", [])} for aid, name in agencies],
+        max_children=min(MAX_CHILDREN, int(sin.get("max_children_per_notification", MAX_CHILDREN))),
+        deadline_days=sin.get("deadline", {}).get("value"))
+    return render(request, "reviewer/incident_new.html", context, status_code=status_code)
+
+
+@router.get("/incidents/new")
+def incident_form(request: Request, principal: Principal = Depends(require_page_principal)):
+    doc = intake_doc(engine_of(request), principal)
+    return _intake_page(request, principal, doc)
+
+
+def _intake_errors_from(fields) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for field in fields:
+        path = field.path if hasattr(field, "path") else field["path"]
+        message = field.message if hasattr(field, "message") else field["message"]
+        parts = path.lstrip("/").split("/")
+        if parts[0] == "children" and len(parts) >= 2 and parts[1].isdecimal():
+            name = f"child-{int(parts[1]) + 1}-pseudonym"
+        else:
+            name = parts[0] if parts[0] in INTAKE_FIELDS else "case_ref"
+        errors.setdefault(name, message[:1].upper() + message[1:])
+    return errors
+
+
+@router.post("/incidents/new")
+@bounded_page
+async def record_incident(request: Request, principal: Principal = Depends(require_page_principal)):
+    engine = engine_of(request)
+    doc = intake_doc(engine, principal)
+    form = await request.form()
+    values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["agencies"] = [str(a) for a in form.getlist("agencies")]
+    errors: dict[str, str] = {}
+    aware, date_error = sf.parse_date("The date the local authority became aware",
+                                      *(values.get(f"aware_date-{p}", "") for p in sf.DATE_PARTS))
+    if date_error:
+        errors["aware_date"] = date_error
+    elif aware is None:
+        errors["aware_date"] = "Enter the date the local authority became aware of the incident"
+    children = []
+    for i in range(1, MAX_CHILDREN + 1):
+        pseudonym = values.get(f"child-{i}-pseudonym", "").strip()
+        local_ref = values.get(f"child-{i}-local_ref", "").strip()
+        if pseudonym or local_ref:
+            if not pseudonym:
+                errors[f"child-{i}-pseudonym"] = f"Enter a pseudonym for child {i}, or clear their local reference"
+            children.append({"pseudonym": pseudonym, "local_ref": local_ref})
+    if not children:
+        errors["children"] = "Enter a pseudonym for at least one child, for example ‘Child A’"
+    if not values.get("case_ref", "").strip():
+        errors["case_ref"] = "Enter your reference for this incident"
+    if not values.get("category"):
+        errors["category"] = "Select the incident category"
+    if not values.get("summary", "").strip():
+        errors["summary"] = "Describe what happened, briefly and without names"
+    incident = None
+    if not errors:
+        try:
+            incident = IncidentIn(case_ref=values["case_ref"].strip(), aware_date=aware, category=values["category"],
+                                  children=children, summary=values["summary"], agencies=values["agencies"])
+        except ValidationError as exc:
+            errors = _intake_errors_from([{"path": "/" + "/".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                          for e in exc.errors()])
+    if errors or incident is None:
+        audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
+              detail=f"invalid: {', '.join(sorted(errors))} (page)")
+        return _intake_page(request, principal, doc, values=values, errors=errors, status_code=422)
+    try:
+        case_id, _status = await open_incident(engine, request.app.state.temporal,
+                                               request.app.state.settings.task_queue, principal,
+                                               principal.partnership_id, incident,
+                                               timeout=request.app.state.settings.temporal_timeout_seconds)
+    except ApiError as exc:
+        audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
+              detail=f"{exc.code}: {exc.message} (page)")
+        if exc.status == 422:
+            return _intake_page(request, principal, doc, values=values, errors=_intake_errors_from(exc.fields),
+                                status_code=422)
+        if exc.status == 409:
+            return _intake_page(request, principal, doc, values=values, status_code=409, errors={
+                "case_ref": f"A case with the reference {incident.case_ref} already exists: use another reference"})
+        raise
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
