@@ -39,6 +39,7 @@ from safeguarding.db import one_writer
 from safeguarding.tables import (
     Case,
     CaseEvent,
+    CasePartnership,
     LearningReporter,
     LearningTag,
     OutboxMessage,
@@ -55,6 +56,7 @@ _JSON_FIELDS = {"children", "agencies"}
 CASES, TASKS, CANDIDATES = Case.__table__, Task.__table__, TaskCandidate.__table__
 EVENTS, OUTBOX, TAGS = CaseEvent.__table__, OutboxMessage.__table__, LearningTag.__table__
 USERS, REPORTERS = User.__table__, LearningReporter.__table__
+CASE_PARTNERSHIPS = CasePartnership.__table__
 _CASE_COLUMNS = frozenset(CASES.c.keys())
 _TASK_VALUES = ("type", "title", "form", "candidate_role", "candidate_label", "status", "due_date", "follow_up_date",
                 "overdue", "claimed_by", "completed_by", "completed_at", "days_late", "data", "revision")
@@ -76,7 +78,7 @@ _EMAILS = select(USERS.c.user_ref, USERS.c.email).where(USERS.c.user_ref.in_(bin
 _DIALECTS = (("sqlite", sqlite), ("postgresql", postgresql))
 # INSERT ... ON CONFLICT DO NOTHING, per dialect: rows already written stay as they are
 _INSERT_NEW = {(name, table.name): dialect.insert(table).on_conflict_do_nothing()
-               for name, dialect in _DIALECTS for table in (EVENTS, OUTBOX, CANDIDATES)}
+               for name, dialect in _DIALECTS for table in (EVENTS, OUTBOX, CANDIDATES, CASE_PARTNERSHIPS)}
 # a task: inserted when new, else its changing columns set (its case, key and opening stay)
 _TASK_UPSERT = {name: dialect.insert(TASKS).on_conflict_do_update(
     index_elements=[TASKS.c.id], set_={column: dialect.insert(TASKS).excluded[column] for column in _TASK_VALUES})
@@ -101,7 +103,19 @@ def _case_values(snap: CaseSnapshot) -> dict[str, Any]:
         elif name in _JSON_FIELDS:
             value = json.dumps(value, ensure_ascii=False)
         values[name] = value
+    if isinstance(snap.fields.get("children"), list):  # the national view counts them, never names them
+        values["children_count"] = len(snap.fields["children"])
     return values
+
+
+def _write_case_partnerships(conn: Connection, snap: CaseSnapshot) -> None:
+    """A cross-boundary case: the partnership that leads it and the one where the child lives (once each)."""
+    resident = snap.fields.get("resident_partnership_id")
+    if not resident or resident == snap.partnership_id:
+        return
+    conn.execute(_INSERT_NEW[conn.dialect.name, CASE_PARTNERSHIPS.name], [
+        {"case_id": snap.case_id, "partnership_id": snap.partnership_id, "role": "lead"},
+        {"case_id": snap.case_id, "partnership_id": resident, "role": "resident"}])
 
 
 def _day(value: str | None) -> date | None:
@@ -170,6 +184,7 @@ def apply_snapshot(engine: Engine, snap: CaseSnapshot, secret: str, *, smtp: boo
                 return Written(False, [], resend=True)
         if fresh:
             _write_tasks(conn, snap)
+            _write_case_partnerships(conn, snap)
             tags = _tags(snap)
             if tags:
                 conn.execute(_TAGS_DELETE, {"b_case_id": snap.case_id})
@@ -322,5 +337,6 @@ def _restore(engine: Engine, snap: CaseSnapshot, secret: str) -> Written:
         tags = _tags(snap)
         if tags:
             conn.execute(_TAG_INSERT, tags)
+        _write_case_partnerships(conn, snap)
         _audit_events(conn, snap)
         return Written(True)

@@ -940,6 +940,23 @@ class _Semantic:
             self.add("/serious_incident_notification/categories", None,
                      "no category starts a rapid review: set ‘requires_rapid_review’ to true for the abuse "
                      "or neglect categories")
+        for i, category in categories:
+            base = _ptr("serious_incident_notification", "categories", i)
+            notify = category.get("notify", ["national_panel"])
+            panel_sees = category.get("panel_sees", True)
+            if category.get("requires_rapid_review") is True and panel_sees is False:
+                self.add(f"{base}/panel_sees", panel_sees,
+                         "a category that starts a rapid review is reviewed by the national Panel: set ‘panel_sees’ "
+                         "to true, or ‘requires_rapid_review’ to false")
+            if panel_sees is not False and isinstance(notify, list) and "national_panel" not in notify:
+                self.add(f"{base}/notify", notify,
+                         "the national Panel sees this category, so it must be notified: add national_panel to "
+                         "‘notify’, or set ‘panel_sees’ to false")
+            ages = _dict(category.get("age_at_incident"))
+            low, high = ages.get("min"), ages.get("max")
+            if _is_int(low) and _is_int(high) and low > high:
+                self.add(f"{base}/age_at_incident/min", low,
+                         f"the youngest age ({low}) is above the oldest ({high})")
 
     def check_rapid_review(self) -> None:
         rr = _dict(self.doc.get("rapid_review"))

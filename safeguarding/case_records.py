@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NATIONAL_PANEL = "national_panel"  # candidate role of tasks for national-body users
+CONTRIBUTOR = "contributor:"  # "contributor:<partnership id>": a task for another partnership (cross-boundary)
 
 # The generation of workflow code a case starts under: every workflow input carries it as ``engine`` (inputs
 # from before it decode as 1). A change that would alter a running case's commands is guarded by a
@@ -19,7 +20,8 @@ NATIONAL_PANEL = "national_panel"  # candidate role of tasks for national-body u
 # decides by the input alone for them (no marker and no search-attribute upsert in every case's history), and
 # only cases started under an older engine decide by their history's marker. Children take their parent's.
 # 3: the LCSPR decision's own date, the Panel chased, notices from config, the scrutineer told once.
-ENGINE = 3
+# 4: the notification goes to whom the category says (issue 16); cross-boundary cases (a contributor's summary).
+ENGINE = 4
 
 
 @dataclass
@@ -49,6 +51,14 @@ class IncidentInput:
     opened_by: Actor
     opened_at: str  # ISO datetime (UTC)
     engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
+    # issue 16 (engine 4; the defaults keep older inputs valid): the age at the date of the incident, asked when
+    # the category depends on it; where the child lives when that is another area
+    age_at_incident: int | None = None
+    resident_partnership_id: str | None = None  # the resident area's partnership, when it uses this service
+    resident_area_name: str | None = None  # its name (or, for an area not on the service, as typed)
+    # the resident partnership's contributor, from its current arrangements when the case opened (a workflow reads
+    # nothing): {"partnership_id", "name", "role", "role_title", "members": [user refs]}
+    resident_contributor: dict[str, Any] | None = None
 
 
 @dataclass

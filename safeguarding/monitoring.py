@@ -75,7 +75,7 @@ def _count_if(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-INCIDENT = Case.process == "incident"
+INCIDENT = and_(Case.process == "incident", Case.panel_sees.is_not(False))  # the Panel's (issue 16)
 ESCALATION = Case.process == "escalation"
 LCSPR = Case.process == "lcspr"
 

@@ -68,7 +68,10 @@ SHOW_FILTERS: dict[str, str] = {
     "awaiting_panel": "Awaiting the Panel's response",
 }
 PANEL_RESPONSE_TASK = "panel-response"
-INCIDENT = Case.process == "incident"  # the overview and its figures: notifications and rapid reviews
+# the overview and its figures: notifications and rapid reviews of the categories the Panel sees (a care leaver's
+# death, notified to the Secretary of State and Ofsted, is not the Panel's: issue 16)
+PANEL_SEES = Case.panel_sees.is_not(False)
+INCIDENT = and_(Case.process == "incident", PANEL_SEES)
 LONDON = ZoneInfo("Europe/London")
 
 
@@ -201,6 +204,8 @@ class NationalCase:
     opened_at: datetime
     closed_at: datetime | None
     panel_task_open: bool
+    children_count: int = 0  # how many children the notification names (never who)
+    child_lives_in: str = ""  # a cross-boundary case: the area where the child lives ("" when it is this area)
     # escalations: controlled vocabulary and numbers only
     ladder_purpose: str | None = None
     current_stage: int | None = None
@@ -222,9 +227,10 @@ _COLUMNS = (Case.id, Case.national_ref, Case.process, Case.partnership_id, Partn
             Case.rapid_review_submitted_on, Case.rapid_review_days_late, Case.lcspr_decision, Case.panel_response,
             Case.status, Case.stage, Case.opened_at, Case.closed_at, Case.ladder_purpose, Case.current_stage,
             Case.highest_stage, Case.timeouts, Case.urgent, Case.reached_national, Case.outcome, Case.report_due,
-            Case.publication_date, Case.published)
-# What the national case page may show (the monitoring page links to all three); learning events stay local.
-NATIONAL_PROCESSES = Case.process.in_(("incident", "lcspr", "escalation"))
+            Case.publication_date, Case.published, Case.children_count, Case.resident_area_name)
+# What the national case page may show (the monitoring page links to all three); learning events stay local, and so
+# do incidents of categories the Panel does not see.
+NATIONAL_PROCESSES = and_(Case.process.in_(("incident", "lcspr", "escalation")), PANEL_SEES)
 SYSTEM_STAGES = ("incident", "lcspr")  # processes whose ``stage`` is always the workflow's own words
 # Task types whose titles are the workflow's words and the arrangements' names; any other (an action, whose
 # title carries what a person typed) is shown by its kind and number only.
@@ -279,7 +285,8 @@ def _national_case(r: Any, today: date, labels: dict[tuple[str, int], dict[str, 
         closed_at=_utc(r.closed_at), panel_task_open=r.id in open_tasks, ladder_purpose=r.ladder_purpose,
         current_stage=r.current_stage, highest_stage=r.highest_stage, timeouts=int(r.timeouts or 0),
         urgent=bool(r.urgent), reached_national=bool(r.reached_national), outcome=r.outcome,
-        report_due=r.report_due, publication_date=r.publication_date, published=r.published)
+        report_due=r.report_due, publication_date=r.publication_date, published=r.published,
+        children_count=int(r.children_count or 0), child_lives_in=r.resident_area_name or "")
 
 
 def list_cases(session: Session, today: date, *, partnership_id: str | None = None, status: str | None = None,

@@ -91,6 +91,12 @@ class Case(SQLModel, table=True):
     lcspr_decision: str | None = Field(default=None, max_length=20)
     panel_response: str | None = Field(default=None, max_length=40)
     overdue_tasks: int = 0
+    # issue 16: whether the national Panel reviews the incident's category (its overview, lists and figures);
+    # how many children the notification names; where the child lives when that is another area
+    panel_sees: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
+    children_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    resident_partnership_id: str | None = Field(default=None, max_length=63, index=True)  # on this service
+    resident_area_name: str | None = Field(default=None, max_length=200)  # its name, or an area not on it
     # escalation ladders (process "escalation"): which ladder, where it is, how it went
     parent_case_id: str | None = Field(default=None, max_length=140, index=True)
     ladder_id: str | None = Field(default=None, max_length=63)
@@ -114,6 +120,17 @@ class Case(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revision: int = 0  # the workflow's state revision: an older snapshot never overwrites a newer one
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CasePartnership(SQLModel, table=True):
+    """The partnerships a cross-boundary case involves: the notifying partnership that leads it (``lead``) and the
+    partnership of the area where the child lives (``resident``), which contributes and reads that case only."""
+
+    __tablename__ = "case_partnership"
+
+    case_id: str = Field(foreign_key="case.id", primary_key=True, max_length=140)
+    partnership_id: str = Field(primary_key=True, max_length=63, index=True)
+    role: str = Field(max_length=20)  # lead | resident
 
 
 class Task(SQLModel, table=True):

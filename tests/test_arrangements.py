@@ -871,3 +871,46 @@ def test_schema_issues_speaks_plain_english_for_other_schemas() -> None:
         "/deu: unknown key ‘deu’ — did you mean ‘due’? Allowed here: due",
         "/due: ‘due’ (Due date) is missing",
     ]
+
+
+# --- issue 16: who each incident category notifies, whether the Panel sees it, the ages it covers ---------------
+
+def _category(doc: dict[str, Any], category_id: str) -> tuple[int, dict[str, Any]]:
+    categories = doc["serious_incident_notification"]["categories"]
+    index = next(i for i, c in enumerate(categories) if c["id"] == category_id)
+    return index, categories[index]
+
+
+def test_the_examples_notify_a_care_leavers_death_to_the_secretary_of_state_and_ofsted(doc) -> None:
+    _, care_leaver = _category(doc, "care_leaver_death_to_24")
+    assert care_leaver["notify"] == ["secretary_of_state", "ofsted"]
+    assert care_leaver["panel_sees"] is False and care_leaver["age_at_incident"] == {"min": 16, "max": 24}
+
+
+def test_a_category_that_starts_a_rapid_review_must_be_seen_by_the_panel(doc) -> None:
+    i, category = _category(doc, "death_abuse_neglect")
+    category["panel_sees"] = False
+    issue = only_issue_at(doc, f"/serious_incident_notification/categories/{i}/panel_sees")
+    assert "starts a rapid review" in issue.message
+
+
+def test_a_category_the_panel_sees_must_notify_the_panel(doc) -> None:
+    i, category = _category(doc, "lac_death_any_cause")
+    category["notify"] = ["dfe", "ofsted"]
+    issue = only_issue_at(doc, f"/serious_incident_notification/categories/{i}/notify")
+    assert "national_panel" in issue.message
+    category["panel_sees"] = False
+    assert validate(doc) == []
+
+
+def test_the_youngest_age_cannot_be_above_the_oldest(doc) -> None:
+    i, category = _category(doc, "care_leaver_death_to_24")
+    category["age_at_incident"] = {"min": 25, "max": 24}
+    issue = only_issue_at(doc, f"/serious_incident_notification/categories/{i}/age_at_incident/min")
+    assert "above the oldest" in issue.message
+
+
+def test_an_unknown_recipient_is_refused_by_the_schema(doc) -> None:
+    i, category = _category(doc, "care_leaver_death_to_24")
+    category["notify"] = ["the_press"]
+    assert issues_at(validate(doc), f"/serious_incident_notification/categories/{i}/notify/0")

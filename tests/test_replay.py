@@ -60,3 +60,26 @@ async def test_a_changed_workflow_is_caught(monkeypatch):
     replayer = Replayer(workflows=WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner())  # sees the monkeypatch
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None and "Nondeterminism" in str(result.replay_failure)
+
+
+def _started_input(stem: str) -> dict:
+    import base64
+    import json
+
+    history = json.loads((Path(__file__).parent / "histories" / f"{stem}.json").read_text())
+    payload = history["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+    return json.loads(base64.b64decode(payload["data"]))
+
+
+def test_the_engine_4_paths_are_recorded():
+    """Issue 16's paths are protected by replay: started under engine 4, a care leaver's death (to the Secretary of
+    State and Ofsted, with the age at the incident) and a cross-boundary case (the resident partnership's
+    coordinators captured in the input), beside the whole path; the older recordings (engines 1 to 3) stay."""
+    care_leaver = _started_input("engine4_incident_care_leaver_to_sos_and_ofsted")
+    assert (care_leaver["engine"], care_leaver["category"], care_leaver["age_at_incident"]) == (
+        4, "care_leaver_death_to_24", 19)
+    cross = _started_input("engine4_incident_cross_boundary")
+    assert cross["engine"] == 4 and cross["resident_partnership_id"] == "northmoor-and-eastholme"
+    assert cross["resident_contributor"]["members"] == ["u-ne-business-manager", "u-ne-review-coordinator"]
+    assert _started_input("engine4_incident_full_path")["engine"] == 4
+    assert "age_at_incident" not in _started_input("engine3_incident_full_path")

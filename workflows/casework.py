@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding import forms
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import (
+        CONTRIBUTOR,
         NATIONAL_PANEL,
         ActionCommand,
         Actor,
@@ -172,6 +173,9 @@ class Casework:
     def may_act(self, task: TaskRecord, actor: Actor) -> bool:
         if task.candidate_role == NATIONAL_PANEL:
             return actor.kind == "national_body"
+        if task.candidate_role.startswith(CONTRIBUTOR):  # the resident area's contributor (a cross-boundary case)
+            return (actor.partnership_id == task.candidate_role[len(CONTRIBUTOR):]
+                    and actor.user_ref in task.candidate_users)
         return actor.partnership_id == self.partnership_id and actor.user_ref in task.candidate_users
 
     def check_command(self, cmd: TaskCommand, *, completing: bool) -> TaskRecord:

@@ -3,9 +3,13 @@
 Every due date comes from the case's pinned arrangements version and working-day calendar (workflow
 input). Steps, as human tasks completed through Updates:
 
-1. notification sent to the Panel (due N working days after the local authority became aware);
-   categories that need no rapid review stop here;
-2. an agency summary from each involved agency, and the rapid review meeting record;
+1. the notification (due N working days after the local authority became aware), to whom the category's
+   ``notify`` says: "Notify the national Panel", or for a care leaver's death "Notify the Secretary of State and
+   Ofsted"; categories that need no rapid review stop here. A category the Panel does not see (``panel_sees``
+   false) is kept off the Panel's overview, lists and figures (the case row's ``panel_sees``);
+2. an agency summary from each involved agency, and the rapid review meeting record; in a cross-boundary case
+   whose child lives in another partnership's area that uses this service, also a summary from that
+   partnership (its rapid review coordinators, captured when the case opened);
 3. the LCSPR decision (after the meeting);
 4. sign-off by each partner the arrangements name (one who does not sign off sends the decision back);
 5. submission to the Panel (by the rapid review deadline, counted from awareness or from the
@@ -27,6 +31,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import (
+        CONTRIBUTOR,
         NATIONAL_PANEL,
         IncidentInput,
         LcsprInput,
@@ -34,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
         TaskResult,
     )
+    from safeguarding.incident_categories import panel_sees, recipients, recipients_text
     from safeguarding.themes import themes_for
 
 from workflows.casework import Casework, TaskUpdates, rejected
@@ -44,6 +50,8 @@ LCSPR_PATCH = "start-local-review"  # cases from before it closed without starti
 THEMES_PATCH = "rapid-review-themes"  # decisions from before it used lcspr_decision.v1, which records no themes
 DECISION_DATE_PATCH = "lcspr-decision-date"  # decisions from before it (v2) took the day they were recorded
 PANEL_CHASE_PATCH = "chase-the-panel"  # cases from before it sent a late Panel response up the overdue ladder
+NOTIFY_PATCH = "notify-by-category"  # cases from before it notified the Panel whatever the category said
+RESIDENT_SUMMARY = "summary-resident"  # the task key of the resident area's agency summary (cross-boundary)
 
 
 def workflow_id(partnership_id: str, case_ref: str) -> str:
@@ -66,6 +74,7 @@ class IncidentCase(TaskUpdates):
         self.cw.on_overdue = self._overdue
         self.aware = date.fromisoformat(inp.aware_date)
         self.rr_required = bool(self.category.get("requires_rapid_review"))
+        self.notify = ["national_panel"]  # who the notification goes to: the category's ``notify`` (engine 4)
         self.status = "open"
         self.round = 1
         self.decided_on: date | None = None
@@ -75,18 +84,29 @@ class IncidentCase(TaskUpdates):
             arrangements_version=inp.arrangements_version, aware_date=inp.aware_date,
             rapid_review_required=self.rr_required, children=inp.children, summary=inp.summary,
             agencies=inp.agencies, opened_by=inp.opened_by.user_ref, opened_at=inp.opened_at)
+        if inp.resident_area_name or inp.resident_partnership_id:
+            self.cw.fields.update(resident_partnership_id=inp.resident_partnership_id,
+                                  resident_area_name=inp.resident_area_name)
 
     # --- the process ---------------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: IncidentInput) -> str:
         cw = self.cw
+        by_category = cw.has(NOTIFY_PATCH, since=4)
+        if by_category:
+            self.notify = recipients(self.category)
+            cw.fields.update(panel_sees=panel_sees(self.category), stage=f"Notification to {self._to()}")
+        age = f", aged {inp.age_at_incident} at the date of the incident" if inp.age_at_incident is not None else ""
         cw.event("case_opened", f"Case opened: {self.category.get('label', inp.category)}, aware "
-                                f"{inp.aware_date}, {len(inp.children)} child(ren), arrangements "
-                                f"v{inp.arrangements_version}", actor=inp.opened_by.user_ref)
+                                f"{inp.aware_date}, {len(inp.children)} child(ren){age}, arrangements "
+                                f"v{inp.arrangements_version}", actor=inp.opened_by.user_ref,
+                 data={"notify": list(self.notify)} if by_category else None)
+        if inp.resident_area_name or inp.resident_partnership_id:
+            self._record_resident_area()
         due = cw.calendar.add_working_days(self.aware, self.sin["deadline"]["value"])
         cw.fields["notification_due"] = due.isoformat()
         role = self.sin["notifier_role"]
-        cw.open_task("notification", "notification_sent", "Notify the national Panel", "notification_sent.v1",
+        cw.open_task("notification", "notification_sent", f"Notify {self._to()}", "notification_sent.v1",
                      candidate_role=role, candidate_label=cw.role_title(role),
                      candidate_users=cw.role_members(role), due=due, reminder_working_days=self._reminder_days())
         if self.rr_required and self.rr["deadline"]["clock_start"] == "la_becomes_aware":
@@ -98,6 +118,24 @@ class IncidentCase(TaskUpdates):
                 await cw.sync()
         await cw.finish()
         return self.status
+
+    def _to(self) -> str:
+        """Whom the notification goes to, in words: "the national Panel", "the Secretary of State and Ofsted"."""
+        return recipients_text(self.notify)
+
+    def _record_resident_area(self) -> None:
+        """A cross-boundary case: the notifying partnership leads; where the child lives is recorded and, when that
+        partnership uses this service, it is invited to contribute (its summary opens with the rapid review)."""
+        inp, contributor = self.inp, self.inp.resident_contributor
+        if contributor:
+            self.cw.event("resident_area", f"The child lives in {inp.resident_area_name}: "
+                                           f"{contributor.get('name', inp.resident_area_name)} is invited to "
+                                           f"contribute ({contributor.get('role_title', 'its coordinators')})",
+                          data={"partnership_id": inp.resident_partnership_id})
+        else:
+            self.cw.event("resident_area", f"The child lives in {inp.resident_area_name}"
+                                           + ("" if inp.resident_partnership_id else " (not on this service)"),
+                          data={"partnership_id": inp.resident_partnership_id})
 
     def _reminder_days(self) -> int:
         return int(self.rr.get("reminders", {}).get("working_days_before_due", 0))
@@ -120,6 +158,14 @@ class IncidentCase(TaskUpdates):
             cw.open_task(f"summary-{agency}", "agency_summary", f"Agency summary: {cw.agency_name(agency)}",
                          "agency_summary.v1", candidate_role=role, candidate_label=label, candidate_users=users,
                          due=at("agency_summaries"), reminder_working_days=self._reminder_days())
+        contributor = self.inp.resident_contributor
+        if contributor:  # the partnership where the child lives (cross-boundary): its own summary, its own people
+            name = contributor.get("name") or self.inp.resident_area_name or contributor["partnership_id"]
+            cw.open_task(RESIDENT_SUMMARY, "agency_summary", f"Agency summary: {name} (where the child lives)",
+                         "agency_summary.v1", candidate_role=f"{CONTRIBUTOR}{contributor['partnership_id']}",
+                         candidate_label=f"{contributor.get('role_title', 'Rapid review coordinators')}, {name}",
+                         candidate_users=list(contributor.get("members", [])), due=at("agency_summaries"),
+                         reminder_working_days=self._reminder_days())
         coordinator = rr["coordinator_role"]
         cw.open_task("meeting", "rr_meeting", "Record the rapid review meeting", "rr_meeting.v1",
                      candidate_role=coordinator, candidate_label=cw.role_title(coordinator),
@@ -163,7 +209,8 @@ class IncidentCase(TaskUpdates):
                 self._close("closed", "Notification recorded; this category needs no rapid review")
             elif self.rr_start is None:
                 self._start_rapid_review(sent)
-            return f"Notification sent to the Panel on {sent.isoformat()}" + (
+            to = "the Panel" if self.notify == ["national_panel"] else self._to()
+            return f"Notification sent to {to} on {sent.isoformat()}" + (
                 f" ({late} working day(s) late)" if sent > due else " (on time)")
         if task.type == "agency_summary":
             return f"{task.title} recorded"

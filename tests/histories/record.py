@@ -203,6 +203,35 @@ async def scenario_yearly_report_sent_back_published_next_started(drv: CaseDrive
         await asyncio.sleep(0.1)
 
 
+async def scenario_care_leaver_to_sos_and_ofsted(drv: CaseDriver) -> None:
+    """Engine 4: a care leaver's death is notified to the Secretary of State and Ofsted, not the Panel."""
+    from tests.incident_support import RV_NOTIFIER, Incident
+
+    today = london_today()
+    incident = Incident(drv.env, drv.engine, drv.settings)
+    drv.case_id = await incident.open(today, "care_leaver_death_to_24", age=19)
+    await incident.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True},
+                            RV_NOTIFIER)
+
+
+async def scenario_cross_boundary(drv: CaseDriver) -> None:
+    """Engine 4: the child lives in Northmoor and Eastholme, whose coordinators contribute their own summary."""
+    from safeguarding.case_records import Actor
+    from safeguarding.cross_boundary import resident_area
+    from tests.incident_support import NE, RV, Incident
+
+    today = london_today()
+    with drv.engine.connect() as conn:
+        area, _ = resident_area(conn, RV, partnership_id=NE)
+    incident = Incident(drv.env, drv.engine, drv.settings)
+    drv.case_id = await incident.open(today, "serious_harm_abuse_neglect", area=area, children=2)
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await incident.complete("summary-resident", {"involvement": "Known to children's services."},
+                            Actor(user_ref="u-ne-review-coordinator", kind="reviewer", partnership_id=NE))
+    await drv.through_rapid_review(today=today, decision="no")
+    await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
@@ -231,6 +260,10 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "engine3_ladder_climbs_to_the_scrutineer": scenario_ladder_climbs_to_the_scrutineer,
              "engine3_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
              "engine3_lcspr_handed_back_and_published": scenario_lcspr_handed_back_and_published,
+             # engine 4 (issue 16): the notification to whom the category says; a cross-boundary case
+             "engine4_incident_full_path": scenario_full_path,
+             "engine4_incident_care_leaver_to_sos_and_ofsted": scenario_care_leaver_to_sos_and_ofsted,
+             "engine4_incident_cross_boundary": scenario_cross_boundary,
              "yearly_report_sent_back_published_next_started":
                  scenario_yearly_report_sent_back_published_next_started}
 
