@@ -45,6 +45,8 @@ async def measure(page) -> dict:
     return await page.evaluate("""() => ({
         scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
         h1: document.querySelectorAll('h1').length,
+        offscreen: [...document.querySelectorAll('main .govuk-button')]
+            .filter(b => b.getBoundingClientRect().right > window.innerWidth).length,
         wide: [...document.querySelectorAll('body *')]
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
                 && !e.parentElement.closest('.app-table-scroll'))
@@ -87,9 +89,8 @@ async def site(time_env, seeded_engine, settings):
                 await browser.close()
 
 
-async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
-    """(problems, pages seen) for one user's walk."""
-    context = await browser.new_context(base_url=url, viewport={"width": WIDTHS[0][0], "height": WIDTHS[0][1]})
+async def signed_in(browser, url: str, email: str, width: int = WIDTHS[0][0], height: int = WIDTHS[0][1]):
+    context = await browser.new_context(base_url=url, viewport={"width": width, "height": height})
     context.set_default_timeout(10_000)
     page = await context.new_page()
     await page.goto("/sign-in")
@@ -98,6 +99,13 @@ async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state()
     assert "/sign-in" not in page.url, f"{email} could not sign in"
+    return page
+
+
+async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
+    """(problems, pages seen) for one user's walk."""
+    page = await signed_in(browser, url, email)
+    context = page.context
     origin = urlsplit(url).netloc
     start = urlsplit(page.url)
     queue = deque([start.path + (f"?{start.query}" if start.query else "")])
@@ -118,6 +126,8 @@ async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
             if got["scroll"] > got["inner"]:
                 problems.append(f"{email} {target} at {width}px: page is {got['scroll']}px wide "
                                 f"(widest: {', '.join(got['wide'])})")
+            if got["offscreen"]:
+                problems.append(f"{email} {target} at {width}px: {got['offscreen']} button(s) off the screen")
             if got["h1"] != 1:
                 problems.append(f"{email} {target} at {width}px: {got['h1']} <h1> elements")
                 break
@@ -148,3 +158,31 @@ async def test_no_page_scrolls_sideways_and_each_has_one_heading(site):
         problems += found
     assert all(count >= 5 for count in counts.values()), f"too few pages walked: {counts}"
     assert problems == [], f"{len(problems)} layout problem(s):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+async def test_claim_and_release_keep_the_focus_on_the_row_and_say_what_happened(site, width):
+    """Issue 17, point 10: after htmx swaps the inbox, the keyboard focus is on the changed row's new button and a
+    polite status message (outside the swapped part) says what happened; on a phone the button is on screen."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-la-head-qa@demo.test", width=width)
+    await page.goto("/tasks")
+    status = page.locator("#inbox-status")
+    assert await status.get_attribute("aria-live") == "polite" and await status.get_attribute("role") == "status"
+    assert await page.locator("#inbox #inbox-status").count() == 0  # not inside the swapped part
+    row = page.get_by_role("row").filter(has_text="Notify the national Panel").first
+    claim = row.get_by_role("button", name=re.compile("^Claim"))
+    box = await claim.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= width, f"Claim is off the screen: {box}"
+    await claim.focus()
+    await page.keyboard.press("Enter")
+    await row.get_by_text("Claimed by you").wait_for()
+    await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('claimed')")
+    focused = await page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused.startswith("Release") and "Notify the national Panel" in focused, focused
+    assert "You claimed: Notify the national Panel" in await status.inner_text()
+
+    await page.keyboard.press("Enter")  # the focused Release button
+    await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('released')")
+    focused = await page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused.startswith("Claim") and "Notify the national Panel" in focused, focused
