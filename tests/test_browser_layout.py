@@ -44,7 +44,7 @@ def shape(path: str, query: str) -> str:
 async def measure(page) -> dict:
     return await page.evaluate("""() => ({
         scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
-        h1: document.querySelectorAll('h1').length,
+        h1: document.querySelectorAll('h1').length, title: document.title,
         offscreen: [...document.querySelectorAll('main .govuk-button')]
             .filter(b => b.getBoundingClientRect().right > window.innerWidth).length,
         wide: [...document.querySelectorAll('body *')]
@@ -109,7 +109,7 @@ async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
     origin = urlsplit(url).netloc
     start = urlsplit(page.url)
     queue = deque([start.path + (f"?{start.query}" if start.query else "")])
-    seen_urls, shapes, problems, pages = set(queue), {}, [], 0
+    seen_urls, shapes, problems, pages, titles = set(queue), {}, [], 0, {}
     while queue and pages < MAX_PAGES:
         target = queue.popleft()
         await page.set_viewport_size({"width": WIDTHS[0][0], "height": WIDTHS[0][1]})
@@ -120,6 +120,7 @@ async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
         if response is None or "text/html" not in (response.headers.get("content-type") or ""):
             continue
         pages += 1
+        titles.setdefault(shape(urlsplit(target).path, ""), set()).add((await page.title()).split(" – ")[0])
         for width, height in WIDTHS:
             await page.set_viewport_size({"width": width, "height": height})
             got = await measure(page)
@@ -147,6 +148,10 @@ async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
             seen_urls.add(path)
             queue.append(path)
     await context.close()
+    # each kind of page says what it is in its <title> (issue 17, point 5), before the service's name
+    bare = sorted(path for path, seen in titles.items() if "Safeguarding partnership workflows" in seen)
+    if bare:
+        problems.append(f"{email}: pages whose <title> is only the service's name: {bare}")
     return problems, pages
 
 
