@@ -11,6 +11,49 @@ if (window.htmx) {
     }
   });
 
+  // Claim and Release in the inbox (issue 17, point 10): htmx swaps the whole #inbox, which would drop the
+  // keyboard focus to the top of the page. Afterwards focus goes back to the row that changed (its new Release
+  // or Claim button, else its task link) and #inbox-status (role="status", aria-live="polite", outside the
+  // swapped part) says what happened in one sentence. When the answer shows an error summary, GOV.UK
+  // Frontend's error summary takes the focus instead.
+  let inboxAction = null;
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    const form = event.detail.elt;
+    const match = form instanceof HTMLFormElement && form.closest("#inbox")
+      ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)$/) : null;
+    if (!match) {
+      return;
+    }
+    const link = form.closest("tr") && form.closest("tr").querySelector("a[href]");
+    inboxAction = { form, href: match[1], verb: match[2], title: link ? link.textContent.trim() : "the task" };
+  });
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    if (inboxAction && event.detail.elt === inboxAction.form && !event.detail.successful) {
+      inboxAction = null;
+    }
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const inbox = document.getElementById("inbox");
+    if (!inboxAction || !inbox || inbox.contains(inboxAction.form)) {
+      return;
+    }
+    const done = inboxAction;
+    inboxAction = null;
+    const status = document.getElementById("inbox-status");
+    if (inbox.querySelector(".govuk-error-summary")) {
+      return;
+    }
+    const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === done.href);
+    const row = link && link.closest("tr");
+    const target = (row && row.querySelector("button")) || link;
+    if (target) {
+      target.focus();
+    }
+    if (status) {
+      status.textContent = `${done.verb === "claim" ? "You claimed" : "You released"}: ${done.title}.`;
+    }
+  });
+
   // An error answer to a claim/release (403, 404, 409, 500...) is the error page's content block: show it in
   // place of the page's main content, as a full page load would. A failed poll is left alone (the next poll
   // tries again); 422 (a form with errors) swaps normally.

@@ -1,0 +1,193 @@
+"""Every page each kind of user reaches fits a phone and a desktop (issue 17, points 5 and 6).
+
+Real Chromium (Debian's, via Playwright) against the real app under uvicorn, a time-skipping Temporal server and
+an in-process worker. The data: an incident at its LCSPR sign-off, one through the rapid review (awaiting the
+Panel), and a professional disagreement on its escalation ladder. Each user signs in and walks the same-origin
+links from the landing page (at most two pages of each path shape, at most ``MAX_PAGES``); on each page, at
+390x844 and at 1280x900, nothing scrolls sideways (``scrollWidth`` <= the viewport's width) and there is exactly
+one ``<h1>``. Every failing URL is listed in one assertion message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
+from tests.test_incident_workflow import RV, CaseDriver, principal, running_worker
+from web.app import create_app
+from web.cases import EscalationIn, london_today, raise_escalation
+
+pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
+
+PASSWORD = "demo-password"
+USERS = ["rv-business-manager@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
+         "rv-scrutineer@demo.test", "panel@demo.test"]
+WIDTHS = [(390, 844), (1280, 900)]
+MAX_PAGES = 45
+PER_SHAPE = 2
+# never followed: signing out, files (CSV, Word), the API and its docs, static assets
+SKIP = re.compile(r"^/(sign-out|api/|docs|redoc|openapi|static/)|\.(csv|docx|json|ya?ml|svg|png|css|js)$|"
+                  r"[?&](format|download)=")
+
+
+def shape(path: str, query: str) -> str:
+    """/cases/incident-rv-T-1a2b -> /cases/*; the query's keys, not its values."""
+    parts = ["*" if re.search(r"\d", part) else part for part in path.split("/")]
+    keys = sorted({pair.split("=")[0] for pair in query.split("&") if pair})
+    return "/".join(parts) + ("?" + "&".join(keys) if keys else "")
+
+
+async def measure(page) -> dict:
+    return await page.evaluate("""() => ({
+        scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+        h1: document.querySelectorAll('h1').length, title: document.title,
+        offscreen: [...document.querySelectorAll('main .govuk-button')]
+            .filter(b => b.getBoundingClientRect().right > window.innerWidth).length,
+        wide: [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                && !e.parentElement.closest('.app-table-scroll'))
+            .slice(-3).map(e => e.tagName.toLowerCase()
+                + (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ')[0] : ''))})""")
+
+
+@pytest.fixture
+async def site(time_env, seeded_engine, settings):
+    """(base URL, browser) over an app with an incident at sign-off, one awaiting the Panel and an escalation."""
+    from playwright.async_api import async_playwright
+
+    today = london_today()
+    target = time_env.client.service_client.config.target_host
+    app = create_app(settings.model_copy(update={"temporal_address": target}), engine=seeded_engine,
+                     connect_temporal=True)
+    async with running_worker(time_env, seeded_engine, settings):
+        at_signoff = CaseDriver(time_env, seeded_engine, settings)
+        await at_signoff.open(today, ref="LAYOUT-SIGNOFF-REFERENCE-LONG-NAME-2026")
+        for agency in ("riverford-council", "vale-icb", "riverford-schools"):
+            await at_signoff.complete(f"summary-{agency}", {"involvement": "Health visiting since birth."})
+        await at_signoff.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered."})
+        await at_signoff.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                               "decided_on": today.isoformat(),
+                                               "learning_themes": ["information-sharing"],
+                                               "rationale": "Agencies did not share information.",
+                                               "learning": "Information sharing at weekends."})
+        reviewed = CaseDriver(time_env, seeded_engine, settings)
+        await reviewed.open(today)
+        await reviewed.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+        await reviewed.through_rapid_review(today=today, decision="no")
+        await raise_escalation(seeded_engine, time_env.client, settings.task_queue,
+                               principal(seeded_engine, "u-rv-social-worker"), RV,
+                               EscalationIn(subject="Threshold for a strategy discussion not agreed.",
+                                            agencies=["riverford-council", "vale-police"], issue_type="threshold"))
+        with LiveServer(app) as url:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+                yield url, browser
+                await browser.close()
+
+
+async def signed_in(browser, url: str, email: str, width: int = WIDTHS[0][0], height: int = WIDTHS[0][1]):
+    context = await browser.new_context(base_url=url, viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    await page.goto("/sign-in")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_load_state()
+    assert "/sign-in" not in page.url, f"{email} could not sign in"
+    return page
+
+
+async def walk(browser, url: str, email: str) -> tuple[list[str], int]:
+    """(problems, pages seen) for one user's walk."""
+    page = await signed_in(browser, url, email)
+    context = page.context
+    origin = urlsplit(url).netloc
+    start = urlsplit(page.url)
+    queue = deque([start.path + (f"?{start.query}" if start.query else "")])
+    seen_urls, shapes, problems, pages, titles = set(queue), {}, [], 0, {}
+    while queue and pages < MAX_PAGES:
+        target = queue.popleft()
+        await page.set_viewport_size({"width": WIDTHS[0][0], "height": WIDTHS[0][1]})
+        try:
+            response = await page.goto(target)
+        except Exception:  # a download, or a link the browser does not load as a page
+            continue
+        if response is None or "text/html" not in (response.headers.get("content-type") or ""):
+            continue
+        pages += 1
+        titles.setdefault(shape(urlsplit(target).path, ""), set()).add((await page.title()).split(" – ")[0])
+        for width, height in WIDTHS:
+            await page.set_viewport_size({"width": width, "height": height})
+            got = await measure(page)
+            if got["scroll"] > got["inner"]:
+                problems.append(f"{email} {target} at {width}px: page is {got['scroll']}px wide "
+                                f"(widest: {', '.join(got['wide'])})")
+            if got["offscreen"]:
+                problems.append(f"{email} {target} at {width}px: {got['offscreen']} button(s) off the screen")
+            if got["h1"] != 1:
+                problems.append(f"{email} {target} at {width}px: {got['h1']} <h1> elements")
+                break
+        hrefs = await page.eval_on_selector_all(
+            "a[href]", "els => els.map(a => new URL(a.getAttribute('href'), location.href).href)")
+        for href in hrefs:
+            link = urlsplit(href)
+            if link.netloc != origin or link.scheme not in ("http", "https"):
+                continue
+            path = link.path + (f"?{link.query}" if link.query else "")
+            if path in seen_urls or SKIP.search(link.path) or SKIP.search(path) or link.path == "/sign-in":
+                continue
+            key = shape(link.path, link.query)
+            if shapes.get(key, 0) >= PER_SHAPE:
+                continue
+            shapes[key] = shapes.get(key, 0) + 1
+            seen_urls.add(path)
+            queue.append(path)
+    await context.close()
+    # each kind of page says what it is in its <title> (issue 17, point 5), before the service's name
+    bare = sorted(path for path, seen in titles.items() if "Safeguarding partnership workflows" in seen)
+    if bare:
+        problems.append(f"{email}: pages whose <title> is only the service's name: {bare}")
+    return problems, pages
+
+
+async def test_no_page_scrolls_sideways_and_each_has_one_heading(site):
+    url, browser = site
+    problems, counts = [], {}
+    for email in USERS:
+        found, counts[email] = await walk(browser, url, email)
+        problems += found
+    assert all(count >= 5 for count in counts.values()), f"too few pages walked: {counts}"
+    assert problems == [], f"{len(problems)} layout problem(s):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+async def test_claim_and_release_keep_the_focus_on_the_row_and_say_what_happened(site, width):
+    """Issue 17, point 10: after htmx swaps the inbox, the keyboard focus is on the changed row's new button and a
+    polite status message (outside the swapped part) says what happened; on a phone the button is on screen."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-la-head-qa@demo.test", width=width)
+    await page.goto("/tasks")
+    status = page.locator("#inbox-status")
+    assert await status.get_attribute("aria-live") == "polite" and await status.get_attribute("role") == "status"
+    assert await page.locator("#inbox #inbox-status").count() == 0  # not inside the swapped part
+    row = page.get_by_role("row").filter(has_text="Notify the national Panel").first
+    claim = row.get_by_role("button", name=re.compile("^Claim"))
+    box = await claim.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= width, f"Claim is off the screen: {box}"
+    await claim.focus()
+    await page.keyboard.press("Enter")
+    await row.get_by_text("Claimed by you").wait_for()
+    await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('claimed')")
+    focused = await page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused.startswith("Release") and "Notify the national Panel" in focused, focused
+    assert "You claimed: Notify the national Panel" in await status.inner_text()
+
+    await page.keyboard.press("Enter")  # the focused Release button
+    await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('released')")
+    focused = await page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused.startswith("Claim") and "Notify the national Panel" in focused, focused
