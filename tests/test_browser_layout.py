@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from safeguarding.clock import london_today
+from safeguarding.intake import EscalationIn, raise_escalation
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
 from tests.test_incident_workflow import RV, CaseDriver, principal, running_worker
 from web.app import create_app
-from web.cases import EscalationIn, london_today, raise_escalation
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 
