@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safeguarding.refusals import ApiError, FieldError, plain_errors
+from web.auth import SignInRequired, session_principal, sign_in_url
 
 log = logging.getLogger("sgflow.web")
 
@@ -90,8 +91,6 @@ def _principal_of(request: Request, *, look_up: bool):
     if "principal" in state or not look_up:
         return state.get("principal")
     try:
-        from web.auth import session_principal
-
         return session_principal(request)
     except Exception:  # the error page must render even when the database does not answer
         return None
@@ -124,8 +123,6 @@ def error_for(request: Request, status: int, code: str, message: str, **page: An
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from web.auth import SignInRequired, sign_in_url
-
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired):
         url = sign_in_url(exc.next_path, exc.expired)

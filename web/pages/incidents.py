@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -17,8 +17,7 @@ from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
 from safeguarding.intake import IncidentIn, intake_doc, open_incident
 from web import schema_forms as sf
-from web.auth import require_page_principal
-from web.deps import engine_of
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout
 from web.errors import ApiError
 from web.form_errors import error_summary, field_errors, unknown_fields
 from web.pages import bounded_page, page_context
@@ -57,8 +56,8 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
 
 
 @router.get("/incidents/new")
-def incident_form(request: Request, principal: Principal = Depends(require_page_principal)):
-    doc = intake_doc(engine_of(request), principal)
+def incident_form(request: Request, engine: DbEngine, principal: PagePrincipal):
+    doc = intake_doc(engine, principal)
     return _intake_page(request, principal, doc)
 
 
@@ -105,8 +104,9 @@ def _intake_errors(fields) -> dict[str, str]:
 
 @router.post("/incidents/new")
 @bounded_page
-async def record_incident(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = engine_of(request)
+async def record_incident(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                          settings: AppSettings, principal: PagePrincipal):
+
     doc = intake_doc(engine, principal)
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
@@ -118,10 +118,10 @@ async def record_incident(request: Request, principal: Principal = Depends(requi
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _intake_page(request, principal, doc, values=values, errors=errors, status_code=422)
     try:
-        case_id, _status = await open_incident(engine, request.app.state.temporal,
-                                               request.app.state.settings.task_queue, principal,
+        case_id, _status = await open_incident(engine, temporal,
+                                               settings.task_queue, principal,
                                                principal.partnership_id, incident,
-                                               timeout=request.app.state.settings.temporal_timeout_seconds)
+                                               timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
