@@ -27,6 +27,13 @@ def json_or_none(text: str) -> Any:
     return json.loads(text) if text else None
 
 
+def check_arrangements_readable(principal: Principal, partnership_id: str) -> None:
+    """Who may read a partnership's arrangements, else 404 (no probing). Arrangements are published documents with
+    no personal data: the national body and scrutineers may read them too."""
+    if not (principal.can_read(partnership_id) or principal.is_national or principal.kind == "scrutineer"):
+        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
+
+
 def current_arrangements(engine: Engine, principal: Principal, partnership_id: str):
     """The partnership's current arrangements version and document, for one of its own people; else 404 (the
     same answer for a partnership that does not exist and one that is not yours: no probing)."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -30,13 +30,29 @@ CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
 REF_SCHEMA: dict[str, Any] = {"pattern": CASE_REF.pattern, "minLength": 1, "maxLength": 40}  # documented in OpenAPI
 
 
+AWARE = "the date the local authority became aware of the incident"
+
+
 class ChildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused, by name (not silently dropped)
+
     pseudonym: str = Field(min_length=1, max_length=40, description="How the case refers to the child, e.g. "
                                                                       "‘Child A’. Never a name.")
     local_ref: str = Field("", max_length=40, description="The local authority's own reference, if any.")
 
 
 class IncidentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused, by name (not silently dropped)
+    # How messages name the fields (refusals.plain_errors): "Enter <label>", "<Label> must be a real date"...
+    field_labels: ClassVar[dict[str, str]] = {
+        "case_ref": "your reference for this incident", "aware_date": AWARE, "category": "the incident category",
+        "children": "the children", "pseudonym": "the child's pseudonym", "local_ref": "the child's local reference",
+        "summary": "what happened", "agencies": "the agencies involved"}
+    field_prompts: ClassVar[dict[str, str]] = {
+        "category": "Select the incident category",
+        "children": "Enter a pseudonym for at least one child, for example ‘Child A’",
+        "summary": "Describe what happened, briefly and without names"}
+
     case_ref: str = Field(description="Your reference for this incident (1 to 40 letters, digits and hyphens, "
                                       "starting with a letter or digit). Never a name: it is part of the "
                                       "workflow id, which Temporal stores unencrypted. Submitting the same "
@@ -51,14 +67,15 @@ class IncidentIn(BaseModel):
     @classmethod
     def _ref(cls, value: str) -> str:
         if not CASE_REF.match(value):
-            raise ValueError("use 1 to 40 letters, digits and hyphens, starting with a letter or digit")
+            raise ValueError("your reference for this incident must use 1 to 40 letters, digits and hyphens, starting "
+                             "with a letter or digit")
         return value
 
     @field_validator("summary")
     @classmethod
     def _summary(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("describe what happened")
+            raise ValueError("describe what happened, briefly and without names")
         return value.strip()
 
 
@@ -68,27 +85,31 @@ def _check_incident(doc: dict[str, Any], incident: IncidentIn) -> list[FieldErro
     categories = [c["id"] for c in sin["categories"]]
     if incident.category not in categories:
         errors.append(FieldError(path="/category", value=incident.category,
-                                 message=f"not a category in this partnership's arrangements; choose one of: "
-                                         f"{', '.join(categories)}"))
+                                 message=f"Select the incident category: one of your partnership's categories "
+                                         f"({', '.join(categories)})"))
     today = london_today()
     if incident.aware_date > today:
         errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
-                                 message=f"cannot be in the future (today is {today.isoformat()})"))
+                                 message=f"The {AWARE[4:]} must be today or in the past (today is "
+                                         f"{today.isoformat()})"))
     elif incident.aware_date < EARLIEST_AWARE_DATE:
         errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
-                                 message="cannot be before 2018: these processes began with the 2017 Act"))
+                                 message=f"The {AWARE[4:]} must be in 2018 or later: these processes "
+                                         "began with the 2017 Act"))
     limit = int(sin.get("max_children_per_notification", 4))
     if len(incident.children) > limit:
         errors.append(FieldError(path="/children", value=len(incident.children),
-                                 message=f"at most {limit} children per notification; describe others in "
-                                         "the summary or open another case"))
+                                 message=f"Enter at most {limit} children per notification; describe others "
+                                         "in the summary or open another case"))
     known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
     for index, agency in enumerate(incident.agencies):
         if agency not in known:
             errors.append(FieldError(path=f"/agencies/{index}", value=agency,
-                                     message="not a partner or relevant agency in this partnership's arrangements"))
+                                     message=f"‘{agency}’ is not a partner or relevant agency in this "
+                                             "partnership's arrangements"))
     if len(set(incident.agencies)) != len(incident.agencies):
-        errors.append(FieldError(path="/agencies", value=incident.agencies, message="an agency is listed twice"))
+        errors.append(FieldError(path="/agencies", value=incident.agencies,
+                                 message="The agencies involved list an agency twice"))
     return errors
 
 

@@ -131,21 +131,57 @@ def incident(**overrides):
 
 
 @pytest.mark.parametrize(("overrides", "path", "words"), [
-    ({"category": "burglary"}, "/category", "choose one of"),
-    ({"aware_date": (london_today() + timedelta(days=1)).isoformat()}, "/aware_date", "future"),
-    ({"aware_date": "2017-12-31"}, "/aware_date", "before 2018"),
+    ({"category": "burglary"}, "/category", "Select the incident category"),
+    ({"aware_date": (london_today() + timedelta(days=1)).isoformat()}, "/aware_date", "today or in the past"),
+    ({"aware_date": "2017-12-31"}, "/aware_date", "2018 or later"),
     ({"children": [{"pseudonym": f"Child {c}"} for c in "ABCDE"]}, "/children", "at most 4"),
     ({"agencies": ["vale-icb", "northmoor-council"]}, "/agencies/1", "not a partner"),
     ({"children": []}, "/children", ""),
     ({"case_ref": "RV 1/2"}, "/case_ref", "letters, digits"),
     ({"aware_date": "2026-02-30"}, "/aware_date", ""),
-    ({"summary": "   "}, "/summary", "describe"),
+    ({"summary": "   "}, "/summary", "Describe what happened"),
 ])
 async def test_bad_incidents_name_the_field_and_start_nothing(api, overrides, path, words):
     response = await api.post("/api/partnerships/riverford-and-vale/incidents", json=incident(**overrides), auth=LEAD)
     assert response.status_code == 422, response.text
     fields = response.json()["error"]["fields"]
     assert any(f["path"] == path and words in f["message"] for f in fields), fields
+
+
+async def test_intake_refuses_unknown_fields_naming_each(api, seeded_engine):
+    """Issue 16.6: a field the API does not take is refused (422, nothing started), each named by its path, not
+    silently dropped."""
+    body = incident(colour="red")
+    body["children"][0]["shoe_size"] = 4
+    response = await api.post("/api/partnerships/riverford-and-vale/incidents", json=body, auth=LEAD)
+    assert response.status_code == 422, response.text
+    fields = {f["path"]: f["message"] for f in response.json()["error"]["fields"]}
+    assert set(fields) == {"/colour", "/children/0/shoe_size"}, fields
+    assert "‘colour’" in fields["/colour"] and "‘shoe_size’" in fields["/children/0/shoe_size"]
+    spec = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    assert spec["IncidentIn"]["additionalProperties"] is False and spec["ChildIn"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("overrides", "left_out", "path", "message"), [
+    ({}, "aware_date", "/aware_date", "Enter the date the local authority became aware of the incident"),
+    ({"aware_date": "2026-02-30"}, None, "/aware_date",
+     "The date the local authority became aware of the incident must be a real date"),
+    ({"aware_date": (london_today() + timedelta(days=1)).isoformat()}, None, "/aware_date",
+     "The date the local authority became aware of the incident must be today or in the past"),
+    ({"children": [{"local_ref": "LA-1"}]}, None, "/children/0/pseudonym", "Enter the child's pseudonym"),
+    ({}, "category", "/category", "Select the incident category"),
+    ({}, "case_ref", "/case_ref", "Enter your reference for this incident"),
+    ({"summary": "x" * 5001}, None, "/summary", "What happened must be 5000 characters or fewer"),
+])
+async def test_intake_messages_name_the_field_in_plain_english(api, overrides, left_out, path, message):
+    """Issue 16.6: intake errors say which field, as people know it, not pydantic's phrasing."""
+    body = incident(**overrides)
+    body.pop(left_out or "", None)
+    response = await api.post("/api/partnerships/riverford-and-vale/incidents", json=body, auth=LEAD)
+    assert response.status_code == 422, response.text
+    fields = response.json()["error"]["fields"]
+    assert any(f["path"] == path and f["message"].startswith(message) for f in fields), fields
+    assert not any(words in f["message"] for f in fields for words in ("Field required", "Input should", "String "))
 
 
 async def test_incidents_for_unknown_or_other_partnerships(api):

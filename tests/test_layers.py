@@ -36,3 +36,26 @@ def test_lower_layers_never_import_web(path: Path):
 def test_web_cases_is_gone():
     """The service layer moved to safeguarding/ (intake, case_commands, case_queries, case_access, refusals)."""
     assert not (ROOT / "web" / "cases.py").exists()
+
+
+def _web_modules() -> list[Path]:
+    return sorted((ROOT / "web").rglob("*.py"))
+
+
+def test_no_web_module_imports_private_helpers():
+    """No module imports another's ``_private`` names."""
+    for path in _web_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.relative_to(ROOT)} imports {private} from {node.module}"
+
+
+def test_routes_take_the_app_objects_from_web_deps():
+    """No page module keeps its own ``_engine`` (routes take ``web.deps.DbEngine``)."""
+    for path in _web_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        if path.name != "deps.py":
+            assert "_engine" not in defined, f"{path.relative_to(ROOT)} defines _engine"

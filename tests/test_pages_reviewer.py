@@ -379,6 +379,38 @@ async def test_intake_form_errors_then_a_case_with_script_shown_escaped(site):
     assert task.status_code == 200 and SCRIPT not in task.text and "&lt;script&gt;" in task.text
 
 
+async def test_intake_form_refuses_unknown_fields_and_names_fields_in_plain_english(site):
+    """Issue 16.6: a posted field the form does not have is refused, by name, and nothing is opened; a missing
+    date or child is asked for in plain English (the same words as the JSON API)."""
+    browser, driver = site
+    lead = browser()
+    await lead.sign_in(LEAD)
+    today = london_today()
+    ref = f"RV-{uuid.uuid4().hex[:6]}"
+    good = {"case_ref": ref, "aware_date-day": str(today.day), "aware_date-month": str(today.month),
+            "aware_date-year": str(today.year), "category": "serious_harm_abuse_neglect",
+            "child-1-pseudonym": "Child A", "summary": "Injuries."}
+    refused = await lead.post("/incidents/new", {**good, "colour": "red", "child-9-pseudonym": "Child Z"})
+    assert refused.status_code == 422 and "There is a problem" in refused.text
+    assert "‘colour’" in refused.text and "‘child-9-pseudonym’" in refused.text
+    assert 'href="#case_ref"' in refused.text
+    with Session(driver.engine) as session:
+        assert session.exec(select(Case).where(Case.case_ref == ref)).first() is None
+    assert audit_actions(driver.engine, "incident.open")[-1].outcome == "rejected"
+    missing = await lead.post("/incidents/new", {"case_ref": ref, "category": "serious_harm_abuse_neglect",
+                                                 "child-1-local_ref": "LA-7", "summary": "Injuries."})
+    assert missing.status_code == 422
+    assert "Enter the date the local authority became aware of the incident" in missing.text
+    assert "Enter a pseudonym for child 1, or clear their local reference" in missing.text
+    assert "Field required" not in missing.text and "Input should" not in missing.text
+    future = today + timedelta(days=2)
+    later = await lead.post("/incidents/new", {**good, "aware_date-day": str(future.day),
+                                               "aware_date-month": str(future.month),
+                                               "aware_date-year": str(future.year)})
+    assert later.status_code == 422 and "must be today or in the past" in later.text
+    assert 'href="#aware_date-day"' in later.text
+
+
 async def test_task_form_errors_from_the_validator_success_and_double_post(site):
     browser, driver = site
     today = london_today()

@@ -2,8 +2,8 @@
 
 API clients send HTTP Basic credentials; browsers carry a session cookie (``web.session``). Every password check,
 the sign-in page's and HTTP Basic's, goes through ``check_password`` and its throttle. Both end in a
-``Principal``. The API asks for one with ``Depends(require_principal)`` (session or Basic, else 401 JSON);
-pages with ``Depends(require_page_principal)`` (session only, else a redirect to ``/sign-in?next=<path>``).
+``Principal``. The API asks for one with ``web.deps.ApiPrincipal`` (session or Basic, else 401 JSON);
+pages with ``web.deps.PagePrincipal`` (session only, else a redirect to ``/sign-in?next=<path>``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlmodel import Session
 
 from safeguarding.accounts import Principal, authenticate
+from safeguarding.refusals import ApiError
 from safeguarding.tables import User, WebSession
-from web.errors import ApiError
 from web.session import ABSOLUTE, IDLE, TOUCH_AFTER, clock_of, id_hash, password_fingerprint, session_of
 
 log = logging.getLogger("sgflow.web")

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safeguarding.refusals import ApiError, FieldError
+from safeguarding.refusals import ApiError, FieldError, plain_errors
+from web.auth import SignInRequired, session_principal, sign_in_url
 
 log = logging.getLogger("sgflow.web")
 
@@ -39,9 +40,15 @@ def error_response(status: int, code: str, message: str, fields: list[FieldError
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
-def _pointer(loc: tuple) -> str:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else list(map(str, loc))
-    return "/" + "/".join(parts) if parts else ""
+def _body_model(request: Request) -> Any:
+    """The pydantic model of the matched route's JSON body, if it has one: its ``field_labels`` and
+    ``field_prompts`` name its fields in the messages (``safeguarding.refusals.plain_errors``)."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for param in getattr(dependant, "body_params", None) or []:
+        model = getattr(getattr(param, "field_info", None), "annotation", None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model
+    return None
 
 
 _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
@@ -84,8 +91,6 @@ def _principal_of(request: Request, *, look_up: bool):
     if "principal" in state or not look_up:
         return state.get("principal")
     try:
-        from web.auth import session_principal
-
         return session_principal(request)
     except Exception:  # the error page must render even when the database does not answer
         return None
@@ -118,8 +123,6 @@ def error_for(request: Request, status: int, code: str, message: str, **page: An
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from web.auth import SignInRequired, sign_in_url
-
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired):
         url = sign_in_url(exc.next_path, exc.expired)
@@ -138,9 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        fields = [FieldError(path=_pointer(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"),
-                             value=e.get("input") if not isinstance(e.get("input"), dict | list) else None)
-                  for e in exc.errors()]
+        model = _body_model(request)
+        fields = plain_errors(exc.errors(), getattr(model, "field_labels", None), getattr(model, "field_prompts", None))
         if not is_api(request):
             return error_page(request, 422, "The web address or form had something we could not read.",
                               details=[f"{f.path.lstrip('/')}: {f.message}" for f in fields])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, load
 from safeguarding.audit_log import audit
+from safeguarding.case_access import check_arrangements_readable
 from safeguarding.versions import (
     VersionNotFoundError,
     diff,
@@ -21,7 +21,7 @@ from safeguarding.versions import (
     store_version,
 )
 from web.api import MAX_INT, READ, WRITE, error_responses
-from web.auth import require_principal
+from web.deps import ApiPrincipal, DbEngine
 from web.errors import ApiError, FieldError
 
 router = APIRouter(prefix="/api", tags=["arrangements"])
@@ -94,7 +94,7 @@ def _out(row, created: bool | None = None) -> VersionOut:
 
 
 @router.post("/arrangements/validate", response_model=ValidationResult, openapi_extra=DOC_BODY, responses=ERRORS)
-async def validate_arrangements(request: Request, _p: Principal = Depends(require_principal)):
+async def validate_arrangements(request: Request, _p: ApiPrincipal):
     """Check a document; 422 lists every problem with its JSON Pointer path. Stores nothing."""
     doc = await _parse(request)
     return ValidationResult(valid=True, partnership_id=doc["partnership"]["id"])
@@ -102,13 +102,11 @@ async def validate_arrangements(request: Request, _p: Principal = Depends(requir
 
 @router.post("/partnerships/{partnership_id}/arrangements", response_model=VersionOut, status_code=201,
              openapi_extra=DOC_BODY, responses={200: {"model": VersionOut}, **ERRORS})
-async def store_arrangements(request: Request, partnership_id: str,
-                             note: str = Query("", max_length=2000, description="What changed and why."),
-                             principal: Principal = Depends(require_principal)):
+async def store_arrangements(request: Request, principal: ApiPrincipal, engine: DbEngine, partnership_id: str,
+                             note: str = Query("", max_length=2000, description="What changed and why.")):
     """Store the document as the partnership's next version (200 and nothing new when identical)."""
     if not principal.can_manage_arrangements(partnership_id):
         raise ApiError(403, "forbidden", "only the partnership's leads may change its arrangements")
-    engine = request.app.state.engine
     try:
         doc = await _parse(request)
         with Session(engine) as session:
@@ -128,17 +126,11 @@ async def store_arrangements(request: Request, partnership_id: str,
     return JSONResponse(out.model_dump(), status_code=201 if stored.created else 200)
 
 
-def _readable(principal: Principal, partnership_id: str) -> None:
-    # Arrangements are published documents with no personal data: the national body may read them too.
-    if not (principal.can_read(partnership_id) or principal.is_national or principal.kind == "scrutineer"):
-        raise ApiError(404, "not_found", f"no partnership ‘{partnership_id}’")
-
-
 @router.get("/partnerships/{partnership_id}/arrangements", response_model=list[VersionOut], responses=READ_ERRORS)
-def arrangements_versions(request: Request, partnership_id: str, principal: Principal = Depends(require_principal)):
+def arrangements_versions(request: Request, engine: DbEngine, partnership_id: str, principal: ApiPrincipal):
     """Every version, newest first."""
-    _readable(principal, partnership_id)
-    with Session(request.app.state.engine) as session:
+    check_arrangements_readable(principal, partnership_id)
+    with Session(engine) as session:
         rows = list_versions(session, partnership_id)
     if not rows:
         raise ApiError(404, "not_found", f"partnership ‘{partnership_id}’ has no arrangements")
@@ -146,11 +138,13 @@ def arrangements_versions(request: Request, partnership_id: str, principal: Prin
 
 
 @router.get("/partnerships/{partnership_id}/arrangements/diff", response_model=list[ChangeOut], responses=READ_ERRORS)
-def arrangements_diff(request: Request, partnership_id: str, from_: int = Query(..., alias="from", ge=1, le=MAX_INT),
-                      to: int = Query(..., ge=1, le=MAX_INT), principal: Principal = Depends(require_principal)):
+def arrangements_diff(request: Request, principal: ApiPrincipal, engine: DbEngine, partnership_id: str,
+                      from_: int = Query(..., alias="from",
+                      ge=1, le=MAX_INT),
+                      to: int = Query(..., ge=1, le=MAX_INT)):
     """What changed from version ``from`` to version ``to``."""
-    _readable(principal, partnership_id)
-    with Session(request.app.state.engine) as session:
+    check_arrangements_readable(principal, partnership_id)
+    with Session(engine) as session:
         try:
             old, new = get_version(session, partnership_id, from_), get_version(session, partnership_id, to)
         except VersionNotFoundError as exc:
@@ -160,11 +154,11 @@ def arrangements_diff(request: Request, partnership_id: str, from_: int = Query(
 
 
 @router.get("/partnerships/{partnership_id}/arrangements/{number}", responses=READ_ERRORS)
-def arrangements_version(request: Request, partnership_id: str, number: int = Path(ge=1, le=MAX_INT),
-                         principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+def arrangements_version(request: Request, principal: ApiPrincipal, engine: DbEngine, partnership_id: str,
+                         number: int = Path(ge=1, le=MAX_INT)) -> dict[str, Any]:
     """One version's document and its metadata."""
-    _readable(principal, partnership_id)
-    with Session(request.app.state.engine) as session:
+    check_arrangements_readable(principal, partnership_id)
+    with Session(engine) as session:
         try:
             row = get_version(session, partnership_id, number)
         except VersionNotFoundError as exc:

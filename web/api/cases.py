@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -24,7 +24,7 @@ from safeguarding.refusals import NotApplied, StillApplying
 from safeguarding.tables import Task
 from web import uploads
 from web.api import MAX_INT, READ, TEMPORAL, WRITE, error_responses
-from web.auth import require_principal
+from web.deps import ApiPrincipal, AppSettings, DbEngine, TemporalClient, TemporalTimeout, engine_of, timeout_of
 from web.errors import ApiError, FieldError, error_response
 
 router = APIRouter(prefix="/api", tags=["cases"])
@@ -66,7 +66,7 @@ def bounded(func):
     return wrapper
 
 
-def local_principal(principal: Principal = Depends(require_principal)) -> Principal:
+def local_principal(principal: ApiPrincipal) -> Principal:
     """Who may use ``/api/cases/...``: anyone signed in but the national body, which gets 404 on every local case
     route (it reaches its own tasks by the national reference: ``/api/national/...``)."""
     if principal.is_national:
@@ -74,8 +74,9 @@ def local_principal(principal: Principal = Depends(require_principal)) -> Princi
     return principal
 
 
-def _timeout(request: Request) -> float:
-    return float(request.app.state.settings.temporal_timeout_seconds)
+LocalPrincipal = Annotated[Principal, Depends(local_principal)]
+
+
 
 
 async def _open(request: Request, principal: Principal, partnership_id: str, action: str, start, body,
@@ -90,14 +91,14 @@ async def _open(request: Request, principal: Principal, partnership_id: str, act
     with audited_refusal(app.state.engine, actor, action, partnership_id=partnership_id):
         case_id, status = await start(app.state.engine, app.state.temporal, app.state.settings.task_queue,
                                       principal, partnership_id, body, idempotency_key=idempotency_key,
-                                      timeout=_timeout(request), **extra)
+                                      timeout=timeout_of(request), **extra)
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
 
 
 @router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=TEMPORAL_ERRORS)
 @bounded
 async def record_incident(request: Request, partnership_id: str, incident: IncidentIn,
-                          principal: Principal = Depends(require_principal),
+                          principal: ApiPrincipal,
                           idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Record a serious incident: opens a case and starts its notification and rapid review process."""
     return await _open(request, principal, partnership_id, "incident.open", open_incident, incident,
@@ -107,7 +108,7 @@ async def record_incident(request: Request, partnership_id: str, incident: Incid
 @router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=TEMPORAL_ERRORS)
 @bounded
 async def raise_disagreement(request: Request, partnership_id: str, body: EscalationIn,
-                             principal: Principal = Depends(require_principal),
+                             principal: ApiPrincipal,
                              idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Raise a professional disagreement: it climbs the partnership's ladder until resolved or withdrawn."""
     return await _open(request, principal, partnership_id, "escalation.raise", raise_escalation, body,
@@ -117,7 +118,7 @@ async def raise_disagreement(request: Request, partnership_id: str, body: Escala
 @router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=TEMPORAL_ERRORS)
 @bounded
 async def record_learning_event(request: Request, partnership_id: str, body: LearningIn,
-                                principal: Principal = Depends(require_principal),
+                                principal: ApiPrincipal,
                                 idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Record what went wrong, nearly went wrong or went well; the learning lead chooses a proportionate response."""
     # the audit trail records that an event was recorded, not by whom (no blame, by construction)
@@ -131,44 +132,43 @@ class WithdrawIn(BaseModel):
 
 @router.post("/cases/{case_id}/withdraw", responses=TEMPORAL_ERRORS)
 @bounded
-async def withdraw(request: Request, case_id: str, body: WithdrawIn, principal: Principal = Depends(local_principal),
+async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                   case_id: str, body: WithdrawIn, principal: LocalPrincipal,
                    idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Withdraw an escalation, with a reason (the person who raised it, the business unit or a lead)."""
-    engine = request.app.state.engine
     case = readable_case(engine, principal, case_id, what="escalation", processes=("escalation",))
     with audited_refusal(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
                          case_id=case_id):
-        status = await withdraw_escalation(request.app.state.temporal, case_id, principal, body.reason,
+        status = await withdraw_escalation(temporal, case_id, principal, body.reason,
                                            update_id=update_id_of(principal, "withdraw", idempotency_key),
-                                           timeout=_timeout(request))
+                                           timeout=timeout)
     return {"case_id": case_id, "status": status}
 
 
 @router.get("/cases", responses=READ_ERRORS)
-def cases(request: Request, status: str | None = Query(None, max_length=40), overdue: bool | None = None,
-          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT),
-          principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
+def cases(request: Request, principal: ApiPrincipal, engine: DbEngine, status: str | None = Query(None, max_length=40),
+          overdue: bool | None = None,
+          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT)) -> list[dict[str, Any]]:
     """Your partnership's cases that you may read (``case_access.may_read_case``), newest first (filter by status, or
     by having overdue work). The national body has none here: it uses ``/api/national/cases``."""
-    return list_cases(request.app.state.engine, principal, status=status, overdue=overdue, limit=limit,
+    return list_cases(engine, principal, status=status, overdue=overdue, limit=limit,
                       offset=offset)
 
 
 @router.get("/cases/{case_id}", responses=READ_ERRORS)
-def case(request: Request, case_id: str, principal: Principal = Depends(local_principal)) -> dict[str, Any]:
+def case(request: Request, engine: DbEngine, case_id: str, principal: LocalPrincipal) -> dict[str, Any]:
     """One case: status, due dates, tasks and timeline (404 unless you may read it: ``case_access.may_read_case``)."""
-    engine = request.app.state.engine
     detail = case_detail(engine, principal, case_id)
     audit(engine, principal, "case.view", partnership_id=detail["partnership_id"], case_id=case_id)
     return detail
 
 
 @router.get("/tasks", responses=READ_ERRORS)
-def tasks(request: Request, status: str = Query("open", pattern="^(open|done|cancelled)$"),
-          overdue: bool | None = None, principal: Principal = Depends(require_principal)) -> list[dict[str, Any]]:
+def tasks(request: Request, principal: ApiPrincipal, engine: DbEngine,
+          status: str = Query("open", pattern="^(open|done|cancelled)$"),
+          overdue: bool | None = None) -> list[dict[str, Any]]:
     """Your tasks: those your roles may do, and those you claimed. For the national body, the Panel's tasks, named by
     the case's national reference only (act on them at ``url``, under ``/api/national/``)."""
-    engine = request.app.state.engine
     if principal.is_national:
         with Session(engine) as session:
             return national.panel_tasks(session, principal.user_ref, status=status, overdue=overdue)
@@ -176,8 +176,8 @@ def tasks(request: Request, status: str = Query("open", pattern="^(open|done|can
 
 
 def _check_visible(request: Request, principal: Principal, case_id: str, key: str):
-    case = readable_case(request.app.state.engine, principal, case_id)
-    with Session(request.app.state.engine) as session:
+    case = readable_case(engine_of(request), principal, case_id)
+    with Session(engine_of(request)) as session:
         task = session.get(Task, f"{case_id}/{key}") if len(key) <= 60 else None
     if task is None:
         raise ApiError(404, "not_found", f"no task ‘{key}’ on case ‘{case_id}’")
@@ -188,7 +188,7 @@ def _check_files(request: Request, case_id: str, key: str, data: dict[str, Any])
     """A form's file fields must name a file uploaded to this case (the workflow cannot look)."""
     from safeguarding import forms
 
-    with Session(request.app.state.engine) as session:
+    with Session(engine_of(request)) as session:
         task = session.get(Task, f"{case_id}/{key}")
     schema = forms.schema(task.form) if task and task.form in forms.FORMS else {}
     for name, prop in schema.get("properties", {}).items():
@@ -208,17 +208,17 @@ async def _act(request: Request, principal: Principal, case_id: str, key: str, a
     idempotency_key = request.headers.get("idempotency-key") or None
     update_id = update_id_of(principal, f"{action}-{key}", idempotency_key)
     command = TaskCommand(task_key=key, actor=actor_of(principal), data=data or {}, request_id=update_id)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     with audited_refusal(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case_id,
                          prefix=f"{key}: "):
         result = await act_on_task(request.app.state.temporal, case_id, action, command, update_id=update_id,
-                                   timeout=_timeout(request))
+                                   timeout=timeout_of(request))
     return result_out(result)
 
 
 @router.post("/cases/{case_id}/tasks/{key}/claim", responses=TEMPORAL_ERRORS)
 @bounded
-async def claim(request: Request, case_id: str, key: str, principal: Principal = Depends(local_principal),
+async def claim(request: Request, case_id: str, key: str, principal: LocalPrincipal,
                 idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Claim a task so colleagues in the same role know you are doing it."""
     return await _act(request, principal, case_id, key, "claim")
@@ -226,7 +226,7 @@ async def claim(request: Request, case_id: str, key: str, principal: Principal =
 
 @router.post("/cases/{case_id}/tasks/{key}/release", responses=TEMPORAL_ERRORS)
 @bounded
-async def release(request: Request, case_id: str, key: str, principal: Principal = Depends(local_principal),
+async def release(request: Request, case_id: str, key: str, principal: LocalPrincipal,
                   idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Give a claimed task back to its role."""
     return await _act(request, principal, case_id, key, "release")
@@ -234,9 +234,9 @@ async def release(request: Request, case_id: str, key: str, principal: Principal
 
 @router.post("/cases/{case_id}/tasks/{key}/complete", responses=TEMPORAL_ERRORS)
 @bounded
-async def complete(request: Request, case_id: str, key: str,
+async def complete(request: Request, principal: LocalPrincipal, case_id: str, key: str,
                    data: dict[str, Any] = Body(..., description="The task's form, as its JSON Schema describes."),
-                   principal: Principal = Depends(local_principal), idempotency_key: str | None = IDEMPOTENCY_KEY):
+                   idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Complete a task with its form data; 422 lists every problem by field, and nothing is recorded."""
     return await _act(request, principal, case_id, key, "complete", data)
 
@@ -244,14 +244,14 @@ async def complete(request: Request, case_id: str, key: str,
 # --- the national body: its own tasks and the pseudonymised cases, by national reference only ------------------
 
 
-def national_principal(principal: Principal = Depends(require_principal)) -> Principal:
+def national_principal(principal: ApiPrincipal) -> Principal:
     if not principal.is_national:
         raise ApiError(404, "not_found", "these are the national body's")
     return principal
 
 
 def _national_task_case(request: Request, national_ref: str, key: str):
-    with Session(request.app.state.engine) as session:
+    with Session(engine_of(request)) as session:
         case_id = national.panel_task_case_id(session, national_ref, key)
         case = national.cases_by_ref(session, london_today(), national_ref) if case_id else []
     if case_id is None or not case:
@@ -267,21 +267,22 @@ async def _national_act(request: Request, principal: Principal, national_ref: st
 
 
 @router.get("/national/cases", responses=READ_ERRORS)
-def national_cases(request: Request, partnership: str | None = Query(None, max_length=63),
+def national_cases(request: Request, engine: DbEngine, partnership: str | None = Query(None, max_length=63),
                    status: str | None = Query(None, max_length=40), limit: int = Query(50, ge=1, le=500),
                    offset: int = Query(0, ge=0, le=MAX_INT),
                    principal: Principal = Depends(national_principal)) -> list[dict[str, Any]]:
     """Serious incidents across every partnership, pseudonymised: national references, dates, lateness, status."""
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         rows, _total = national.list_cases(session, london_today(), partnership_id=partnership, status=status,
                                            limit=limit, offset=offset)
     return [national.case_out(r, []) | {"url": f"/api/national/cases/{r.national_ref}"} for r in rows]
 
 
 @router.get("/national/cases/{national_ref}", responses=READ_ERRORS)
-def national_case(request: Request, national_ref: str, principal: Principal = Depends(national_principal)):
+def national_case(request: Request, engine: DbEngine, national_ref: str,
+                  principal: Principal = Depends(national_principal)):
     """One case by its national reference, with its steps (no people, no free text, no local reference)."""
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         found = national.cases_by_ref(session, london_today(), national_ref) if len(national_ref) <= 20 else []
     if len(found) != 1:
         raise ApiError(404, "not_found", f"no case ‘{national_ref}’")
@@ -320,9 +321,10 @@ async def national_complete(request: Request, national_ref: str, key: str,
 
 
 @router.post("/cases/{case_id}/files", status_code=201, responses=ERRORS)
-async def upload_file(request: Request, case_id: str, principal: Principal = Depends(local_principal)):
+async def upload_file(request: Request, engine: DbEngine, settings: AppSettings, case_id: str,
+                      principal: LocalPrincipal):
     """Upload a report (PDF or Word, multipart field ``file``); returns the id a form records."""
-    engine, settings = request.app.state.engine, request.app.state.settings
+    engine, settings = engine, settings
     case = readable_case(engine, principal, case_id)
     with audited_refusal(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id):
         uploads.check_declared_size(request, settings)
@@ -338,14 +340,14 @@ async def upload_file(request: Request, case_id: str, principal: Principal = Dep
 
 
 @router.get("/cases/{case_id}/files/{file_id}", responses=READ_ERRORS)
-def download_file(request: Request, case_id: str, file_id: str, principal: Principal = Depends(local_principal)):
+def download_file(request: Request, engine: DbEngine, settings: AppSettings, case_id: str, file_id: str,
+                  principal: LocalPrincipal):
     """Download a case's file: always as an attachment, never shown inline."""
-    engine = request.app.state.engine
     try:
         case = readable_case(engine, principal, case_id)
     except ApiError:
         raise ApiError(404, "not_found", "no such file") from None
-    path = uploads.path_of(request.app.state.settings, case_id, file_id)
+    path = uploads.path_of(settings, case_id, file_id)
     if path is None:
         raise ApiError(404, "not_found", "no such file")
     audit(engine, principal, "file.download", partnership_id=case.partnership_id, case_id=case_id, detail=file_id)
@@ -362,18 +364,18 @@ class ActionIn(BaseModel):
 
 @router.post("/cases/{case_id}/actions", responses=TEMPORAL_ERRORS)
 @bounded
-async def add_action(request: Request, case_id: str, body: ActionIn, principal: Principal = Depends(local_principal),
+async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                     case_id: str, body: ActionIn, principal: LocalPrincipal,
                      idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Add an action (a review's recommendation, or a learning response's): a task for its owning agency."""
     from safeguarding.case_commands import update_case
     from safeguarding.case_records import ActionCommand
 
-    engine = request.app.state.engine
     case = readable_case(engine, principal, case_id, what="review or learning event", processes=("lcspr", "learning"))
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
     with audited_refusal(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id):
-        result = await update_case(request.app.state.temporal, case_id, "add_action", command,
+        result = await update_case(temporal, case_id, "add_action", command,
                                    update_id=update_id_of(principal, "add_action", idempotency_key),
-                                   timeout=_timeout(request))
+                                   timeout=timeout)
     return result_out(result)

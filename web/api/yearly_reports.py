@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -23,8 +23,8 @@ from safeguarding.case_commands import actor_of, request_digest, start_case
 from safeguarding.clock import london_today
 from safeguarding.tables import Case
 from web.api import READ, TEMPORAL, error_responses
-from web.api.cases import IDEMPOTENCY_KEY, _timeout, bounded
-from web.auth import require_principal
+from web.api.cases import IDEMPOTENCY_KEY, bounded
+from web.deps import ApiPrincipal, DbEngine, TemporalTimeout
 from web.errors import ApiError, FieldError
 
 router = APIRouter(prefix="/api", tags=["yearly report"])
@@ -82,15 +82,15 @@ async def start_yearly_report(engine, client, task_queue: str, principal: Princi
 @router.post("/partnerships/{partnership_id}/yearly-reports", status_code=201,
              responses={202: {"description": "Accepted, not yet applied"}, **error_responses(*TEMPORAL)})
 @bounded
-async def start_report(request: Request, partnership_id: str, body: YearlyReportIn,
-                       principal: Principal = Depends(require_principal),
+async def start_report(request: Request, timeout: TemporalTimeout, partnership_id: str, body: YearlyReportIn,
+                       principal: ApiPrincipal,
                        idempotency_key: str | None = IDEMPOTENCY_KEY) -> JSONResponse:
     """Start the yearly report for a reporting year: draft, scrutiny, sign-off, publication, copies."""
     app = request.app
     with audited_refusal(app.state.engine, principal, "yearly_report.start", partnership_id=partnership_id):
         out = await start_yearly_report(app.state.engine, app.state.temporal, app.state.settings.task_queue,
                                         principal, partnership_id, body, idempotency_key=idempotency_key,
-                                        timeout=_timeout(request))
+                                        timeout=timeout)
     return JSONResponse(out, status_code=201)
 
 
@@ -113,12 +113,12 @@ def report_rows(engine, principal: Principal, partnership_id: str) -> list[dict[
 
 
 @router.get("/partnerships/{partnership_id}/yearly-reports", responses=error_responses(*READ))
-def list_reports(request: Request, partnership_id: str,
-                 principal: Principal = Depends(require_principal)) -> dict[str, Any]:
+def list_reports(request: Request, engine: DbEngine, partnership_id: str,
+                 principal: ApiPrincipal) -> dict[str, Any]:
     """The partnership's yearly reports, and the warning when the arrangements set no publication date."""
-    _version, doc = current_arrangements(request.app.state.engine, principal, partnership_id)
+    _version, doc = current_arrangements(engine, principal, partnership_id)
     return {"warnings": [w for w in [yr.publish_by_warning(doc)] if w],
-            "reports": report_rows(request.app.state.engine, principal, partnership_id)}
+            "reports": report_rows(engine, principal, partnership_id)}
 
 
 def may_export(engine, principal: Principal, doc: dict[str, Any]) -> bool:
@@ -157,8 +157,8 @@ def export_figures(engine, principal: Principal, partnership_id: str, period_sta
 
 
 @router.get("/partnerships/{partnership_id}/yearly-reports/figures", responses=error_responses(*READ, 403))
-def figures(request: Request, partnership_id: str, period_start: date | None = Query(None),
-            format: Literal["json", "csv", "docx"] = Query("json"),
-            principal: Principal = Depends(require_principal)) -> Response:
+def figures(request: Request, principal: ApiPrincipal, engine: DbEngine, partnership_id: str,
+            period_start: date | None = Query(None),
+            format: Literal["json", "csv", "docx"] = Query("json")) -> Response:
     """The report's figures from the case records (aggregate counts only): JSON, CSV, or a Word document to edit."""
-    return export_figures(request.app.state.engine, principal, partnership_id, period_start, format)
+    return export_figures(engine, principal, partnership_id, period_start, format)

@@ -21,7 +21,7 @@ from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, User
 from web.auth import (
     page_principal_on,
 )
-from web.deps import engine_of
+from web.deps import DbEngine
 from web.pages import page_context
 from web.templating import date_uk, datetime_uk, render
 from web.views.common import (
@@ -124,9 +124,8 @@ _CASE_PAGE_EVENTS = (CASE_EVENTS.add_columns(_event_actor.c.display_name.label("
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request):
+def case_page(request: Request, engine: DbEngine):
     case_id: str = request.path_params["case_id"]  # read here, not declared: no parameter for FastAPI to validate
-    engine = engine_of(request)
     params = request.query_params
     # One connection for the page's reads, the session check's first. A poll whose revision is still the case's
     # needs only the case row.

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from safeguarding.accounts import Principal
 from safeguarding.case_queries import list_cases
 from safeguarding.intake import may_record_incidents
-from web.auth import (
-    require_page_principal,
-)
-from web.deps import engine_of
+from web.deps import DbEngine, PagePrincipal
 from web.pages import page_context
 from web.templating import render
 from web.views.common import (
@@ -26,12 +22,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/cases")
-def cases_page(request: Request, principal: Principal = Depends(require_page_principal)):
+def cases_page(request: Request, engine: DbEngine, principal: PagePrincipal):
     params = request.query_params
     status = params.get("status", "open")
     status = status if status in (*CASE_STATUSES, "all") else "open"
     overdue = params.get("overdue") == "1"
-    engine = engine_of(request)
     rows = list_cases(engine, principal, status=None if status == "all" else status, overdue=True if overdue else None,
                       limit=200)
     for row in rows:

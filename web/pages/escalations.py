@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
@@ -33,7 +33,7 @@ from safeguarding.monitoring import csv_text
 from safeguarding.tables import Case, Task
 from safeguarding.themes import themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
-from web.auth import require_page_principal
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, page_context
 from web.templating import LONDON, render
@@ -133,9 +133,6 @@ def facts_for(engine, partnership_id: str, number: int | None = None) -> Facts |
         _facts[key] = facts
     return facts
 
-
-def _engine(request: Request):
-    return request.app.state.engine
 
 
 def _own_partnership(principal: Principal) -> str:
@@ -261,8 +258,8 @@ def _load(engine, principal: Principal, partnership_id: str, filters: dict[str, 
 
 
 @router.get("/escalations")
-def escalations_page(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+def escalations_page(request: Request, engine: DbEngine, principal: PagePrincipal):
+
     pid = _own_partnership(principal)
     today = london_today()
     filters = _filters(request.query_params)
@@ -299,8 +296,8 @@ CSV_HEADER = ["Reference", "Raised", "Ladder", "Issue type", "What was disagreed
 
 
 @router.get("/escalations.csv")
-def escalations_csv(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+def escalations_csv(request: Request, engine: DbEngine, principal: PagePrincipal):
+
     pid = _own_partnership(principal)
     filters = _filters(request.query_params)
     rows = escalation_rows(engine, principal, pid, _load(engine, principal, pid, filters), london_today())
@@ -328,7 +325,7 @@ def _related_cases(engine, partnership_id: str) -> list[Case]:
 
 def _new_page(request: Request, principal: Principal, *, values: dict[str, Any] | None = None,
               errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
-    engine = _engine(request)
+    engine = engine_of(request)
     pid = _own_partnership(principal)
     facts = facts_for(engine, pid)
     if facts is None or facts.disagreement_ladder not in facts.ladders:
@@ -354,7 +351,7 @@ def _new_page(request: Request, principal: Principal, *, values: dict[str, Any] 
 
 
 @router.get("/escalations/new")
-def new_escalation(request: Request, principal: Principal = Depends(require_page_principal)):
+def new_escalation(request: Request, principal: PagePrincipal):
     return _new_page(request, principal)
 
 
@@ -373,8 +370,9 @@ def _errors_from(fields) -> dict[str, str]:
 
 @router.post("/escalations/new")
 @bounded_page
-async def raise_disagreement(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+async def raise_disagreement(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                             settings: AppSettings, principal: PagePrincipal):
+
     pid = _own_partnership(principal)
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
@@ -412,9 +410,9 @@ async def raise_disagreement(request: Request, principal: Principal = Depends(re
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _new_page(request, principal, values=values, errors=errors, status_code=422)
     try:
-        case_id, _status = await raise_escalation(engine, request.app.state.temporal,
-                                                  request.app.state.settings.task_queue, principal, pid, body,
-                                                  timeout=request.app.state.settings.temporal_timeout_seconds)
+        case_id, _status = await raise_escalation(engine, temporal,
+                                                  settings.task_queue, principal, pid, body,
+                                                  timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -437,7 +435,7 @@ def _own_escalation(engine, principal: Principal, case_id: str) -> Case:
 
 def _withdraw_page(request: Request, principal: Principal, case: Case, *, reason: str = "", error: str = "",
                    status_code: int = 200) -> Response:
-    engine = _engine(request)
+    engine = engine_of(request)
     row = escalation_rows(engine, principal, case.partnership_id, [case], london_today())[0]
     context = page_context(request, principal, page_title=f"Withdraw escalation {case.case_ref}",
                            page_has_errors=bool(error), row=row, reason=reason, error=error,
@@ -446,13 +444,13 @@ def _withdraw_page(request: Request, principal: Principal, case: Case, *, reason
 
 
 @router.get("/escalations/{case_id}/withdraw")
-def withdraw_form(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
-    case = _own_escalation(_engine(request), principal, case_id)
+def withdraw_form(request: Request, engine: DbEngine, case_id: str, principal: PagePrincipal):
+    case = _own_escalation(engine, principal, case_id)
     if case.status != "open":
         return error_page(request, 409, f"Escalation {case.case_ref} is already {case.outcome or case.status}.",
                           heading="This escalation is closed", links=[{"text": "Go to escalations",
                                                                        "href": "/escalations"}])
-    if not may_withdraw(principal, case, facts_for(_engine(request), case.partnership_id, case.arrangements_version)):
+    if not may_withdraw(principal, case, facts_for(engine, case.partnership_id, case.arrangements_version)):
         return error_page(request, 403, "Only the person who raised it, the partnership’s business unit or a "
                                         "partnership lead may withdraw an escalation.")
     return _withdraw_page(request, principal, case)
@@ -460,8 +458,9 @@ def withdraw_form(request: Request, case_id: str, principal: Principal = Depends
 
 @router.post("/escalations/{case_id}/withdraw")
 @bounded_page
-async def withdraw(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                   case_id: str, principal: PagePrincipal):
+
     case = _own_escalation(engine, principal, case_id)
     form = await request.form()
     reason = str(form.get("reason", ""))
@@ -475,8 +474,8 @@ async def withdraw(request: Request, case_id: str, principal: Principal = Depend
               outcome="rejected", detail="invalid: reason (page)")
         return _withdraw_page(request, principal, case, reason=reason, error=error, status_code=422)
     try:
-        await withdraw_escalation(request.app.state.temporal, case.id, principal, reason.strip(),
-                                  timeout=request.app.state.settings.temporal_timeout_seconds)
+        await withdraw_escalation(temporal, case.id, principal, reason.strip(),
+                                  timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")

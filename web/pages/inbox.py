@@ -8,17 +8,16 @@ from fastapi import APIRouter, Request
 from web.auth import (
     page_principal_on,
 )
-from web.deps import engine_of
+from web.deps import DbEngine
 from web.views.inbox import inbox_filters, inbox_response, inbox_rows
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/tasks")
-def tasks_page(request: Request):
+def tasks_page(request: Request, engine: DbEngine):
     params = request.query_params
     filters = inbox_filters(params)
-    engine = engine_of(request)
     with engine.connect() as conn:  # one connection for the session check and the inbox
         # Checked here, not as a dependency: a sync dependency is a trip through the thread pool of its own.
         principal = page_principal_on(request, conn)

@@ -1,10 +1,15 @@
-"""Recording a serious incident (``/incidents/new``): the form, its checks, and the start of the case's workflow."""
+"""Recording a serious incident (``/incidents/new``): the form, its checks, and the start of the case's workflow.
+
+The form's values are read into ``IncidentIn``, the model the JSON API takes (``IncidentIn.model_validate``), so both
+refuse the same things with the same words; ``web.form_errors`` turns a refusal into the page's error summary. A
+field the form does not have is refused by name, as the API refuses an unknown field."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -12,25 +17,21 @@ from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
 from safeguarding.intake import IncidentIn, intake_doc, open_incident
 from web import schema_forms as sf
-from web.auth import (
-    require_page_principal,
-)
-from web.deps import engine_of
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout
 from web.errors import ApiError
+from web.form_errors import error_summary, field_errors, unknown_fields
 from web.pages import bounded_page, page_context
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-
-# --- recording an incident -------------------------------------------------------------------------------------------
-
 MAX_CHILDREN = 4
-
-
 INTAKE_FIELDS = ["case_ref", "aware_date", "category", "children", "agencies", "summary"]
 INTAKE_ANCHORS = {"aware_date": "#aware_date-day", "category": "#category", "agencies": "#agencies",
-                  "children": "#child-1-pseudonym"}
+                  "children": "#child-1-pseudonym", "form": "#case_ref"}
+# the form's own field names (a child's row, the date's three boxes): anything else posted is refused
+FORM_FIELD = re.compile(r"^(case_ref|category|agencies|summary|aware_date-(day|month|year)|"
+                        rf"child-[1-{MAX_CHILDREN}]-(pseudonym|local_ref))$")
 
 
 def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *, values: dict | None = None,
@@ -40,9 +41,8 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
     sin = doc["serious_incident_notification"]
     agencies = [(p["id"], p.get("organisation", p["id"])) for p in doc.get("safeguarding_partners", [])] + [
         (a["id"], a.get("name", a["id"])) for a in doc.get("relevant_agencies", [])]
-    order = INTAKE_FIELDS + [f"child-{i}-pseudonym" for i in range(1, MAX_CHILDREN + 1)]
-    summary = [{"text": errors[name], "href": INTAKE_ANCHORS.get(name, f"#{name}")}
-               for name in order if name in errors]
+    order = ["form", *INTAKE_FIELDS, *(f"child-{i}-pseudonym" for i in range(1, MAX_CHILDREN + 1))]
+    summary = error_summary(errors, order, INTAKE_ANCHORS)
     context = page_context(
         request, principal, page_title="Record a serious incident", page_has_errors=bool(summary),
         values=values, errors=errors, error_summary=summary,
@@ -56,40 +56,15 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
 
 
 @router.get("/incidents/new")
-def incident_form(request: Request, principal: Principal = Depends(require_page_principal)):
-    doc = intake_doc(engine_of(request), principal)
+def incident_form(request: Request, engine: DbEngine, principal: PagePrincipal):
+    doc = intake_doc(engine, principal)
     return _intake_page(request, principal, doc)
 
 
-def _intake_errors_from(fields) -> dict[str, str]:
+def _read_form(values: dict[str, Any]) -> tuple[IncidentIn | None, dict[str, str]]:
+    """(the incident, or None; errors by form field name) from the form's values."""
     errors: dict[str, str] = {}
-    for field in fields:
-        path = field.path if hasattr(field, "path") else field["path"]
-        message = field.message if hasattr(field, "message") else field["message"]
-        parts = path.lstrip("/").split("/")
-        if parts[0] == "children" and len(parts) >= 2 and parts[1].isdecimal():
-            name = f"child-{int(parts[1]) + 1}-pseudonym"
-        else:
-            name = parts[0] if parts[0] in INTAKE_FIELDS else "case_ref"
-        errors.setdefault(name, message[:1].upper() + message[1:])
-    return errors
-
-
-@router.post("/incidents/new")
-@bounded_page
-async def record_incident(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = engine_of(request)
-    doc = intake_doc(engine, principal)
-    form = await request.form()
-    values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    values["agencies"] = [str(a) for a in form.getlist("agencies")]
-    errors: dict[str, str] = {}
-    aware, date_error = sf.parse_date("The date the local authority became aware",
-                                      *(values.get(f"aware_date-{p}", "") for p in sf.DATE_PARTS))
-    if date_error:
-        errors["aware_date"] = date_error
-    elif aware is None:
-        errors["aware_date"] = "Enter the date the local authority became aware of the incident"
+    rows: list[int] = []  # the form row (1..4) of each child sent
     children = []
     for i in range(1, MAX_CHILDREN + 1):
         pseudonym = values.get(f"child-{i}-pseudonym", "").strip()
@@ -97,37 +72,61 @@ async def record_incident(request: Request, principal: Principal = Depends(requi
         if pseudonym or local_ref:
             if not pseudonym:
                 errors[f"child-{i}-pseudonym"] = f"Enter a pseudonym for child {i}, or clear their local reference"
+            rows.append(i)
             children.append({"pseudonym": pseudonym, "local_ref": local_ref})
-    if not children:
-        errors["children"] = "Enter a pseudonym for at least one child, for example ‘Child A’"
-    if not values.get("case_ref", "").strip():
-        errors["case_ref"] = "Enter your reference for this incident"
-    if not values.get("category"):
-        errors["category"] = "Select the incident category"
-    if not values.get("summary", "").strip():
-        errors["summary"] = "Describe what happened, briefly and without names"
-    incident = None
-    if not errors:
-        try:
-            incident = IncidentIn(case_ref=values["case_ref"].strip(), aware_date=aware, category=values["category"],
-                                  children=children, summary=values["summary"], agencies=values["agencies"])
-        except ValidationError as exc:
-            errors = _intake_errors_from([{"path": "/" + "/".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                                          for e in exc.errors()])
+    aware, date_error = sf.parse_date("The date the local authority became aware",
+                                      *(values.get(f"aware_date-{p}", "") for p in sf.DATE_PARTS))
+    if date_error:
+        errors["aware_date"] = date_error
+    # an empty field is left out: the model says what is missing ("Enter ...", "Select ...")
+    sent = {"case_ref": values.get("case_ref", "").strip(), "aware_date": aware, "category": values.get("category"),
+            "summary": values.get("summary", ""), "children": children, "agencies": values.get("agencies", [])}
+    sent = {k: v for k, v in sent.items() if v not in ("", None) or k == "children"}
+
+    def name_of(path: str) -> str:
+        parts = path.lstrip("/").split("/")
+        if parts[0] == "children" and len(parts) >= 2 and parts[1].isdecimal() and int(parts[1]) < len(rows):
+            return f"child-{rows[int(parts[1])]}-pseudonym"
+        return parts[0] if parts[0] in INTAKE_FIELDS else "form"
+
+    try:
+        incident = IncidentIn.model_validate(sent)
+    except ValidationError as exc:
+        return None, {**field_errors(exc, model=IncidentIn, name_of=name_of), **errors}
+    return (None if errors else incident), errors
+
+
+def _intake_errors(fields) -> dict[str, str]:
+    """The service layer's refusal (``ApiError.fields``) by form field name."""
+    return field_errors(fields, name_of=lambda path: path.lstrip("/").split("/")[0]
+                        if path.lstrip("/").split("/")[0] in INTAKE_FIELDS else "form")
+
+
+@router.post("/incidents/new")
+@bounded_page
+async def record_incident(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                          settings: AppSettings, principal: PagePrincipal):
+
+    doc = intake_doc(engine, principal)
+    form = await request.form()
+    values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["agencies"] = [str(a) for a in form.getlist("agencies")]
+    unknown = unknown_fields(form.keys(), lambda name: FORM_FIELD.match(name) is not None)
+    incident, errors = (None, {"form": unknown}) if unknown else _read_form(values)
     if errors or incident is None:
         audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _intake_page(request, principal, doc, values=values, errors=errors, status_code=422)
     try:
-        case_id, _status = await open_incident(engine, request.app.state.temporal,
-                                               request.app.state.settings.task_queue, principal,
+        case_id, _status = await open_incident(engine, temporal,
+                                               settings.task_queue, principal,
                                                principal.partnership_id, incident,
-                                               timeout=request.app.state.settings.temporal_timeout_seconds)
+                                               timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
         if exc.status == 422:
-            return _intake_page(request, principal, doc, values=values, errors=_intake_errors_from(exc.fields),
+            return _intake_page(request, principal, doc, values=values, errors=_intake_errors(exc.fields),
                                 status_code=422)
         if exc.status == 409:
             return _intake_page(request, principal, doc, values=values, status_code=409, errors={

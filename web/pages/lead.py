@@ -1,7 +1,7 @@
 """Pages for partnership leads: the outbox, and the partnership's arrangements (current, history, diff, editor).
 
 Which partnership: the signed-in person's own, or ``?partnership=<id>`` (administrators, who have none, choose).
-Reading follows the JSON API's rule (``web.api.arrangements._readable``): another partnership's people get a
+Reading follows the JSON API's rule (``case_access.check_arrangements_readable``): another partnership's people get a
 404, never a 403, so they don't learn it exists. Only that partnership's leads (and administrators) may store
 a version (``Principal.can_manage_arrangements``); everyone else sees read-only pages.
 
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -28,13 +28,14 @@ from starlette.datastructures import UploadFile
 from safeguarding.accounts import Principal
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, load
 from safeguarding.audit_log import audit
+from safeguarding.case_access import check_arrangements_readable
 from safeguarding.case_records import REPORTER
 from safeguarding.tables import ArrangementsVersion, OutboxMessage, Partnership
 from safeguarding.versions import VersionNotFoundError, diff, document_of, get_version, list_versions, store_version
 from safeguarding.yearly_report import publish_by_warning
 from web.api import MAX_INT
-from web.api.arrangements import _readable, read_limited_body
-from web.auth import require_page_principal
+from web.api.arrangements import read_limited_body
+from web.deps import AppSettings, DbEngine, PagePrincipal
 from web.errors import ApiError, error_page
 from web.pages import page_context
 from web.session import replay
@@ -81,7 +82,7 @@ def not_found(request: Request) -> Response:
 
 def _may_read(principal: Principal, partnership_id: str) -> bool:
     try:
-        _readable(principal, partnership_id)  # the API's rule, so pages and API agree
+        check_arrangements_readable(principal, partnership_id)  # the API's rule, so pages and API agree
     except ApiError:
         return False
     return True
@@ -131,8 +132,8 @@ def _recipients(message: OutboxMessage) -> list[str]:
 
 
 @router.get("/outbox")
-def outbox(request: Request, page: str | None = None, partnership: str | None = None,
-           principal: Principal = Depends(require_page_principal)) -> Response:
+def outbox(request: Request, principal: PagePrincipal, engine: DbEngine, settings: AppSettings, page: str | None = None,
+           partnership: str | None = None) -> Response:
     """The partnership's emails, newest first: what was sent, what is held here, what failed and why."""
     if principal.kind not in OUTBOX_KINDS:
         return error_page(request, 403, "Only the partnership’s leads can read the emails the service sends.",
@@ -144,7 +145,7 @@ def outbox(request: Request, page: str | None = None, partnership: str | None = 
     if pid:
         query = query.where(OutboxMessage.partnership_id == pid)
         count = count.where(OutboxMessage.partnership_id == pid)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         total = session.exec(count).one()
         pages = max(1, -(-total // OUTBOX_PAGE_SIZE))
         page = min(max(_int(page) or 1, 1), pages)
@@ -165,7 +166,7 @@ def outbox(request: Request, page: str | None = None, partnership: str | None = 
         previous_href=f"{base}page={page - 1}" if page > 1 else None,
         next_href=f"{base}page={page + 1}" if page < pages else None,
         partnership_name=name, all_partnerships=pid is None,
-        smtp_configured=bool(getattr(request.app.state.settings, "smtp_host", None))), block="messages")
+        smtp_configured=bool(getattr(settings, "smtp_host", None))), block="messages")
 
 
 # --- arrangements: reading -------------------------------------------------------------------------------------
@@ -245,15 +246,15 @@ def _query(pid: str, principal: Principal) -> str:
 
 
 @router.get("/arrangements")
-def arrangements(request: Request, partnership: str | None = None,
-                 principal: Principal = Depends(require_page_principal)) -> Response:
+def arrangements(request: Request, principal: PagePrincipal, engine: DbEngine,
+                 partnership: str | None = None) -> Response:
     """The current version in words, the version history and a form to compare two versions."""
     if partnership is None and principal.partnership_id is None and principal.is_admin:
         return _choose_partnership(request, principal, "/arrangements")
     pid = _resolve(request, principal, partnership)
     if pid is None:
         return not_found(request)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         rows = list_versions(session, pid)
     if not rows:
         return not_found(request)
@@ -267,14 +268,13 @@ def arrangements(request: Request, partnership: str | None = None,
 
 
 @router.get("/arrangements/diff")
-def arrangements_diff(request: Request, partnership: str | None = None,
-                      from_: str | None = Query(None, alias="from"), to: str | None = None,
-                      principal: Principal = Depends(require_page_principal)) -> Response:
+def arrangements_diff(request: Request, principal: PagePrincipal, engine: DbEngine, partnership: str | None = None,
+                      from_: str | None = Query(None, alias="from"), to: str | None = None) -> Response:
     """What changed between two versions, one change a row (as ``safeguarding.versions.diff`` gives)."""
     pid = _resolve(request, principal, partnership)
     if pid is None:
         return not_found(request)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         rows = list_versions(session, pid)
         if not rows:
             return not_found(request)
@@ -314,8 +314,8 @@ def _cannot_edit(request: Request, principal: Principal, pid: str) -> Response:
 
 
 @router.get("/arrangements/edit")
-def arrangements_editor(request: Request, partnership: str | None = None,
-                        principal: Principal = Depends(require_page_principal)) -> Response:
+def arrangements_editor(request: Request, principal: PagePrincipal, engine: DbEngine,
+                        partnership: str | None = None) -> Response:
     """Upload a file or paste the document; the current version is in the box to start from."""
     if partnership is None and principal.partnership_id is None and principal.is_admin:
         return _choose_partnership(request, principal, "/arrangements/edit")
@@ -324,7 +324,7 @@ def arrangements_editor(request: Request, partnership: str | None = None,
         return not_found(request)
     if not principal.can_manage_arrangements(pid):
         return _cannot_edit(request, principal, pid)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         try:
             current = get_version(session, pid)
         except VersionNotFoundError:
@@ -387,14 +387,13 @@ async def _submitted(request: Request) -> tuple[str | bytes | None, str | None, 
 
 
 @router.post("/arrangements/edit")
-async def arrangements_store(request: Request, partnership: str | None = None,
-                             principal: Principal = Depends(require_page_principal)) -> Response:
+async def arrangements_store(request: Request, principal: PagePrincipal, engine: DbEngine,
+                             partnership: str | None = None) -> Response:
     """Check the document with the one validator; store it as the next version when it is valid and new."""
     pid = _resolve(request, principal, partnership)
     if pid is None:
         await _drain(request)
         return not_found(request)
-    engine = request.app.state.engine
     if not principal.can_manage_arrangements(pid):
         await _drain(request)
         audit(engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
@@ -439,14 +438,14 @@ async def arrangements_store(request: Request, partnership: str | None = None,
 
 
 @router.get("/arrangements/{number:int}")
-def arrangements_version(request: Request, number: int = Path(le=MAX_INT), partnership: str | None = None,
-                         stored: str | None = None,
-                         principal: Principal = Depends(require_page_principal)) -> Response:
+def arrangements_version(request: Request, principal: PagePrincipal, engine: DbEngine, number: int = Path(le=MAX_INT),
+                         partnership: str | None = None,
+                         stored: str | None = None) -> Response:
     """One version: who stored it, when and why, and its document (pretty JSON)."""
     pid = _resolve(request, principal, partnership)
     if pid is None:
         return not_found(request)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         try:
             row = get_version(session, pid, number)
         except VersionNotFoundError:

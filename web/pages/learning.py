@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
@@ -47,7 +47,7 @@ from safeguarding.intake import LearningIn, record_learning
 from safeguarding.tables import ArrangementsVersion, Case, LearningReporter, LearningTag, Task, User
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
-from web.auth import require_page_principal
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.schema_forms import DATE_PARTS, parse_date
@@ -140,9 +140,6 @@ def learning_facts(engine, partnership_id: str) -> LearningFacts | None:
     return facts
 
 
-def _engine(request: Request):
-    return request.app.state.engine
-
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
@@ -161,7 +158,7 @@ def _own_facts(request: Request, principal: Principal) -> LearningFacts | Respon
         return error_page(request, 404, "Learning events are recorded and read by the people of a partnership.",
                           links=[{"text": "See learning across every partnership", "href": "/national/learning"}]
                           if principal.is_national else None)
-    facts = learning_facts(_engine(request), principal.partnership_id)
+    facts = learning_facts(engine_of(request), principal.partnership_id)
     if facts is None:
         return error_page(request, 404, "Your partnership has no arrangements yet.")
     if not facts.enabled:
@@ -209,7 +206,7 @@ def _form_page(request: Request, principal: Principal, facts: LearningFacts, *, 
 
 
 @router.get("/learning/new")
-def learning_form(request: Request, principal: Principal = Depends(require_page_principal)) -> Response:
+def learning_form(request: Request, principal: PagePrincipal) -> Response:
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -264,11 +261,11 @@ def _field_of(path: str) -> str | None:
 
 @router.post("/learning/new")
 @bounded_page
-async def record_learning_page(request: Request, principal: Principal = Depends(require_page_principal)):
+async def record_learning_page(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                               settings: AppSettings, principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
-    engine = _engine(request)
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items()
                               if isinstance(v, str) and k not in ("csrf_token", "agencies", "factors", "themes")}
@@ -292,10 +289,10 @@ async def record_learning_page(request: Request, principal: Principal = Depends(
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _form_page(request, principal, facts, values=values, errors=errors, status_code=422)
     try:
-        case_id, _status = await record_learning(engine, request.app.state.temporal,
-                                                 request.app.state.settings.task_queue, principal,
+        case_id, _status = await record_learning(engine, temporal,
+                                                 settings.task_queue, principal,
                                                  facts.partnership_id, body,
-                                                 timeout=request.app.state.settings.temporal_timeout_seconds)
+                                                 timeout=timeout)
     except ApiError as exc:
         audit(engine, None, "learning.record", partnership_id=facts.partnership_id, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -314,7 +311,7 @@ async def record_learning_page(request: Request, principal: Principal = Depends(
 
 
 def _learning_case(request: Request, principal: Principal, case_id: str) -> Case:
-    with Session(_engine(request)) as session:
+    with Session(engine_of(request)) as session:
         case = session.get(Case, case_id)
     if case is None or case.process != "learning" or principal.partnership_id != case.partnership_id:
         raise ApiError(404, "not_found", f"no learning event ‘{case_id}’")
@@ -322,13 +319,13 @@ def _learning_case(request: Request, principal: Principal, case_id: str) -> Case
 
 
 @router.get("/learning/recorded/{case_id}")
-def recorded(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+def recorded(request: Request, engine: DbEngine, case_id: str, principal: PagePrincipal):
     """The confirmation after recording. "You will hear" only for the person who reported it by name."""
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
     case = _learning_case(request, principal, case_id)
-    with Session(_engine(request)) as session:
+    with Session(engine) as session:
         reporter = session.get(LearningReporter, case_id)
     context = page_context(request, principal, page_title="Learning event recorded", case=case, facts=facts,
                            named_by_you=reporter is not None and reporter.user_ref == principal.user_ref,
@@ -370,8 +367,8 @@ def _reporters(session: Session, case_ids: list[str]) -> dict[str, str]:
 
 
 @router.get("/learning")
-def learning_list(request: Request, added: str | None = None, triaged: str | None = None,
-                  principal: Principal = Depends(require_page_principal)):
+def learning_list(request: Request, principal: PagePrincipal, engine: DbEngine, added: str | None = None,
+                  triaged: str | None = None):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -385,7 +382,7 @@ def learning_list(request: Request, added: str | None = None, triaged: str | Non
     is_lead = _is_lead(facts, principal)
     today = london_today()
     pid = facts.partnership_id
-    with Session(_engine(request)) as session:
+    with Session(engine) as session:
         open_cases = list(session.exec(select(Case).where(Case.partnership_id == pid, Case.process == "learning",
                                                           Case.status != "closed")
                                        .order_by(Case.opened_at.desc()).limit(1000)))
@@ -453,7 +450,7 @@ def _action_page(request: Request, principal: Principal, facts: LearningFacts, c
     errors = errors or {}
     summary = [{"text": text, "href": "#action-form"} for text in general or []]
     summary += [{"text": errors[n], "href": ACTION_ANCHORS.get(n, f"#{n}")} for n in ACTION_FIELDS if n in errors]
-    with Session(_engine(request)) as session:
+    with Session(engine_of(request)) as session:
         tasks = list(session.exec(select(Task).where(Task.case_id == case.id).order_by(Task.opened_at, Task.key)))
     triaged = any(t.key == "triage" and t.status == "done" for t in tasks)
     owners = [{"value": "", "text": "Choose the agency", "selected": not values.get("owner")}] + [
@@ -468,7 +465,7 @@ def _action_page(request: Request, principal: Principal, facts: LearningFacts, c
 
 
 @router.get("/learning/events/{case_id}/actions/new")
-def action_form(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+def action_form(request: Request, case_id: str, principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -480,14 +477,14 @@ def action_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 @router.post("/learning/events/{case_id}/actions/new")
 @bounded_page
-async def add_action(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                     case_id: str, principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
     case = _action_case(request, principal, facts, case_id)
     if isinstance(case, Response):
         return case
-    engine = _engine(request)
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     errors: dict[str, str] = {}
@@ -514,9 +511,9 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
-        await update_case(request.app.state.temporal, case.id, "add_action", command,
+        await update_case(temporal, case.id, "add_action", command,
                           update_id=update_id_of(principal, "add_action", form_key(values)),
-                          timeout=request.app.state.settings.temporal_timeout_seconds)
+                          timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
@@ -554,7 +551,7 @@ def _triage_page(request: Request, principal: Principal, facts: LearningFacts, c
     errors = errors or {}
     summary = [{"text": text, "href": "#triage-form"} for text in general or []]
     summary += [{"text": errors[n], "href": f"#{n}"} for n in TRIAGE_FIELDS if n in errors]
-    with Session(_engine(request)) as session:
+    with Session(engine_of(request)) as session:
         themes = _tags_of(session, [case.id]).get(case.id, [])
     choices = [{"value": rid, "text": label, "checked": values.get("response") == rid}
                for rid, label in facts.responses.items() if rid != "no_further_action"]
@@ -571,12 +568,12 @@ def _triage_page(request: Request, principal: Principal, facts: LearningFacts, c
 
 
 def _triage_task(request: Request, case: Case) -> Task | None:
-    with Session(_engine(request)) as session:
+    with Session(engine_of(request)) as session:
         return session.get(Task, f"{case.id}/triage")
 
 
 @router.get("/learning/events/{case_id}/triage")
-def triage_form(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+def triage_form(request: Request, case_id: str, principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -588,7 +585,8 @@ def triage_form(request: Request, case_id: str, principal: Principal = Depends(r
 
 @router.post("/learning/events/{case_id}/triage")
 @bounded_page
-async def triage(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
+async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient, case_id: str,
+                 principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -596,7 +594,6 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
     if isinstance(case, Response):
         return case
     task = _triage_task(request, case)
-    engine = _engine(request)
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     errors: dict[str, str] = {}
@@ -618,8 +615,8 @@ async def triage(request: Request, case_id: str, principal: Principal = Depends(
                           data={"response": response, "rationale": rationale},
                           request_id=f"page-{uuid.uuid4().hex}")
     try:
-        await act_on_task(request.app.state.temporal, case.id, "complete", command,
-                          timeout=request.app.state.settings.temporal_timeout_seconds)
+        await act_on_task(temporal, case.id, "complete", command,
+                          timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
               outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
@@ -821,7 +818,7 @@ def _figures(request: Request, session: Session, facts: LearningFacts, today: da
 
 
 @router.get("/learning/themes")
-def themes_page(request: Request, principal: Principal = Depends(require_page_principal)):
+def themes_page(request: Request, engine: DbEngine, principal: PagePrincipal):
     facts = _own_facts(request, principal)
     if isinstance(facts, Response):
         return facts
@@ -835,7 +832,7 @@ def themes_page(request: Request, principal: Principal = Depends(require_page_pr
     }
     chosen = next(((name, params[name]) for name in selectors if params.get(name) in selectors[name][0]), None)
     source = params.get("source") if params.get("source") in stats.SOURCES else None
-    with Session(_engine(request)) as session:
+    with Session(engine) as session:
         figures_html = _figures(request, session, facts, today)
         events, events_total = ([], 0)
         if chosen:
@@ -883,7 +880,7 @@ def _national(request: Request, principal: Principal) -> tuple[stats.NationalCou
     if principal.kind != "national_body":
         return None
     today = london_today()
-    with Session(_engine(request)) as session:
+    with Session(engine_of(request)) as session:
         key = ("national", stats.months_window(today)[-1], _tag_count(session, None))
         cached = _cache(request).get(key)
         if cached is None:
@@ -897,7 +894,7 @@ def _all_theme_labels(request: Request, partnership_ids: list[str]) -> dict[str,
     """Labels for every theme counted: the Panel's, and each partnership's own (an unknown id shows as itself)."""
     labels = themes_for({})
     for pid in partnership_ids:
-        facts = learning_facts(_engine(request), pid)
+        facts = learning_facts(engine_of(request), pid)
         if facts is not None:
             for theme, label in facts.themes.items():
                 labels.setdefault(theme, label)
@@ -905,7 +902,7 @@ def _all_theme_labels(request: Request, partnership_ids: list[str]) -> dict[str,
 
 
 @router.get("/national/learning")
-def national_learning(request: Request, principal: Principal = Depends(require_page_principal)):
+def national_learning(request: Request, principal: PagePrincipal):
     found = _national(request, principal)
     if found is None:
         return error_page(request, 404)
@@ -934,7 +931,7 @@ def _cell(value: Any) -> Any:
 
 
 @router.get("/national/learning.csv")
-def national_learning_csv(request: Request, principal: Principal = Depends(require_page_principal)):
+def national_learning_csv(request: Request, engine: DbEngine, principal: PagePrincipal):
     found = _national(request, principal)
     if found is None:
         return error_page(request, 404)
@@ -948,7 +945,7 @@ def national_learning_csv(request: Request, principal: Principal = Depends(requi
         writer.writerow([_cell(v) for v in (row["partnership"], national.months[0], national.months[-1],
                                             row["measure"], row["id"], label, row["source"], row["count"])])
     name = f"learning-{national.months[0]}-to-{national.months[-1]}.csv"
-    audit(_engine(request), principal, "national.learning.export", detail=f"{len(national.partnerships)} partnerships")
+    audit(engine, principal, "national.learning.export", detail=f"{len(national.partnerships)} partnerships")
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from sqlmodel import Session
@@ -30,7 +30,7 @@ from safeguarding import monitoring
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
 from safeguarding.clock import london_today
-from web.auth import require_page_principal
+from web.deps import DbEngine, PagePrincipal
 from web.errors import error_page
 from web.pages import page_context
 from web.session import csrf_token
@@ -175,12 +175,12 @@ def _render_page(request: Request, principal: Principal, engine, today: date) ->
 
 
 @router.get("/national/monitoring")
-async def monitoring_page(request: Request, principal: Principal = Depends(require_page_principal)) -> Response:
+async def monitoring_page(request: Request, engine: DbEngine, principal: PagePrincipal) -> Response:
     """Async on purpose: a page already rendered for this session and this report is answered straight from the
     event loop (no thread hop); anything else is rendered in the thread pool."""
     if not _allowed(principal):
         return error_page(request, 404)
-    engine, today = request.app.state.engine, london_today()
+    engine, today = engine, london_today()
     report = monitoring.fresh_report(engine, today)
     if report is not None:
         key = _page_key(engine, principal, request)
@@ -193,11 +193,10 @@ async def monitoring_page(request: Request, principal: Principal = Depends(requi
 
 
 @router.get("/national/monitoring/{table}.csv")
-def monitoring_csv(request: Request, table: str, principal: Principal = Depends(require_page_principal)) -> Response:
+def monitoring_csv(request: Request, engine: DbEngine, table: str, principal: PagePrincipal) -> Response:
     if not _allowed(principal) or table not in monitoring.TABLES:
         return error_page(request, 404)
     today: date = london_today()
-    engine = request.app.state.engine
     with Session(engine) as session:
         header, rows = monitoring.table_rows(session, table, today)
     audit(engine, principal, "monitoring.export", detail=f"{table}: {len(rows)} rows")

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
 from safeguarding import national
-from safeguarding.accounts import Principal
 from safeguarding.clock import london_today
-from web.auth import require_page_principal
+from web.deps import DbEngine, PagePrincipal
 from web.errors import error_page
 from web.pages import page_context
 from web.templating import render
@@ -54,8 +53,10 @@ def _labels() -> dict[str, dict[str, str]]:
 
 
 @router.get("/national")
-def overview(request: Request, partnership: str | None = None, status: str | None = None, show: str | None = None,
-             page: str | None = None, principal: Principal = Depends(require_page_principal)) -> Response:
+def overview(request: Request, principal: PagePrincipal, engine: DbEngine, partnership: str | None = None,
+             status: str | None = None,
+             show: str | None = None,
+             page: str | None = None) -> Response:
     """Headline figures and every case (filtered by partnership, status or what needs attention), paginated."""
     if principal.kind not in NATIONAL_KINDS:
         return _forbidden(request)
@@ -64,7 +65,7 @@ def overview(request: Request, partnership: str | None = None, status: str | Non
     show = show if show in national.SHOW_FILTERS else None
     number = _page_number(page)
     today = london_today()
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         everyone = national.partnerships(session)
         if partnership not in {pid for pid, _ in everyone}:
             partnership = None
@@ -93,13 +94,13 @@ def overview(request: Request, partnership: str | None = None, status: str | Non
 
 
 @router.get("/national/cases/{national_ref}")
-def case_page(request: Request, national_ref: str, principal: Principal = Depends(require_page_principal)) -> Response:
+def case_page(request: Request, engine: DbEngine, national_ref: str, principal: PagePrincipal) -> Response:
     """One case by its national reference: dates, lateness, status and its steps, without people."""
     if principal.kind not in NATIONAL_KINDS:
         return _forbidden(request)
     if len(national_ref) > 20:
         return error_page(request, 404)
-    with Session(request.app.state.engine) as session:
+    with Session(engine) as session:
         found = national.cases_by_ref(session, london_today(), national_ref)
     if not found:
         return error_page(request, 404)

@@ -3,13 +3,9 @@ never by the local case id."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from safeguarding.accounts import Principal
-from web.auth import (
-    require_page_principal,
-)
-from web.deps import engine_of
+from web.deps import DbEngine, PagePrincipal
 from web.errors import ApiError
 from web.pages import bounded_page
 from web.views.tasks import (
@@ -23,25 +19,25 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/national/cases/{national_ref}/tasks/{key}")
-def national_task_page(request: Request, national_ref: str, key: str,
-                       principal: Principal = Depends(require_page_principal)):
-    return task_response(request, principal, national_case_id(engine_of(request), principal, national_ref, key), key,
+def national_task_page(request: Request, engine: DbEngine, national_ref: str, key: str,
+                       principal: PagePrincipal):
+    return task_response(request, principal, national_case_id(engine, principal, national_ref, key), key,
                          national_route=True)
 
 
 @router.post("/national/cases/{national_ref}/tasks/{key}")
 @bounded_page
-async def national_complete_task(request: Request, national_ref: str, key: str,
-                                 principal: Principal = Depends(require_page_principal)):
-    case_id = national_case_id(engine_of(request), principal, national_ref, key)
+async def national_complete_task(request: Request, engine: DbEngine, national_ref: str, key: str,
+                                 principal: PagePrincipal):
+    case_id = national_case_id(engine, principal, national_ref, key)
     return await complete_task_form(request, case_id, key, principal, national_route=True)
 
 
 @router.post("/national/cases/{national_ref}/tasks/{key}/{action}")
 @bounded_page
-async def national_claim_or_release(request: Request, national_ref: str, key: str, action: str,
-                                    principal: Principal = Depends(require_page_principal)):
+async def national_claim_or_release(request: Request, engine: DbEngine, national_ref: str, key: str, action: str,
+                                    principal: PagePrincipal):
     if action not in ("claim", "release"):
         raise ApiError(404, "not_found", "no such page")
-    case_id = national_case_id(engine_of(request), principal, national_ref, key)
+    case_id = national_case_id(engine, principal, national_ref, key)
     return await claim_or_release(request, principal, case_id, key, action, national_route=True)

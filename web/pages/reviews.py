@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 from starlette.datastructures import UploadFile as Upload
@@ -34,7 +34,7 @@ from safeguarding.clock import london_today
 from safeguarding.refusals import NotApplied
 from safeguarding.tables import Case, Task
 from web import uploads
-from web.auth import require_page_principal
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, FieldError, error_page
 from web.pages import bounded_page, form_key, page_context
 from web.pages.escalations import facts_for, working_days_since
@@ -56,9 +56,6 @@ def _aware(value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=UTC)
     return value
 
-
-def _engine(request: Request):
-    return request.app.state.engine
 
 
 def _own_partnership(principal: Principal) -> str:
@@ -100,8 +97,8 @@ def _report_due(case: Case, calendar, today: date) -> dict[str, Any]:
 
 
 @router.get("/reviews")
-def reviews_page(request: Request, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+def reviews_page(request: Request, engine: DbEngine, principal: PagePrincipal):
+
     pid = _own_partnership(principal)
     today = london_today()
     with Session(engine) as session:
@@ -140,7 +137,7 @@ def reviews_page(request: Request, principal: Principal = Depends(require_page_p
 def _review_page(request: Request, principal: Principal, case: Case, *, values: dict[str, Any] | None = None,
                  errors: dict[str, str] | None = None, general: list[str] | None = None,
                  upload_error: str = "", status_code: int = 200, block: str = "review") -> Response:
-    engine = _engine(request)
+    engine = engine_of(request)
     today = london_today()
     facts = facts_for(engine, case.partnership_id, case.arrangements_version)
     with Session(engine) as session:
@@ -201,8 +198,8 @@ def _review_page(request: Request, principal: Principal, case: Case, *, values: 
 
 
 @router.get("/reviews/{case_id}")
-def review_page(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
-    case = _own_review(_engine(request), principal, case_id)
+def review_page(request: Request, engine: DbEngine, case_id: str, principal: PagePrincipal):
+    case = _own_review(engine, principal, case_id)
     return _review_page(request, principal, case)
 
 
@@ -221,8 +218,9 @@ def _action_errors(fields: list[FieldError]) -> tuple[dict[str, str], list[str]]
 
 @router.post("/reviews/{case_id}/actions")
 @bounded_page
-async def add_action(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
-    engine = _engine(request)
+async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                     case_id: str, principal: PagePrincipal):
+
     case = _own_review(engine, principal, case_id)
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
@@ -232,9 +230,9 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
     command = ActionCommand(actor=actor_of(principal), owner=values.get("owner", "").strip(),
                             description=values.get("description", "").strip()[:2000], due_date=due or "")
     try:
-        result = await update_case(request.app.state.temporal, case.id, "add_action", command,
+        result = await update_case(temporal, case.id, "add_action", command,
                                    update_id=update_id_of(principal, "add_action", form_key(values)),
-                                   timeout=request.app.state.settings.temporal_timeout_seconds)
+                                   timeout=timeout)
     except NotApplied:
         raise  # bounded_page: "not saved yet, try again"
     except ApiError as exc:
@@ -256,8 +254,9 @@ async def add_action(request: Request, case_id: str, principal: Principal = Depe
 
 
 @router.post("/reviews/{case_id}/report")
-async def upload_report(request: Request, case_id: str, principal: Principal = Depends(require_page_principal)):
-    engine, settings = _engine(request), request.app.state.settings
+async def upload_report(request: Request, engine: DbEngine, settings: AppSettings, case_id: str,
+                        principal: PagePrincipal):
+    engine, settings = engine, settings
     case = _own_review(engine, principal, case_id)
     htmx = request.headers.get("hx-request") == "true"
     try:
@@ -283,12 +282,11 @@ async def upload_report(request: Request, case_id: str, principal: Principal = D
 
 
 @router.get("/reviews/{case_id}/final-report")
-def final_report_task(request: Request, case_id: str, file: str = "",
-                      principal: Principal = Depends(require_page_principal)):
+def final_report_task(request: Request, principal: PagePrincipal, engine: DbEngine, settings: AppSettings,
+                      case_id: str, file: str = ""):
     """The final-report task page with the uploaded file filled in (the form posts to the task page itself)."""
-    engine = _engine(request)
     case = _own_review(engine, principal, case_id)
-    if uploads.path_of(request.app.state.settings, case.id, file) is None:
+    if uploads.path_of(settings, case.id, file) is None:
         return error_page(request, 404)
     with Session(engine) as session:
         task = session.get(Task, f"{case.id}/{FINAL_REPORT}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -14,11 +14,10 @@ from web.auth import (
     TooManyAttempts,
     check_password,
     client_ip,
-    require_page_principal,
     safe_next,
     session_principal,
 )
-from web.deps import engine_of
+from web.deps import DbEngine, PagePrincipal
 from web.pages import page_context
 from web.session import end_session, session_of, start_session
 from web.templating import render
@@ -33,7 +32,7 @@ WRONG_SIGN_IN = "Enter a correct email address and password"
 
 
 @router.get("/")
-def home(principal: Principal = Depends(require_page_principal)):
+def home(principal: PagePrincipal):
     return RedirectResponse(HOME_BY_KIND.get(principal.kind, "/tasks"), status_code=303)
 
 
@@ -61,7 +60,7 @@ def sign_in_form(request: Request, next: str | None = None, expired: str | None 
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request):
+async def sign_in(request: Request, engine: DbEngine):
     form = await request.form()
     email = str(form.get("email", "")).strip()
     password = str(form.get("password", ""))
@@ -74,7 +73,7 @@ async def sign_in(request: Request):
     if errors:
         summary = [{"text": m, "href": f"#{f}"} for f, m in errors.items()]
         return _sign_in_page(request, status=422, email=email, next_path=next_path, errors=errors, summary=summary)
-    engine, ip = engine_of(request), client_ip(request)
+    engine, ip = engine, client_ip(request)
 
     def check() -> tuple[Principal | None, str | None]:
         principal = check_password(request, email, password)  # throttled: TooManyAttempts, password unchecked
@@ -108,9 +107,9 @@ async def sign_in(request: Request):
 
 
 @router.post("/sign-out")
-def sign_out(request: Request):
+def sign_out(request: Request, engine: DbEngine):
     principal = session_principal(request)
     if principal is not None:
-        audit(engine_of(request), principal, "sign_out", partnership_id=principal.partnership_id)
-    end_session(request, engine_of(request))  # the session's row is deleted: every copy of its cookie is dead
+        audit(engine, principal, "sign_out", partnership_id=principal.partnership_id)
+    end_session(request, engine)  # the session's row is deleted: every copy of its cookie is dead
     return RedirectResponse("/sign-in?signed_out=1", status_code=303)

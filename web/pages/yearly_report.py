@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from safeguarding import yearly_report as yr
@@ -27,7 +27,7 @@ from web.api.yearly_reports import (
     report_rows,
     start_yearly_report,
 )
-from web.auth import require_page_principal
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout
 from web.errors import ApiError
 from web.pages import bounded_page, page_context
 from web.schema_forms import parse_date
@@ -114,14 +114,15 @@ def _page(request: Request, principal: Principal, *, values: dict[str, str] | No
 
 
 @router.get("/yearly-report")
-def yearly_report_page(request: Request, principal: Principal = Depends(require_page_principal)) -> Response:
+def yearly_report_page(request: Request, principal: PagePrincipal) -> Response:
     return _page(request, principal)
 
 
 @router.post("/yearly-report")
 @bounded_page
-async def start_report(request: Request, principal: Principal = Depends(require_page_principal)) -> Response:
-    engine = request.app.state.engine
+async def start_report(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
+                       settings: AppSettings, principal: PagePrincipal) -> Response:
+
     pid, _doc = _own(request, principal)
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
@@ -142,9 +143,9 @@ async def start_report(request: Request, principal: Principal = Depends(require_
     body = YearlyReportIn(period_start=period_start, previous_published_on=date.fromisoformat(previous)
                           if previous else None)
     try:
-        out = await start_yearly_report(engine, request.app.state.temporal, request.app.state.settings.task_queue,
+        out = await start_yearly_report(engine, temporal, settings.task_queue,
                                         principal, pid, body,
-                                        timeout=request.app.state.settings.temporal_timeout_seconds)
+                                        timeout=timeout)
     except ApiError as exc:
         audit(engine, principal, "yearly_report.start", partnership_id=pid, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
@@ -158,8 +159,8 @@ async def start_report(request: Request, principal: Principal = Depends(require_
 
 
 @router.get("/yearly-report/figures.{fmt}")
-def figures_download(request: Request, fmt: str, period: str = "",
-                     principal: Principal = Depends(require_page_principal)) -> Response:
+def figures_download(request: Request, principal: PagePrincipal, engine: DbEngine, fmt: str,
+                     period: str = "") -> Response:
     """The figures for a reporting year, as a Word document to edit or a CSV file."""
     if fmt not in ("docx", "csv"):
         raise ApiError(404, "not_found", "no such file")
@@ -168,4 +169,4 @@ def figures_download(request: Request, fmt: str, period: str = "",
         start = date.fromisoformat(period) if period else None
     except ValueError:
         raise ApiError(404, "not_found", "no such reporting year") from None
-    return export_figures(request.app.state.engine, principal, pid, start, fmt)
+    return export_figures(engine, principal, pid, start, fmt)
