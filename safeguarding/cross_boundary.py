@@ -26,10 +26,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from safeguarding.accounts import Principal
 from safeguarding.case_records import CONTRIBUTOR
+from safeguarding.incident_categories import category_problems
 from safeguarding.tables import ArrangementsVersion, Case, CasePartnership, Partnership, Task, TaskCandidate
 
 __all__ = ["ResidentArea", "contributed_cases", "contributor_may_read", "contributor_role", "contributor_tasks",
-           "resident_area"]
+           "intake_fields", "resident_area"]
 
 AREA_NAME_MAX = 200
 
@@ -100,6 +101,22 @@ def resident_area(conn: Connection, lead_id: str, partnership_id: str | None = N
         return None, [("resident_area_name", f"{found.name} uses this service: choose it from the list, so it is "
                                              "invited to contribute")]
     return ResidentArea(None, area_name, None), []
+
+
+def intake_fields(conn: Connection, doc: dict[str, Any], lead_id: str, *, category: str,
+                  age_at_incident: int | None = None, resident_partnership_id: str | None = None,
+                  resident_area_name: str | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Issue 16's part of recording an incident, in one call for the intake: the category's age rule
+    (``incident_categories.category_problems``) and where the child lives (``resident_area``). Returns the extra
+    ``IncidentInput`` keyword arguments and the problems as (field, message), fields named as the intake's
+    (``category``, ``age_at_incident``, ``resident_partnership_id``, ``resident_area_name``)."""
+    problems = [p for p in category_problems(doc, category, age_at_incident) if p[0] != "category"]
+    area, area_problems = resident_area(conn, lead_id, resident_partnership_id, resident_area_name)
+    problems += area_problems
+    extra: dict[str, Any] = {"age_at_incident": age_at_incident}
+    if area is not None:
+        extra.update(area.input_fields())
+    return extra, problems
 
 
 def _resident_of(case_id: Any, partnership_id: str) -> Any:

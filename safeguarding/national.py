@@ -1,11 +1,15 @@
 """Pseudonymised read queries for the national body: cases across every partnership, from the read model.
 
-What comes out of here is safe to show the national Child Safeguarding Practice Review Panel: the
-pseudonymous ``national_ref``, the partnership, the category, dates, lateness, status and stage, the Panel's
-response, and task titles and statuses. Never the children's pseudonyms, the summary, the agencies' people,
-user references, form data, or the local ``case_ref`` (which can be re-identified without the key). A local
-review's notices the law requires (the pre-publication copy, the notice of not publishing) show as received
-when the arrangements name the Panel among their recipients: which notice and the day it was sent, nothing else.
+What comes out of here is safe to show the national Child Safeguarding Practice Review Panel: the pseudonymous
+``national_ref``, the partnership, the category, dates, lateness, status and stage, the Panel's response, task
+titles and statuses, how many children a notification names and, for a cross-boundary case, the area where the
+child lives (``child_lives_in``). Only incidents of categories the Panel sees (``case.panel_sees``, from the
+category's ``panel_sees``): a care leaver's death, notified to the Secretary of State and Ofsted, is not on
+the Panel's overview, its list, its case pages or its figures. Never the children's pseudonyms, the summary,
+the agencies' people, user references, form data, or the local ``case_ref`` (which can be re-identified
+without the key). A local review's notices the law requires (the pre-publication copy, the notice of not
+publishing) show as received when the arrangements name the Panel among their recipients: which notice and the
+day it was sent, nothing else.
 ``NationalCase.case_id`` (the workflow id, which embeds the local case reference) is carried for look-ups
 only and never shown: pages link to a Panel task by the pseudonymous reference
 (``/national/cases/{national_ref}/tasks/panel-response``).

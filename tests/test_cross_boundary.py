@@ -171,3 +171,20 @@ async def test_the_national_view_shows_both_areas_and_the_number_of_children(inc
     assert "summary-resident" in {t.key for t in tasks}
     out = national.case_out(found, tasks)
     assert out["child_lives_in"] == NE_NAME and out["children_count"] == 3 and "children" not in out
+
+
+def test_the_intake_checks_the_age_and_the_area_in_one_call(seeded_engine):
+    from safeguarding.cross_boundary import intake_fields
+    from tests.incident_support import arrangements
+
+    _, doc = arrangements(seeded_engine, RV)
+    with seeded_engine.connect() as conn:
+        extra, problems = intake_fields(conn, doc, RV, category="care_leaver_death_to_24", age_at_incident=19,
+                                        resident_partnership_id=NE)
+        assert problems == [] and extra["age_at_incident"] == 19 and extra["resident_partnership_id"] == NE
+        assert extra["resident_contributor"]["role"] == "review_coordinators"
+        extra, problems = intake_fields(conn, doc, RV, category="care_leaver_death_to_24",
+                                        resident_partnership_id=RV)
+        assert [field for field, _ in problems] == ["age_at_incident", "resident_partnership_id"]
+        extra, problems = intake_fields(conn, doc, RV, category=HARM)
+        assert (extra, problems) == ({"age_at_incident": None}, [])

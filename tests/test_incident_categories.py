@@ -174,3 +174,33 @@ def test_the_panels_figures_leave_out_categories_it_does_not_see(engine, riverfo
         assert len(report.late_notifications) == 2
         (row,) = [t for t in report.timeliness if t.partnership_id == RV]
         assert row.notifications_judged == 2
+
+
+def test_cases_from_before_keep_the_panel_and_count_their_children(db_url):
+    """Migration 0009 on a database with cases: they stay the Panel's (it saw every incident before) and their
+    children are counted from the list they hold (SQLite and PostgreSQL)."""
+    from sqlalchemy import text
+
+    from safeguarding.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0008")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO partnership (id, name, created_at) VALUES ('rv', 'RV', :at)"),
+                         {"at": "2026-11-16 09:00:00"})
+            for case_id, children in (("incident-rv-A", '[{"pseudonym": "Child A"}, {"pseudonym": "Child B"}]'),
+                                      ("incident-rv-B", "[]")):
+                conn.execute(text(
+                    "INSERT INTO \"case\" (id, partnership_id, case_ref, process, national_ref, category, status, "
+                    "stage, arrangements_version, aware_date, rapid_review_required, overdue_tasks, timeouts, urgent, "
+                    "reached_national, children, summary, agencies, opened_by, opened_at, revision, updated_at) "
+                    "VALUES (:id, 'rv', 'A', 'incident', 'N-1', 'x', 'open', '', 1, '2026-11-16', false, 0, 0, false, "
+                    "false, :children, '', '[]', 'u-a', '2026-11-16 09:00:00', 1, '2026-11-16 09:00:00')"),
+                    {"id": case_id, "children": children})
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text('SELECT id, panel_sees, children_count FROM "case" ORDER BY id')).all()
+        assert [(r[0], bool(r[1]), r[2]) for r in rows] == [("incident-rv-A", True, 2), ("incident-rv-B", True, 0)]
+    finally:
+        engine.dispose()
