@@ -191,3 +191,30 @@ async def test_claim_and_release_keep_the_focus_on_the_row_and_say_what_happened
     await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('released')")
     focused = await page.evaluate("() => document.activeElement.textContent.trim()")
     assert focused.startswith("Claim") and "Notify the national Panel" in focused, focused
+
+
+async def test_the_leads_menu_fits_one_row_and_follows_the_section(site):
+    """Issue 17, point 11: at 1280 px the lead's menu is one row; the highlighted item is the page's section."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-business-manager@demo.test", width=1280, height=900)
+    await page.goto("/cases")
+    rows = await page.evaluate("""() => [...new Set([...document.querySelectorAll(
+        '.govuk-service-navigation__list > .govuk-service-navigation__item:not(.app-service-navigation__account)')]
+        .map(li => li.getBoundingClientRect().top))]""")
+    assert len(rows) == 1, f"the menu takes {len(rows)} rows at 1280 px: {rows}"
+
+    async def active() -> list[str]:
+        return [t.strip() for t in await page.locator(".govuk-service-navigation__item--active").all_inner_texts()]
+
+    assert await active() == ["Cases"]
+    links = await page.eval_on_selector_all("a[href^='/cases/']", "els => els.map(a => a.getAttribute('href'))")
+    await page.goto("/escalations")
+    assert await active() == ["Escalations"]
+    escalation = await page.locator("a[href^='/cases/escalation-']").first.get_attribute("href")
+    await page.goto(escalation)
+    assert await active() == ["Escalations"], escalation
+    incident = next(href for href in links if href.startswith("/cases/incident-"))
+    await page.goto(incident)
+    assert await active() == ["Cases"]
+    await page.goto("/arrangements/1")
+    assert await active() == ["Arrangements"]
