@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, axe_source, browser_skip_reason
 from tests.test_incident_workflow import RV, CaseDriver, principal, running_worker
 from web.app import create_app
 from web.cases import EscalationIn, london_today, raise_escalation
@@ -218,3 +218,25 @@ async def test_the_leads_menu_fits_one_row_and_follows_the_section(site):
     assert await active() == ["Cases"]
     await page.goto("/arrangements/1")
     assert await active() == ["Arrangements"]
+
+
+async def axe_rules(page, rules: list[str]) -> list[dict]:
+    """axe-core's violations of just these rules (whatever their impact), on the page as it is now."""
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.evaluate(axe_source() + "\n;undefined")
+    result = await page.evaluate("rules => axe.run(document, {runOnly: {type: 'rule', values: rules}})", rules)
+    return [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"]][:3]} for v in result["violations"]]
+
+
+async def test_the_back_link_is_in_a_landmark(site):
+    """axe: every part of a page with a back link is in a landmark (region)."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-business-manager@demo.test", width=1280, height=900)
+    await page.goto("/cases")
+    case = await page.locator("a[href^='/cases/incident-']").first.get_attribute("href")
+    for path in (case, "/arrangements/edit"):
+        await page.goto(path)
+        back = page.locator(".govuk-back-link")
+        assert await back.count() == 1, path
+        assert await back.evaluate("a => a.closest('main, nav, header, footer, [role=region], aside') !== null")
+        assert await axe_rules(page, ["region"]) == [], path
