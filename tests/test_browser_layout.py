@@ -18,7 +18,7 @@ import pytest
 
 from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, raise_escalation
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, axe_source, browser_skip_reason
 from tests.test_incident_workflow import RV, CaseDriver, principal, running_worker
 from web.app import create_app
 
@@ -192,3 +192,52 @@ async def test_claim_and_release_keep_the_focus_on_the_row_and_say_what_happened
     await page.wait_for_function("() => document.getElementById('inbox-status').textContent.includes('released')")
     focused = await page.evaluate("() => document.activeElement.textContent.trim()")
     assert focused.startswith("Claim") and "Notify the national Panel" in focused, focused
+
+
+async def test_the_leads_menu_fits_one_row_and_follows_the_section(site):
+    """Issue 17, point 11: at 1280 px the lead's menu is one row; the highlighted item is the page's section."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-business-manager@demo.test", width=1280, height=900)
+    await page.goto("/cases")
+    rows = await page.evaluate("""() => [...new Set([...document.querySelectorAll(
+        '.govuk-service-navigation__list > .govuk-service-navigation__item:not(.app-service-navigation__account)')]
+        .map(li => li.getBoundingClientRect().top))]""")
+    assert len(rows) == 1, f"the menu takes {len(rows)} rows at 1280 px: {rows}"
+
+    async def active() -> list[str]:
+        return [t.strip() for t in await page.locator(".govuk-service-navigation__item--active").all_inner_texts()]
+
+    assert await active() == ["Cases"]
+    links = await page.eval_on_selector_all("a[href^='/cases/']", "els => els.map(a => a.getAttribute('href'))")
+    await page.goto("/escalations")
+    assert await active() == ["Escalations"]
+    escalation = await page.locator("a[href^='/cases/escalation-']").first.get_attribute("href")
+    await page.goto(escalation)
+    assert await active() == ["Escalations"], escalation
+    incident = next(href for href in links if href.startswith("/cases/incident-"))
+    await page.goto(incident)
+    assert await active() == ["Cases"]
+    await page.goto("/arrangements/1")
+    assert await active() == ["Arrangements"]
+
+
+async def axe_rules(page, rules: list[str]) -> list[dict]:
+    """axe-core's violations of just these rules (whatever their impact), on the page as it is now."""
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.evaluate(axe_source() + "\n;undefined")
+    result = await page.evaluate("rules => axe.run(document, {runOnly: {type: 'rule', values: rules}})", rules)
+    return [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"]][:3]} for v in result["violations"]]
+
+
+async def test_the_back_link_is_in_a_landmark(site):
+    """axe: every part of a page with a back link is in a landmark (region)."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-business-manager@demo.test", width=1280, height=900)
+    await page.goto("/cases")
+    case = await page.locator("a[href^='/cases/incident-']").first.get_attribute("href")
+    for path in (case, "/arrangements/edit"):
+        await page.goto(path)
+        back = page.locator(".govuk-back-link")
+        assert await back.count() == 1, path
+        assert await back.evaluate("a => a.closest('main, nav, header, footer, [role=region], aside') !== null")
+        assert await axe_rules(page, ["region"]) == [], path
