@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from web.pages.schema_forms import widgets
 
+from web.schema_forms import widgets
 from web.templating import env
 
 TASKS = Path(__file__).resolve().parents[1] / "schemas" / "tasks"
