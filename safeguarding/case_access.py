@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from safeguarding.accounts import Principal
+from safeguarding.cross_boundary import contributor_may_read
 from safeguarding.refusals import ApiError
 from safeguarding.tables import Case, LearningReporter, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -128,11 +129,15 @@ def may_read_case(conn: Connection, principal: Principal, case: Any) -> bool:
     Roles are read from the partnership's current arrangements (who holds a role now). Anyone else, including
     the rest of the partnership and the national body, gets 404 on the case, its tasks and its files, and does not
     see it in lists. The national body reaches its own tasks only by the case's national reference
-    (``safeguarding.national``). Learning events keep their own no-blame rules on the learning pages as well."""
+    (``safeguarding.national``). The partnership where an incident's child lives, when it uses this service, reads
+    that case through ``cross_boundary.contributor_may_read``. Learning events keep their own no-blame rules on the
+    learning pages as well."""
     if principal.is_admin:
         return True
-    if principal.is_national or principal.partnership_id != case.partnership_id:
+    if principal.is_national:
         return False
+    if principal.partnership_id != case.partnership_id:  # the area where the child lives: that case only
+        return contributor_may_read(conn, principal, case)
     if principal.kind in ("partnership_lead", "scrutineer"):
         return True
     if principal.user_ref and case.opened_by == principal.user_ref:

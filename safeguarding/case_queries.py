@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_
+from sqlalchemy import Row, and_, bindparam, or_
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from safeguarding.accounts import Principal
 from safeguarding.case_access import json_or_none, readable_cases_where, visible_case
 from safeguarding.case_records import NATIONAL_PANEL, TaskResult
+from safeguarding.cross_boundary import contributed_cases, contributor_role
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
 
 _tasks, _events = Task.__table__, CaseEvent.__table__
@@ -77,11 +78,13 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
         return []
     query = select(Case)
     if not principal.is_admin:
-        query = query.where(Case.partnership_id == principal.partnership_id)
         with engine.connect() as conn:
             readable = readable_cases_where(conn, principal, principal.partnership_id)
+        own = Case.partnership_id == principal.partnership_id
         if readable is not None:  # the rest of the partnership does not see the case at all (may_read_case)
-            query = query.where(readable)
+            own = and_(own, readable)
+        # and the other partnerships' cases of a child who lives here, that this person contributes to
+        query = query.where(or_(own, contributed_cases(principal)))
     if status:
         query = query.where(Case.status == status)
     if overdue is not None:
@@ -101,7 +104,9 @@ def my_tasks_where(national: bool, by_overdue: bool) -> list[Any]:
         where.append(Task.candidate_role == NATIONAL_PANEL)
     else:
         mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == bindparam("mine_user"))
-        where += [Task.partnership_id == bindparam("mine_partnership"),
+        # the partnership's own tasks, and those another partnership's case gives it as where the child lives
+        where += [or_(Task.partnership_id == bindparam("mine_partnership"),
+                      Task.candidate_role == bindparam("mine_contributor_role")),
                   or_(Task.id.in_(mine), Task.claimed_by == bindparam("mine_user"))]
     if by_overdue:
         where.append(Task.overdue == bindparam("mine_overdue"))
@@ -112,7 +117,8 @@ def my_tasks_params(principal: Principal, status: str, overdue: bool | None) -> 
     """The values for ``my_tasks_where(principal.is_national, overdue is not None)``."""
     params: dict[str, Any] = {"mine_status": status}
     if not principal.is_national:
-        params.update(mine_user=principal.user_ref, mine_partnership=principal.partnership_id)
+        params.update(mine_user=principal.user_ref, mine_partnership=principal.partnership_id,
+                      mine_contributor_role=contributor_role(principal.partnership_id or ""))
     if overdue is not None:
         params["mine_overdue"] = overdue
     return params

@@ -20,6 +20,7 @@ from safeguarding.case_access import current_arrangements
 from safeguarding.case_commands import DEFAULT_TIMEOUT, actor_of, request_digest, start_case
 from safeguarding.case_records import ENGINE, IncidentInput
 from safeguarding.clock import london_today
+from safeguarding.cross_boundary import intake_fields
 from safeguarding.refusals import ApiError, FieldError, NotApplied, StillApplying
 from safeguarding.tables import Case
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -47,7 +48,10 @@ class IncidentIn(BaseModel):
     field_labels: ClassVar[dict[str, str]] = {
         "case_ref": "your reference for this incident", "aware_date": AWARE, "category": "the incident category",
         "children": "the children", "pseudonym": "the child's pseudonym", "local_ref": "the child's local reference",
-        "summary": "what happened", "agencies": "the agencies involved"}
+        "summary": "what happened", "agencies": "the agencies involved",
+        "age_at_incident": "the child's age at the date of the incident",
+        "resident_partnership_id": "the partnership where the child lives",
+        "resident_area_name": "the name of the area where the child lives"}
     field_prompts: ClassVar[dict[str, str]] = {
         "category": "Select the incident category",
         "children": "Enter a pseudonym for at least one child, for example ‘Child A’",
@@ -62,6 +66,15 @@ class IncidentIn(BaseModel):
     children: list[ChildIn] = Field(min_length=1, description="One to four children, by pseudonym only.")
     summary: str = Field(min_length=1, max_length=5000, description="What happened, briefly. No names.")
     agencies: list[str] = Field(default_factory=list, description="Ids of the agencies involved with the child.")
+    age_at_incident: int | None = Field(None, ge=0, le=30, description="The child's age in whole years at the date "
+                                        "of the incident. Required when the category covers only some ages (e.g. a "
+                                        "care leaver's death, 16 to 24).")
+    resident_partnership_id: str | None = Field(None, max_length=63, description="Where the child lives, when it is "
+                                                "another partnership that uses this service: it is invited to "
+                                                "contribute its own agency summary and may read this case.")
+    resident_area_name: str | None = Field(None, max_length=200, description="Where the child lives, when it is an "
+                                           "area that does not use this service (its name). Leave both empty when "
+                                           "the child lives in your own area.")
 
     @field_validator("case_ref")
     @classmethod
@@ -144,6 +157,22 @@ def intake_doc(engine: Engine, principal: Principal) -> dict[str, Any]:
     return doc
 
 
+def incident_problems(engine: Engine, doc: dict[str, Any], partnership_id: str,
+                      incident: IncidentIn) -> tuple[list[FieldError], dict[str, Any]]:
+    """Everything wrong with this incident against the arrangements, at once (the form shows them in one round),
+    and the extra ``IncidentInput`` fields for where the child lives and the age (issue 16)."""
+    errors = _check_incident(doc, incident)
+    with engine.connect() as conn:
+        extra, problems = intake_fields(conn, doc, partnership_id, category=incident.category,
+                                        age_at_incident=incident.age_at_incident,
+                                        resident_partnership_id=incident.resident_partnership_id,
+                                        resident_area_name=incident.resident_area_name)
+    if not any(e.path == "/category" for e in errors):
+        errors += [FieldError(path=f"/{name}", value=getattr(incident, name, None), message=message)
+                   for name, message in problems]
+    return errors, extra
+
+
 async def open_incident(engine: Engine, client: Client, task_queue: str, principal: Principal,
                         partnership_id: str, incident: IncidentIn, *, idempotency_key: str | None = None,
                         timeout: float = DEFAULT_TIMEOUT) -> tuple[str, str]:
@@ -151,7 +180,7 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
     version, doc = current_arrangements(engine, principal, partnership_id)
     if not may_open_incident(principal, doc):
         raise ApiError(403, "forbidden", "only the partnership's leads and its notifying role record incidents")
-    errors = _check_incident(doc, incident)
+    errors, extra = incident_problems(engine, doc, partnership_id, incident)
     if errors:
         raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the incident", errors)
     calendar = WorkingCalendar.for_config(doc["calendar"], incident.aware_date.year - 1, incident.aware_date.year + 5)
@@ -161,7 +190,7 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
         arrangements=doc, calendar=calendar.to_payload(), aware_date=incident.aware_date.isoformat(),
         category=incident.category, children=[c.model_dump() for c in incident.children], summary=incident.summary,
         agencies=incident.agencies, opened_by=actor_of(principal), opened_at=datetime.now(UTC).isoformat(),
-        engine=ENGINE)
+        engine=ENGINE, **extra)
     status = await start_case(client, IncidentCase.run, IncidentCase.opened, inp, case_id=case_id,
                               task_queue=task_queue, partnership_id=partnership_id, process="incident",
                               reference=incident.case_ref, what="case", timeout=timeout,

@@ -51,13 +51,14 @@ class CaseDriver:
         self.env, self.engine, self.settings, self.partnership = env, engine, settings, partnership
 
     async def open(self, aware: date, *, category="serious_harm_abuse_neglect", agencies=None, opener=None,
-                   ref=None) -> str:
+                   ref=None, age: int | None = None) -> str:
         lead = principal(self.engine, opener or ("u-rv-business-manager" if self.partnership == RV
                                                  else self._lead()))
         incident = IncidentIn(case_ref=ref or f"T-{uuid.uuid4().hex[:8]}", aware_date=aware, category=category,
                               children=[{"pseudonym": "Child A"}], summary="Infant admitted with injuries.",
                               agencies=agencies if agencies is not None else ["riverford-council", "vale-icb",
-                                                                              "riverford-schools"])
+                                                                              "riverford-schools"],
+                              age_at_incident=age)
         self.case_id, status = await open_incident(self.engine, self.env.client, self.settings.task_queue, lead,
                                                    self.partnership, incident)
         assert status == "open"
@@ -329,7 +330,7 @@ async def test_the_panel_asking_for_a_national_review(driver):
 
 async def test_a_care_leaver_death_needs_the_notification_only(driver):
     today = london_today()
-    await driver.open(today, category="care_leaver_death_to_24")
+    await driver.open(today, category="care_leaver_death_to_24", age=19)
     assert driver.task("meeting") is None and driver.case().rapid_review_due is None
     await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
     assert driver.case().status == "closed"
@@ -434,7 +435,7 @@ async def test_a_double_submit_opens_nothing_new(driver):
 
 async def test_closed_case_tasks_are_refused(driver):
     today = london_today()
-    await driver.open(today, category="care_leaver_death_to_24")
+    await driver.open(today, category="care_leaver_death_to_24", age=19)
     await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
     await driver.env.client.get_workflow_handle(driver.case_id).result()
     with pytest.raises(ApiError) as err:

@@ -50,7 +50,7 @@ async def scenario_overdue_and_disagreement(drv: CaseDriver) -> None:
 
 async def scenario_notification_only(drv: CaseDriver) -> None:
     today = london_today()
-    await drv.open(today, category="care_leaver_death_to_24")
+    await drv.open(today, category="care_leaver_death_to_24", age=19)
     await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": False})
 
 

@@ -12,12 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
-from safeguarding.intake import IncidentIn, intake_doc, open_incident
+from safeguarding.intake import IncidentIn, incident_problems, intake_doc, open_incident
+from safeguarding.tables import Partnership
 from web import schema_forms as sf
-from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout
+from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError
 from web.form_errors import error_summary, field_errors, unknown_fields
 from web.pages import bounded_page, page_context
@@ -26,11 +28,13 @@ from web.templating import render
 router = APIRouter(include_in_schema=False)
 
 MAX_CHILDREN = 4
-INTAKE_FIELDS = ["case_ref", "aware_date", "category", "children", "agencies", "summary"]
+INTAKE_FIELDS = ["case_ref", "aware_date", "category", "age_at_incident", "children", "resident_partnership_id",
+                 "resident_area_name", "agencies", "summary"]
 INTAKE_ANCHORS = {"aware_date": "#aware_date-day", "category": "#category", "agencies": "#agencies",
                   "children": "#child-1-pseudonym", "form": "#case_ref"}
 # the form's own field names (a child's row, the date's three boxes): anything else posted is refused
-FORM_FIELD = re.compile(r"^(case_ref|category|agencies|summary|aware_date-(day|month|year)|"
+FORM_FIELD = re.compile(r"^(case_ref|category|agencies|summary|aware_date-(day|month|year)|age_at_incident|"
+                        r"resident|resident_partnership_id|resident_area_name|"
                         rf"child-[1-{MAX_CHILDREN}]-(pseudonym|local_ref))$")
 
 
@@ -51,8 +55,29 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
                     for c in sin.get("categories", [])],
         agencies=[{"value": aid, "text": name, "checked": aid in values.get("agencies", [])} for aid, name in agencies],
         max_children=min(MAX_CHILDREN, int(sin.get("max_children_per_notification", MAX_CHILDREN))),
+        aged_categories=[f"{c.get('label', c['id'])} ({_ages(c)})" for c in sin.get("categories", [])
+                         if c.get("age_at_incident")],
+        other_partnerships=[{"value": "", "text": "Choose a partnership"}] + [
+            {"value": pid, "text": name, "selected": values.get("resident_partnership_id") == pid}
+            for pid, name in _other_partnerships(request, principal)],
         deadline_days=sin.get("deadline", {}).get("value"))
     return render(request, "reviewer/incident_new.html", context, status_code=status_code)
+
+
+def _ages(cat: dict[str, Any]) -> str:
+    ages = cat.get("age_at_incident") or {}
+    low, high = ages.get("min"), ages.get("max")
+    if low is not None and high is not None:
+        return f"ages {low} to {high}"
+    return f"ages {low} and over" if low is not None else f"ages up to {high}"
+
+
+def _other_partnerships(request: Request, principal: Principal) -> list[tuple[str, str]]:
+    """The other partnerships on this service (where a child may live): public names, not cases."""
+    p = Partnership.__table__.c
+    with engine_of(request).connect() as conn:
+        return [(row.id, row.name) for row in conn.execute(
+            select(p.id, p.name).where(p.id != principal.partnership_id).order_by(p.name))]
 
 
 @router.get("/incidents/new")
@@ -80,7 +105,14 @@ def _read_form(values: dict[str, Any]) -> tuple[IncidentIn | None, dict[str, str
         errors["aware_date"] = date_error
     # an empty field is left out: the model says what is missing ("Enter ...", "Select ...")
     sent = {"case_ref": values.get("case_ref", "").strip(), "aware_date": aware, "category": values.get("category"),
-            "summary": values.get("summary", ""), "children": children, "agencies": values.get("agencies", [])}
+            "summary": values.get("summary", ""), "children": children, "agencies": values.get("agencies", []),
+            "age_at_incident": values.get("age_at_incident", "").strip()}
+    if values.get("resident") == "elsewhere":  # else the child lives here: the other area's fields are ignored
+        sent["resident_partnership_id"] = values.get("resident_partnership_id", "").strip()
+        sent["resident_area_name"] = values.get("resident_area_name", "").strip()
+        if not sent["resident_partnership_id"] and not sent["resident_area_name"]:
+            errors["resident_partnership_id"] = ("Choose the partnership where the child lives, or type the name of "
+                                                 "the area")
     sent = {k: v for k, v in sent.items() if v not in ("", None) or k == "children"}
 
     def name_of(path: str) -> str:
@@ -93,7 +125,7 @@ def _read_form(values: dict[str, Any]) -> tuple[IncidentIn | None, dict[str, str
         incident = IncidentIn.model_validate(sent)
     except ValidationError as exc:
         return None, {**field_errors(exc, model=IncidentIn, name_of=name_of), **errors}
-    return (None if errors else incident), errors
+    return incident, errors
 
 
 def _intake_errors(fields) -> dict[str, str]:
@@ -113,6 +145,9 @@ async def record_incident(request: Request, timeout: TemporalTimeout, engine: Db
     values["agencies"] = [str(a) for a in form.getlist("agencies")]
     unknown = unknown_fields(form.keys(), lambda name: FORM_FIELD.match(name) is not None)
     incident, errors = (None, {"form": unknown}) if unknown else _read_form(values)
+    if errors and incident is not None:  # and the arrangements' rules too: every problem in one round
+        problems, _ = incident_problems(engine, doc, principal.partnership_id, incident)
+        errors = {**_intake_errors(problems), **errors}
     if errors or incident is None:
         audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
               detail=f"invalid: {', '.join(sorted(errors))} (page)")

@@ -17,6 +17,7 @@ from safeguarding.case_access import may_read_case
 from safeguarding.case_commands import act_on_task, actor_of, update_id_of
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
 from safeguarding.clock import london_today
+from safeguarding.cross_boundary import contributor_role
 from safeguarding.tables import Case, Task, TaskCandidate
 from web import schema_forms as sf
 from web.auth import (
@@ -76,8 +77,9 @@ def visible_task(engine, principal: Principal, case_id: str, key: str, *,
 def may_act(engine, principal: Principal, task: Task) -> bool:
     if task.candidate_role == NATIONAL_PANEL:
         return principal.is_national
-    if principal.partnership_id != task.partnership_id:
-        return False
+    if principal.partnership_id != task.partnership_id and (
+            not principal.partnership_id or task.candidate_role != contributor_role(principal.partnership_id)):
+        return False  # another partnership's task, unless given to this one as where the child lives
     with Session(engine) as session:
         return session.get(TaskCandidate, (task.id, principal.user_ref)) is not None
 
