@@ -4,6 +4,7 @@ read that case only, and complete the task from its page. On the time-skipping s
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -22,6 +23,7 @@ LEAD = ("rv-business-manager@demo.test", DEMO_PASSWORD)
 NE_COORDINATOR = ("ne-review-coordinator@demo.test", DEMO_PASSWORD)
 NE_OTHER = ("ne-social-worker@demo.test", DEMO_PASSWORD)
 NE_LEAD = ("ne-business-manager@demo.test", DEMO_PASSWORD)
+NATIONAL = ("panel@demo.test", DEMO_PASSWORD)
 
 
 @pytest.fixture
@@ -101,7 +103,20 @@ async def test_the_child_lives_in_northmoor_whose_coordinators_contribute_and_re
         await page.close()
     with Session(seeded_engine) as session:
         row = session.get(Task, f"{case_id}/summary-resident")
+        national_ref = session.get(Case, case_id).national_ref
     assert (row.status, row.completed_by) == ("done", "u-ne-review-coordinator")
+
+    # the Panel's page of the case shows both areas and how many children, never who
+    panel = Pages(app)
+    try:
+        await panel.sign_in(*NATIONAL)
+        shown = await panel.get(f"/national/cases/{national_ref}")
+        assert shown.status_code == 200
+        text = " ".join(re.sub(r"<[^>]+>", " ", shown.text).split())
+        assert "Child lives in Northmoor and Eastholme Safeguarding Children Partnership (the case is led by" in text
+        assert "Children 1" in text and "Child A" not in text
+    finally:
+        await panel.close()
 
 
 async def test_the_intake_form_asks_the_age_and_where_the_child_lives(app, seeded_engine):
