@@ -4,7 +4,7 @@ the partnership's current arrangements for one of its own people."""
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, false, or_
@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from safeguarding.accounts import Principal
 from safeguarding.cross_boundary import contributor_may_read
+from safeguarding.pinned import Ladder, current
 from safeguarding.refusals import ApiError
 from safeguarding.tables import Case, LearningReporter, Task, TaskCandidate
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -49,42 +50,12 @@ def current_arrangements(engine: Engine, principal: Principal, partnership_id: s
 
 
 
-_READER_ROLES: dict[tuple[str, str, int], tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
-_READER_LOCK = threading.Lock()
-
-
-def _reader_roles(conn: Connection, partnership_id: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    """(who reads every case of the partnership by role, ladder id -> who reads that ladder's escalations), from the
+def _reader_roles(conn: Connection, partnership_id: str) -> tuple[frozenset[str], Mapping[str, Ladder]]:
+    """(who reads every case of the partnership by role, its ladders: who reads each one's escalations), from the
     partnership's CURRENT arrangements: whoever holds a role now reads by it (someone who has left the role no
-    longer does, and a newly appointed scrutineer does at once). Cached per stored version (versions never change)."""
-    from safeguarding.tables import ArrangementsVersion
-
-    av = ArrangementsVersion.__table__.c
-    latest = conn.execute(sql_select(av.number).where(av.partnership_id == partnership_id)
-                          .order_by(av.number.desc()).limit(1)).scalar()
-    if latest is None:
-        return frozenset(), {}
-    key = (str(conn.engine.url), partnership_id, int(latest))
-    with _READER_LOCK:
-        cached = _READER_ROLES.get(key)
-    if cached is not None:
-        return cached
-    doc = json.loads(conn.execute(sql_select(av.document).where(
-        av.partnership_id == partnership_id, av.number == latest)).scalar_one())
-    members = {r["id"]: frozenset(r.get("members", [])) for r in doc.get("roles", [])}
-    everyone: set[str] = set()
-    for role in ((doc.get("independent_scrutiny") or {}).get("scrutineer_role"),
-                 (doc.get("data_protection") or {}).get("reidentification_key_role")):
-        everyone |= members.get(role or "", frozenset())
-    ladders = {lad["id"]: frozenset().union(*(members.get(lad.get(r) or "", frozenset())
-                                              for r in ("business_unit_role", "scrutineer_role")))
-               for lad in (doc.get("escalation") or {}).get("ladders", [])}
-    found = (frozenset(everyone), ladders)
-    with _READER_LOCK:
-        if len(_READER_ROLES) > 1000:
-            _READER_ROLES.clear()
-        _READER_ROLES[key] = found
-    return found
+    longer does, and a newly appointed scrutineer does at once)."""
+    found = current(conn.engine, partnership_id, conn)
+    return (found.case_readers, found.ladders) if found is not None else (frozenset(), {})
 
 
 def _involved_in(principal: Principal):
@@ -156,7 +127,8 @@ def may_read_case(conn: Connection, principal: Principal, case: Any) -> bool:
     if case.process == "learning" and conn.execute(sql_select(_reporters.c.case_id).where(
             _reporters.c.case_id == case.id, _reporters.c.user_ref == principal.user_ref)).first() is not None:
         return True
-    if case.process == "escalation" and principal.user_ref in ladders.get(case.ladder_id or "", frozenset()):
+    ladder = ladders.get(case.ladder_id or "")
+    if case.process == "escalation" and ladder is not None and principal.user_ref in ladder.readers:
         return True
     involved = _involved_in(principal).subquery()
     return conn.execute(sql_select(involved.c.case_id).where(involved.c.case_id == case.id).limit(1)).first() \
@@ -170,7 +142,7 @@ def readable_cases_where(conn: Connection, principal: Principal, partnership_id:
     if principal.is_national or principal.partnership_id != partnership_id:
         return false()
     _, ladders = _reader_roles(conn, partnership_id)
-    mine = [lid for lid, people in ladders.items() if principal.user_ref in people]
+    mine = [lid for lid, ladder in ladders.items() if principal.user_ref in ladder.readers]
     conditions = [_cases.c.opened_by == principal.user_ref, _cases.c.id.in_(_involved_in(principal)),
                   _cases.c.id.in_(sql_select(_reporters.c.case_id).where(_reporters.c.user_ref == principal.user_ref))]
     if mine:

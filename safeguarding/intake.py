@@ -21,6 +21,7 @@ from safeguarding.case_commands import DEFAULT_TIMEOUT, actor_of, request_digest
 from safeguarding.case_records import ENGINE, IncidentInput
 from safeguarding.clock import london_today
 from safeguarding.cross_boundary import intake_fields
+from safeguarding.pinned import Pinned
 from safeguarding.refusals import ApiError, FieldError, NotApplied, StillApplying
 from safeguarding.tables import Case
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -114,7 +115,7 @@ def _check_incident(doc: dict[str, Any], incident: IncidentIn) -> list[FieldErro
         errors.append(FieldError(path="/children", value=len(incident.children),
                                  message=f"Enter at most {limit} children per notification; describe others "
                                          "in the summary or open another case"))
-    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    known = Pinned.of(doc).agency_ids
     for index, agency in enumerate(incident.agencies):
         if agency not in known:
             errors.append(FieldError(path=f"/agencies/{index}", value=agency,
@@ -239,7 +240,7 @@ def _check_escalation(engine: Engine, doc: dict[str, Any], body: EscalationIn, p
     if ladder_id not in ladders:
         errors.append(FieldError(path="/ladder", value=body.ladder, message="not a ladder in this partnership's "
                                  f"arrangements; choose one of: {', '.join(sorted(ladders))}"))
-    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    known = Pinned.of(doc).agency_ids
     for index, agency in enumerate(body.agencies):
         if agency not in known:
             errors.append(FieldError(path=f"/agencies/{index}", value=agency,
@@ -323,7 +324,7 @@ def _check_learning(doc: dict[str, Any], body: LearningIn) -> list[FieldError]:
     if body.occurred_on > today:
         errors.append(FieldError(path="/occurred_on", value=body.occurred_on.isoformat(),
                                  message=f"cannot be in the future (today is {today.isoformat()})"))
-    known = {p["id"] for p in doc["safeguarding_partners"]} | {a["id"] for a in doc.get("relevant_agencies", [])}
+    known = Pinned.of(doc).agency_ids
     for name, values, allowed in (("agencies", body.agencies, known), ("factors", body.factors, dict(FACTORS)),
                                   ("themes", body.themes, themes_for(doc))):
         for index, value in enumerate(values):

@@ -59,3 +59,16 @@ def test_routes_take_the_app_objects_from_web_deps():
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
         if path.name != "deps.py":
             assert "_engine" not in defined, f"{path.relative_to(ROOT)} defines _engine"
+
+
+def test_pages_import_no_other_page():
+    """A page module imports what pages share from ``web.views``, ``web.deps`` and the service layer, never another
+    page module."""
+    pages = {p.stem for p in (ROOT / "web" / "pages").glob("*.py") if p.stem != "__init__"}
+    for path in sorted((ROOT / "web" / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                named = {node.module.split(".")[2]} if node.module.startswith("web.pages.") else set()
+                if node.module == "web.pages":
+                    named = {a.name for a in node.names}
+                assert not named & pages, f"{path.relative_to(ROOT)} imports the page module(s) {named & pages}"

@@ -13,10 +13,10 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 
 from safeguarding.audit_log import audit
-from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_access import visible_case
 from safeguarding.case_queries import CASE_EVENTS, CASE_TASKS
 from safeguarding.clock import london_today
+from safeguarding.pinned import Pinned, pinned
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, User
 from web.auth import (
     page_principal_on,
@@ -33,8 +33,6 @@ from web.views.common import (
     children_of,
     days_left_text,
     names_on,
-    version_facts,
-    working_days_left,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +46,7 @@ INCIDENT_STEPS = [("notification_sent", "Notify the national Panel", False),
                   ("panel_response", "The national Panel’s response", True)]
 
 
-def _step_status(task: Task, today: date, calendar: WorkingCalendar | None) -> dict[str, Any]:
+def _step_status(task: Task, today: date) -> dict[str, Any]:
     if task.status == "done":
         return {"text": "Completed"}
     if task.status == "cancelled":
@@ -61,7 +59,7 @@ def _step_status(task: Task, today: date, calendar: WorkingCalendar | None) -> d
 
 
 def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today: date,
-                    calendar: WorkingCalendar | None) -> list[dict[str, Any]]:
+                    facts: Pinned | None) -> list[dict[str, Any]]:
     items = []
     order = {step_type: index for index, (step_type, _, _) in enumerate(INCIDENT_STEPS)}
     for task in sorted(tasks, key=lambda t: order.get(t.type, len(order))):  # stable: opened order within a step
@@ -74,7 +72,7 @@ def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today:
         elif task.status == "open":
             if task.due_date:
                 hint.append(f"due {_date_text(task.due_date)}")
-                left = days_left_text(working_days_left(calendar, today, task.due_date))
+                left = days_left_text(facts.working_days_left(today, task.due_date) if facts else None)
                 if left:
                     hint.append(left.lower())
             elif task.follow_up_date:
@@ -82,7 +80,7 @@ def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today:
             if task.claimed_by:
                 hint.append(f"claimed by {names.get(task.claimed_by, task.claimed_by)}")
         item = {"title": {"text": task.title}, "hint": {"text": ", ".join(hint)},
-                "status": _step_status(task, today, calendar)}
+                "status": _step_status(task, today)}
         if task.status != "cancelled":
             item["href"] = f"/cases/{case.id}/tasks/{task.key}"
         items.append(item)
@@ -155,7 +153,7 @@ def case_page(request: Request, engine: DbEngine):
         audit(engine, principal, "case.view", partnership_id=case.partnership_id, case_id=case.id, detail="(page)")
     audit_rows = [{"at": aware(a.at), "actor": a.actor, "action": a.action, "outcome": a.outcome,
                    "detail": a.detail} for a in audit_found]
-    facts = version_facts(engine, case.partnership_id, case.arrangements_version)
+    facts = pinned(engine, case.partnership_id, case.arrangements_version)
     today = london_today()
     context = page_context(
         request, principal, page_title=f"Case {case.case_ref}", case=case,
@@ -164,7 +162,7 @@ def case_page(request: Request, engine: DbEngine):
         status_classes=STATUS_TAGS.get(case.status, "govuk-tag--grey"),
         children=children_of(case),
         agencies=[facts.agencies.get(a, a) if facts else a for a in json.loads(case.agencies or "[]")],
-        items=task_list_items(case, tasks, names, today, facts.calendar if facts else None),
+        items=task_list_items(case, tasks, names, today, facts),
         opened_at=aware(case.opened_at),
         events=[{"at": aware(e.at), "who": names.get(e.actor, e.actor) if e.actor != "system" else "sgflow",
                  "message": e.message} for e in reversed(events)],

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request
 
 from safeguarding.case_queries import list_cases
 from safeguarding.intake import may_record_incidents
+from safeguarding.pinned import pinned
 from web.deps import DbEngine, PagePrincipal
 from web.pages import page_context
 from web.templating import render
 from web.views.common import (
     CASE_STATUSES,
     STATUS_TAGS,
-    version_facts,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -30,7 +30,7 @@ def cases_page(request: Request, engine: DbEngine, principal: PagePrincipal):
     rows = list_cases(engine, principal, status=None if status == "all" else status, overdue=True if overdue else None,
                       limit=200)
     for row in rows:
-        facts = version_facts(engine, row["partnership_id"], row["arrangements_version"])
+        facts = pinned(engine, row["partnership_id"], row["arrangements_version"])
         row["category_label"] = facts.categories.get(row["category"], row["category"]) if facts else row["category"]
         row["status_label"] = CASE_STATUSES.get(row["status"], row["status"])
         row["status_classes"] = STATUS_TAGS.get(row["status"], "govuk-tag--grey")

@@ -11,8 +11,6 @@ from the read model. Everything is the signed-in person's own partnership: anoth
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -24,15 +22,13 @@ from sqlmodel import Session, select
 
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
-from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_access import readable_case, readable_cases_where
 from safeguarding.case_commands import withdraw_escalation
 from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, raise_escalation
 from safeguarding.monitoring import csv_text
+from safeguarding.pinned import Pinned, current, pinned
 from safeguarding.tables import Case, Task
-from safeguarding.themes import themes_for
-from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, page_context
@@ -59,80 +55,7 @@ LOG_LIMIT = 2000
 RELATED_CASES = 200
 
 
-# --- what a page needs from a partnership's arrangements version (versions never change: cached) ---------------
-
-
-@dataclass(frozen=True)
-class LadderInfo:
-    id: str
-    name: str
-    purpose: str
-    stages: dict[int, str]
-    urgent_start_stage: int
-    business_unit: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Facts:
-    number: int
-    ladders: dict[str, LadderInfo]
-    disagreement_ladder: str
-    agencies: dict[str, str]
-    themes: dict[str, str]
-    calendar: WorkingCalendar | None
-    roles: dict[str, frozenset[str]]  # role id -> members
-    role_titles: dict[str, str]
-    lcspr_role: str  # who commissions a local review and adds its actions
-
-
-_facts: dict[tuple[str, str, int], Facts] = {}
-_facts_lock = threading.Lock()
-
-
-def facts_for(engine, partnership_id: str, number: int | None = None) -> Facts | None:
-    """The ladders, agencies, themes and calendar of a version (the current one if ``number`` is None). A numbered
-    version never changes, so it is read once per database: pages call this for every row without a query each."""
-    db = str(engine.url)
-    if number is not None:
-        with _facts_lock:
-            cached = _facts.get((db, partnership_id, number))
-        if cached is not None:
-            return cached
-    with Session(engine) as session:
-        try:
-            row = get_version(session, partnership_id, number)
-        except VersionNotFoundError:
-            return None
-    key = (db, partnership_id, row.number)
-    with _facts_lock:
-        cached = _facts.get(key)
-    if cached is not None:
-        return cached
-    doc = document_of(row)
-    roles = {r["id"]: r.get("members", []) for r in doc.get("roles", [])}
-    escalation = doc.get("escalation") or {}
-    ladders = {}
-    for lad in escalation.get("ladders", []):
-        ladders[lad["id"]] = LadderInfo(
-            id=lad["id"], name=lad.get("name", lad["id"]), purpose=lad.get("purpose", ""),
-            stages={int(s["stage"]): s.get("name", f"Stage {s['stage']}") for s in lad.get("stages", [])},
-            urgent_start_stage=int(lad.get("urgent_start_stage", 1)),
-            business_unit=frozenset(roles.get(lad.get("business_unit_role", ""), [])))
-    try:
-        calendar = WorkingCalendar.for_config(doc["calendar"], 2018, london_today().year + 3)
-    except (KeyError, ValueError, TypeError):
-        calendar = None
-    facts = Facts(
-        number=row.number, ladders=ladders, disagreement_ladder=escalation.get("disagreement_ladder", ""),
-        agencies={**{p["id"]: p.get("organisation", p["id"]) for p in doc.get("safeguarding_partners", [])},
-                  **{a["id"]: a.get("name", a["id"]) for a in doc.get("relevant_agencies", [])}},
-        themes=themes_for(doc), calendar=calendar, roles={k: frozenset(v) for k, v in roles.items()},
-        role_titles={r["id"]: r.get("title", r["id"]) for r in doc.get("roles", [])},
-        lcspr_role=(doc.get("lcspr") or {}).get("reviewer_commissioning_role", ""))
-    with _facts_lock:
-        _facts[key] = facts
-    return facts
-
+# --- helpers ---------------------------------------------------------------------------------------------------
 
 
 def _own_partnership(principal: Principal) -> str:
@@ -152,22 +75,13 @@ def issue_label(issue_type: str) -> str:
     return ISSUE_LABELS.get(issue_type, issue_type)
 
 
-def may_withdraw(principal: Principal, case: Case, facts: Facts | None) -> bool:
+def may_withdraw(principal: Principal, case: Case, facts: Pinned | None) -> bool:
     """The workflow's rule (the raiser, the ladder's business unit, the partnership's leads), for showing the link."""
     if case.status != "open" or principal.partnership_id != case.partnership_id:
         return False
     ladder = facts.ladders.get(case.ladder_id or "") if facts else None
     return (case.opened_by == principal.user_ref or principal.kind == "partnership_lead"
             or (ladder is not None and principal.user_ref in ladder.business_unit))
-
-
-def working_days_since(calendar: WorkingCalendar | None, start: date | None, today: date) -> int | None:
-    if calendar is None or start is None:
-        return None
-    try:
-        return max(calendar.working_days_between(start, today), 0)
-    except ValueError:
-        return None
 
 
 # --- the partnership's escalations ----------------------------------------------------------------------------------
@@ -214,7 +128,7 @@ def escalation_rows(engine, principal: Principal, partnership_id: str, cases: li
     actions = _agreed_actions(engine, partnership_id) if any(c.status != "open" for c in cases) else {}
     rows = []
     for case in cases:
-        facts = facts_for(engine, partnership_id, case.arrangements_version)
+        facts = pinned(engine, partnership_id, case.arrangements_version)
         ladder = facts.ladders.get(case.ladder_id or "") if facts else None
         stage_name = ladder.stages.get(case.current_stage or 0, "") if ladder else ""
         state = "open" if case.status == "open" else (case.outcome or case.status)
@@ -224,7 +138,7 @@ def escalation_rows(engine, principal: Principal, partnership_id: str, cases: li
             closing = actions.get(case.id, "")
         elif state in ("withdrawn", "work done"):
             closing = case.stage.split(": ", 1)[1] if ": " in case.stage else case.stage
-        age = working_days_since(facts.calendar if facts else None, case.aware_date, today)
+        age = facts.working_days_since(case.aware_date, today) if facts else None
         agencies = json.loads(case.agencies or "[]")
         children = json.loads(case.children or "[]")
         rows.append({
@@ -269,7 +183,7 @@ def escalations_page(request: Request, engine: DbEngine, principal: PagePrincipa
     open_rows = sorted((r for r in every if r["status"] == "open"),
                        key=lambda r: (-(r["current_stage"] or 0), -(r["age"] or 0), r["ref"]))
     closed_rows = [r for r in every if r["status"] != "open"]
-    facts = facts_for(engine, pid)
+    facts = current(engine, pid)
     ladders = facts.ladders if facts else {}
     themes = facts.themes if facts else {}
     by_stage: dict[str, int] = {}
@@ -327,7 +241,7 @@ def _new_page(request: Request, principal: Principal, *, values: dict[str, Any] 
               errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
     engine = engine_of(request)
     pid = _own_partnership(principal)
-    facts = facts_for(engine, pid)
+    facts = current(engine, pid)
     if facts is None or facts.disagreement_ladder not in facts.ladders:
         raise ApiError(404, "not_found", "Your partnership’s arrangements have no professional disagreement ladder.")
     values = values or {}
@@ -450,7 +364,7 @@ def withdraw_form(request: Request, engine: DbEngine, case_id: str, principal: P
         return error_page(request, 409, f"Escalation {case.case_ref} is already {case.outcome or case.status}.",
                           heading="This escalation is closed", links=[{"text": "Go to escalations",
                                                                        "href": "/escalations"}])
-    if not may_withdraw(principal, case, facts_for(engine, case.partnership_id, case.arrangements_version)):
+    if not may_withdraw(principal, case, pinned(engine, case.partnership_id, case.arrangements_version)):
         return error_page(request, 403, "Only the person who raised it, the partnership’s business unit or a "
                                         "partnership lead may withdraw an escalation.")
     return _withdraw_page(request, principal, case)

@@ -24,7 +24,6 @@ import io
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -44,9 +43,9 @@ from safeguarding.case_commands import act_on_task, actor_of, update_case, updat
 from safeguarding.case_records import ActionCommand, TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.intake import LearningIn, record_learning
-from safeguarding.tables import ArrangementsVersion, Case, LearningReporter, LearningTag, Task, User
+from safeguarding.pinned import Pinned, current
+from safeguarding.tables import Case, LearningReporter, LearningTag, Task, User
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
-from safeguarding.versions import VersionNotFoundError, document_of, get_version
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, form_key, page_context
@@ -83,64 +82,6 @@ SOURCE_COLOURS = {"learning": "#1d70b8", "escalation": "#912b88", "rapid_review"
 TEXT_COLOUR, MUTED_COLOUR, GRID_COLOUR = "#0b0c0c", "#505a5f", "#b1b4b6"
 
 
-# --- what the pages need from a partnership's arrangements (versions never change: cached) -----------------------
-
-
-@dataclass(frozen=True)
-class LearningFacts:
-    partnership_id: str
-    version: int
-    partnership_name: str
-    enabled: bool
-    lead_title: str
-    lead_members: frozenset[str]
-    allow_anonymous: bool
-    themes: dict[str, str]
-    agencies: dict[str, str]
-    responses: dict[str, str]  # id -> "After action review (within 10 working days)"
-
-
-_facts: dict[tuple[str, int, str], LearningFacts] = {}
-_facts_lock = threading.Lock()
-
-
-def learning_facts(engine, partnership_id: str) -> LearningFacts | None:
-    """The current version's facts. Only the version's number and hash are read unless they are new here."""
-    with Session(engine) as session:
-        latest = session.execute(select(ArrangementsVersion.number, ArrangementsVersion.content_hash)
-                                 .where(ArrangementsVersion.partnership_id == partnership_id)
-                                 .order_by(ArrangementsVersion.number.desc()).limit(1)).first()
-        if latest is None:
-            return None
-        key = (partnership_id, latest[0], latest[1])
-        with _facts_lock:
-            cached = _facts.get(key)
-        if cached is not None:
-            return cached
-        try:
-            row = get_version(session, partnership_id, latest[0])
-        except VersionNotFoundError:
-            return None
-    doc = document_of(row)
-    learning = doc.get("learning") or {}
-    lead_role = learning.get("learning_lead_role", "")
-    role = next((r for r in doc.get("roles", []) if r.get("id") == lead_role), {})
-    facts = LearningFacts(
-        partnership_id=partnership_id, version=row.number,
-        partnership_name=doc.get("partnership", {}).get("name", partnership_id),
-        enabled=bool(lead_role), lead_title=role.get("title", "learning lead"),
-        lead_members=frozenset(role.get("members", [])), allow_anonymous=bool(learning.get("allow_anonymous_reports")),
-        themes=themes_for(doc),
-        agencies={**{p["id"]: p.get("organisation", p["id"]) for p in doc.get("safeguarding_partners", [])},
-                  **{a["id"]: a.get("name", a["id"]) for a in doc.get("relevant_agencies", [])}},
-        responses={r["id"]: f"{r.get('label', r['id'])} (within {r.get('within_working_days')} working days)"
-                   for r in learning.get("responses", [])} | {"no_further_action": "No further action"})
-    with _facts_lock:
-        _facts[key] = facts
-    return facts
-
-
-
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -152,27 +93,33 @@ def _short(text: str, limit: int = SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-def _own_facts(request: Request, principal: Principal) -> LearningFacts | Response:
+def _own_facts(request: Request, principal: Principal) -> Pinned | Response:
     """The signed-in person's partnership's learning set-up, or the page that says why there is none."""
     if principal.partnership_id is None:
         return error_page(request, 404, "Learning events are recorded and read by the people of a partnership.",
                           links=[{"text": "See learning across every partnership", "href": "/national/learning"}]
                           if principal.is_national else None)
-    facts = learning_facts(engine_of(request), principal.partnership_id)
+    facts = current(engine_of(request), principal.partnership_id)
     if facts is None:
         return error_page(request, 404, "Your partnership has no arrangements yet.")
-    if not facts.enabled:
+    if not facts.learning_lead_role:
         return error_page(request, 404, "Your partnership has not set up everyday learning in its arrangements yet "
                                         "(it needs a learning lead role). Ask your partnership’s business manager.",
                           heading="Everyday learning is not set up")
     return facts
 
 
-def _is_lead(facts: LearningFacts, principal: Principal) -> bool:
-    return principal.partnership_id == facts.partnership_id and principal.user_ref in facts.lead_members
+def _shown(facts: Pinned) -> dict[str, Any]:
+    """What the learning templates read as ``facts``."""
+    return {"partnership_name": facts.name, "lead_title": facts.learning_lead_title,
+            "allow_anonymous": facts.allow_anonymous_reports}
 
 
-def _may_list(facts: LearningFacts, principal: Principal) -> bool:
+def _is_lead(facts: Pinned, principal: Principal) -> bool:
+    return principal.partnership_id == facts.partnership_id and principal.user_ref in facts.learning_leads
+
+
+def _may_list(facts: Pinned, principal: Principal) -> bool:
     return _is_lead(facts, principal) or (principal.kind == "partnership_lead"
                                           and principal.partnership_id == facts.partnership_id)
 
@@ -180,7 +127,7 @@ def _may_list(facts: LearningFacts, principal: Principal) -> bool:
 # --- recording a learning event -------------------------------------------------------------------------------------
 
 
-def _form_page(request: Request, principal: Principal, facts: LearningFacts, *, values: dict | None = None,
+def _form_page(request: Request, principal: Principal, facts: Pinned, *, values: dict | None = None,
                errors: dict[str, str] | None = None, general: list[str] | None = None,
                status_code: int = 200) -> Response:
     values = values or {}
@@ -195,7 +142,7 @@ def _form_page(request: Request, principal: Principal, facts: LearningFacts, *, 
                 for value, label in choices.items()]
 
     context = page_context(
-        request, principal, page_title="Record a learning event", page_has_errors=bool(summary), facts=facts,
+        request, principal, page_title="Record a learning event", page_has_errors=bool(summary), facts=_shown(facts),
         values=values, errors=errors, error_summary=summary,
         kinds=items(KIND_LABELS, [values.get("kind", "")]),
         agencies=items(facts.agencies, values.get("agencies", [])),
@@ -213,7 +160,7 @@ def learning_form(request: Request, principal: PagePrincipal) -> Response:
     return _form_page(request, principal, facts)
 
 
-def _form_errors(facts: LearningFacts, values: dict[str, Any], today: date) -> tuple[dict[str, str], date | None]:
+def _form_errors(facts: Pinned, values: dict[str, Any], today: date) -> tuple[dict[str, str], date | None]:
     errors: dict[str, str] = {}
     occurred, date_error = parse_date("The date it happened", *(values.get(f"occurred_on-{p}", "")
                                                                  for p in DATE_PARTS))
@@ -248,7 +195,7 @@ def _form_errors(facts: LearningFacts, values: dict[str, Any], today: date) -> t
             errors[name] = empty
         elif any(value not in allowed for value in chosen):
             errors[name] = unknown
-    if values.get("anonymous") and not facts.allow_anonymous:
+    if values.get("anonymous") and not facts.allow_anonymous_reports:
         errors["anonymous"] = ("Your partnership does not take anonymous reports, so nothing was recorded. "
                                "Send the form again with your name")
     return errors, day
@@ -327,7 +274,7 @@ def recorded(request: Request, engine: DbEngine, case_id: str, principal: PagePr
     case = _learning_case(request, principal, case_id)
     with Session(engine) as session:
         reporter = session.get(LearningReporter, case_id)
-    context = page_context(request, principal, page_title="Learning event recorded", case=case, facts=facts,
+    context = page_context(request, principal, page_title="Learning event recorded", case=case, facts=_shown(facts),
                            named_by_you=reporter is not None and reporter.user_ref == principal.user_ref,
                            anonymous=case.opened_by == "anonymous", may_list=_may_list(facts, principal))
     return render(request, "learning/recorded.html", context)
@@ -373,9 +320,9 @@ def learning_list(request: Request, principal: PagePrincipal, engine: DbEngine, 
     if isinstance(facts, Response):
         return facts
     if not _may_list(facts, principal):
-        return error_page(request, 403, f"This list is for the partnership’s {facts.lead_title.lower()} and its "
-                                        "leads. You can record a learning event, and everyone in the partnership "
-                                        "can see what is being learned.",
+        return error_page(request, 403, f"This list is for the partnership’s {facts.learning_lead_title.lower()} "
+                                        "and its leads. You can record a learning event, and everyone in the "
+                                        "partnership can see what is being learned.",
                           heading="You cannot see this list",
                           links=[{"text": "Record a learning event", "href": "/learning/new"},
                                  {"text": "See the partnership’s learning themes", "href": "/learning/themes"}])
@@ -424,7 +371,7 @@ def learning_list(request: Request, principal: PagePrincipal, engine: DbEngine, 
             row["reporter"] = reporters.get(case.id) or ("Reported anonymously" if case.opened_by == "anonymous"
                                                          else "Not known")
         groups[group].append(row)
-    context = page_context(request, principal, page_title="Learning events", facts=facts, groups=groups,
+    context = page_context(request, principal, page_title="Learning events", facts=_shown(facts), groups=groups,
                            group_labels=GROUPS, is_lead=is_lead, closed_total=closed_total,
                            closed_shown=CLOSED_SHOWN, flash=flash)
     return render(request, "learning/index.html", context)
@@ -433,17 +380,17 @@ def learning_list(request: Request, principal: PagePrincipal, engine: DbEngine, 
 # --- adding an action ---------------------------------------------------------------------------------------------
 
 
-def _action_case(request: Request, principal: Principal, facts: LearningFacts, case_id: str, *,
+def _action_case(request: Request, principal: Principal, facts: Pinned, case_id: str, *,
                  what: str = "adds actions to a learning event") -> Case | Response:
     """A learning event of the person's partnership (else 404) that only its learning lead may act on (else 403)."""
     case = _learning_case(request, principal, case_id)
     if not _is_lead(facts, principal):
-        return error_page(request, 403, f"Only the partnership’s {facts.lead_title.lower()} {what}.",
+        return error_page(request, 403, f"Only the partnership’s {facts.learning_lead_title.lower()} {what}.",
                           heading="You cannot do this")
     return case
 
 
-def _action_page(request: Request, principal: Principal, facts: LearningFacts, case: Case, *,
+def _action_page(request: Request, principal: Principal, facts: Pinned, case: Case, *,
                  values: dict | None = None, errors: dict[str, str] | None = None, general: list[str] | None = None,
                  status_code: int = 200) -> Response:
     values = values or {}
@@ -457,7 +404,7 @@ def _action_page(request: Request, principal: Principal, facts: LearningFacts, c
         {"value": aid, "text": name, "selected": values.get("owner") == aid} for aid, name in facts.agencies.items()]
     context = page_context(
         request, principal, page_title=f"Add an action to {case.case_ref}", page_has_errors=bool(summary),
-        case=case, facts=facts, values=values, errors=errors, error_summary=summary, owners=owners,
+        case=case, facts=_shown(facts), values=values, errors=errors, error_summary=summary, owners=owners,
         triaged=triaged, closed=case.status == "closed", summary=_short(case.summary, 600),
         actions=[t for t in tasks if t.type == "learning_action" and t.status != "cancelled"],
         kind=KIND_SHORT.get(case.category, case.category), action_max=ACTION_MAX)
@@ -544,7 +491,7 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
 TRIAGE_FIELDS = ["response", "rationale"]
 
 
-def _triage_page(request: Request, principal: Principal, facts: LearningFacts, case: Case, task: Task | None, *,
+def _triage_page(request: Request, principal: Principal, facts: Pinned, case: Case, task: Task | None, *,
                  values: dict | None = None, errors: dict[str, str] | None = None, general: list[str] | None = None,
                  status_code: int = 200) -> Response:
     values = values or {}
@@ -554,14 +501,14 @@ def _triage_page(request: Request, principal: Principal, facts: LearningFacts, c
     with Session(engine_of(request)) as session:
         themes = _tags_of(session, [case.id]).get(case.id, [])
     choices = [{"value": rid, "text": label, "checked": values.get("response") == rid}
-               for rid, label in facts.responses.items() if rid != "no_further_action"]
-    choices += [{"divider": "or"}, {"value": "no_further_action", "text": facts.responses["no_further_action"],
+               for rid, label in facts.learning_responses.items() if rid != "no_further_action"]
+    choices += [{"divider": "or"}, {"value": "no_further_action", "text": facts.learning_responses["no_further_action"],
                                     "checked": values.get("response") == "no_further_action",
                                     "hint": {"text": "It is already understood, or it is good practice to share: "
                                                      "go straight to feedback."}}]
     context = page_context(
         request, principal, page_title=f"Choose a learning response for {case.case_ref}",
-        page_has_errors=bool(summary), case=case, task=task, facts=facts, values=values, errors=errors,
+        page_has_errors=bool(summary), case=case, task=task, facts=_shown(facts), values=values, errors=errors,
         error_summary=summary, choices=choices, kind=KIND_LABELS.get(case.category, case.category),
         themes=[facts.themes.get(t, t) for t in themes], summary=case.summary, text_max=TEXT_MAX)
     return render(request, "learning/triage.html", context, status_code=status_code)
@@ -600,7 +547,7 @@ async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, t
     response = values.get("response", "")
     if not response:
         errors["response"] = "Choose a learning response, or no further action"
-    elif response not in facts.responses:
+    elif response not in facts.learning_responses:
         errors["response"] = "Choose one of the learning responses listed"
     rationale = values.get("rationale", "").strip()
     if not rationale:
@@ -799,10 +746,10 @@ def _tag_count(session: Session, partnership_id: str | None) -> int:
     return session.execute(query).scalar_one()
 
 
-def _figures(request: Request, session: Session, facts: LearningFacts, today: date) -> Markup:
+def _figures(request: Request, session: Session, facts: Pinned, today: date) -> Markup:
     """The partnership's figures, rendered (from the cache while its counts have not changed)."""
     window = stats.months_window(today)
-    key = ("partnership", facts.partnership_id, facts.version, window[-1],
+    key = ("partnership", facts.partnership_id, facts.number, window[-1],
            _tag_count(session, facts.partnership_id))
     cache = _cache(request)
     html = cache.get(key)
@@ -864,7 +811,7 @@ def themes_page(request: Request, engine: DbEngine, principal: PagePrincipal):
                    else "Shown to the people involved in it"}
                   for e in events]
     context = page_context(
-        request, principal, page_title="Learning themes", facts=facts, figures_html=figures_html,
+        request, principal, page_title="Learning themes", facts=_shown(facts), figures_html=figures_html,
         first_month=stats.month_label(window[0]), last_month=stats.month_label(window[-1]),
         selection=selection, events=event_rows, events_total=events_total, events_shown=EVENTS_SHOWN,
         may_list=_may_list(facts, principal))
@@ -894,7 +841,7 @@ def _all_theme_labels(request: Request, partnership_ids: list[str]) -> dict[str,
     """Labels for every theme counted: the Panel's, and each partnership's own (an unknown id shows as itself)."""
     labels = themes_for({})
     for pid in partnership_ids:
-        facts = learning_facts(engine_of(request), pid)
+        facts = current(engine_of(request), pid)
         if facts is not None:
             for theme, label in facts.themes.items():
                 labels.setdefault(theme, label)

@@ -31,13 +31,13 @@ from safeguarding.case_access import readable_case, readable_cases_where
 from safeguarding.case_commands import actor_of, update_case, update_id_of
 from safeguarding.case_records import ActionCommand
 from safeguarding.clock import london_today
+from safeguarding.pinned import Pinned, pinned
 from safeguarding.refusals import NotApplied
 from safeguarding.tables import Case, Task
 from web import uploads
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, FieldError, error_page
 from web.pages import bounded_page, form_key, page_context
-from web.pages.escalations import facts_for, working_days_since
 from web.schema_forms import DATE_PARTS, parse_date
 from web.templating import is_fragment_request, render
 
@@ -82,15 +82,15 @@ def _days_text(n: int | None, late: bool) -> str:
     return f"{n} working day{'s' if n != 1 else ''} {'late' if late else 'left'}"
 
 
-def _report_due(case: Case, calendar, today: date) -> dict[str, Any]:
+def _report_due(case: Case, facts: Pinned | None, today: date) -> dict[str, Any]:
     """The report's due date, and whether it is overdue (passed, publication not yet decided, review open)."""
     if case.report_due is None:
         return {"date": None, "overdue": False, "text": ""}
     overdue = case.status == "open" and case.published is None and case.report_due < today
     if overdue:
-        text = _days_text(working_days_since(calendar, case.report_due, today), True)
+        text = _days_text(facts.working_days_since(case.report_due, today) if facts else None, True)
     elif case.status == "open" and case.published is None:
-        text = _days_text(working_days_since(calendar, today, case.report_due), False)
+        text = _days_text(facts.working_days_since(today, case.report_due) if facts else None, False)
     else:
         text = ""
     return {"date": case.report_due, "overdue": overdue, "text": text}
@@ -115,12 +115,12 @@ def reviews_page(request: Request, engine: DbEngine, principal: PagePrincipal):
         by_case.setdefault(task.case_id, []).append(task)
     rows: dict[str, list[dict[str, Any]]] = {"open": [], "suspended": [], "closed": []}
     for case in cases:
-        facts = facts_for(engine, pid, case.arrangements_version)
+        facts = pinned(engine, pid, case.arrangements_version)
         nxt = _next_task(by_case.get(case.id, []))
         open_actions = sum(1 for t in by_case.get(case.id, []) if t.type == "lcspr_action")
         rows.setdefault(case.status, []).append({
             "id": case.id, "ref": case.case_ref, "href": f"/reviews/{case.id}", "decided": case.aware_date,
-            "stage": case.stage, "report_due": _report_due(case, facts.calendar if facts else None, today),
+            "stage": case.stage, "report_due": _report_due(case, facts, today),
             "next_title": nxt.title if nxt else "", "next_due": nxt.due_date if nxt else None,
             "next_overdue": bool(nxt and (nxt.overdue or (nxt.due_date is not None and nxt.due_date < today))),
             "next_href": f"/cases/{case.id}/tasks/{nxt.key}" if nxt else "",
@@ -139,7 +139,7 @@ def _review_page(request: Request, principal: Principal, case: Case, *, values: 
                  upload_error: str = "", status_code: int = 200, block: str = "review") -> Response:
     engine = engine_of(request)
     today = london_today()
-    facts = facts_for(engine, case.partnership_id, case.arrangements_version)
+    facts = pinned(engine, case.partnership_id, case.arrangements_version)
     with Session(engine) as session:
         tasks = list(session.exec(select(Task).where(Task.case_id == case.id).order_by(Task.opened_at, Task.key)))
     keys = {t.key: t for t in tasks}
@@ -175,7 +175,7 @@ def _review_page(request: Request, principal: Principal, case: Case, *, values: 
     context = page_context(
         request, principal, page_title=f"Local review {case.case_ref}", page_has_errors=bool(summary), case=case,
         tag_text=tag_text, tag_classes=tag_classes, today=today,
-        report_due=_report_due(case, facts.calendar if facts else None, today),
+        report_due=_report_due(case, facts, today),
         steps=[{"title": t.title, "for": t.candidate_label, "due": t.due_date,
                 "overdue": t.overdue or (t.due_date is not None and t.due_date < today),
                 "href": f"/cases/{case.id}/tasks/{t.key}"} for t in steps],

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, Row, bindparam, func
 from sqlalchemy import select as sql_select
 
 from safeguarding.accounts import Principal
-from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_queries import my_tasks_params, my_tasks_where
 from safeguarding.clock import london_today
+from safeguarding.pinned import Pinned, pinned
 from safeguarding.tables import Case, Task, User
 from web.deps import engine_of
 from web.pages import page_context
@@ -24,8 +24,6 @@ from web.views.common import (
     days_left_text,
     digest,
     task_href,
-    version_facts,
-    working_days_left,
 )
 
 INBOX_PAGE_SIZE = 25
@@ -57,15 +55,15 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any],
         found, total = _inbox_page(conn, principal, filters["status"], overdue, page)
     today = london_today()
     me, my_name, national = principal.user_ref, principal.display_name, principal.is_national
-    calendars: dict[tuple[str, int], WorkingCalendar | None] = {}
+    pins: dict[tuple[str, int], Pinned | None] = {}
     rows = []
     for (case_id, key, title, for_, status, due_date, overdue_flag, claimed_by, partnership_id, version, national_ref,
          case_ref, claimer_name, _total) in found:
-        calendar_key = (partnership_id, version)
-        if calendar_key not in calendars:
-            facts = version_facts(engine, partnership_id, version)
-            calendars[calendar_key] = facts.calendar if facts else None
-        left = working_days_left(calendars[calendar_key], today, due_date)
+        pin_key = (partnership_id, version)
+        if pin_key not in pins:
+            pins[pin_key] = pinned(engine, partnership_id, version)
+        pin = pins[pin_key]
+        left = pin.working_days_left(today, due_date) if pin else None
         # The signed-in person's own name is known; an account that is gone shows its reference.
         claimed_by_name = my_name if claimed_by == me else claimed_by if claimer_name is None else claimer_name
         rows.append({"case_id": case_id, "key": key, "title": title, "for": for_, "status": status,

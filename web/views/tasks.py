@@ -18,6 +18,7 @@ from safeguarding.case_commands import act_on_task, actor_of, update_id_of
 from safeguarding.case_records import NATIONAL_PANEL, TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.cross_boundary import contributor_role
+from safeguarding.pinned import pinned
 from safeguarding.tables import Case, Task, TaskCandidate
 from web import schema_forms as sf
 from web.auth import (
@@ -32,8 +33,6 @@ from web.views.common import (
     days_left_text,
     display_names,
     task_href,
-    version_facts,
-    working_days_left,
 )
 from web.views.inbox import inbox_filters, inbox_response
 
@@ -129,12 +128,12 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
     engine = engine_of(request)
     case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
-    facts = version_facts(engine, case.partnership_id, case.arrangements_version)
+    facts = pinned(engine, case.partnership_id, case.arrangements_version)
     names = display_names(engine, {task.claimed_by or "", task.completed_by or ""})
     acting = may_act(engine, principal, task)
     data = json.loads(task.data or "{}")
     errors = errors or {}
-    left = working_days_left(facts.calendar if facts else None, london_today(), task.due_date)
+    left = facts.working_days_left(london_today(), task.due_date) if facts else None
     summary = sf.error_list(schema, errors, general or [])
     context = page_context(
         request, principal, page_title=task.title, page_has_errors=bool(summary), case=case, task=task,
