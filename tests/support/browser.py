@@ -20,7 +20,7 @@ from typing import Any
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-AXE_DIR = Path(__file__).resolve().parent / "vendor" / "axe-core"
+AXE_DIR = Path(__file__).resolve().parents[1] / "vendor" / "axe-core"
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
