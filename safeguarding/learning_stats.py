@@ -83,9 +83,6 @@ class Counts:
         seen = set(self.events)
         return [s for s in SOURCES if s in seen] + sorted(seen - set(SOURCES))
 
-    def theme_total(self, tag: str) -> int:
-        return sum(self.themes.get(tag, {}).values())
-
 
 def _window_filter(query, partnership_id: str | None, since: str, until: str):
     query = query.where(LearningTag.month >= since, LearningTag.month <= until)
@@ -144,9 +141,6 @@ class EventRow:
     occurred_on: date
     status: str
     summary: str
-
-
-SELECTORS = ("theme", "factor", "kind", "month")
 
 
 def events_behind(session: Session, partnership_id: str, today: date, *, theme: str | None = None,

@@ -60,9 +60,6 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
-USER_KINDS = ("partnership_lead", "reviewer", "national_body", "scrutineer", "administrator")
-
-
 # --- the read model: what pages list and filter. Written only by activities, idempotently. ---------------
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -118,11 +117,6 @@ def get_version(session: Session, partnership_id: str, number: int | None = None
 
 def document_of(row: ArrangementsVersion) -> dict[str, Any]:
     return json.loads(row.document)
-
-
-def version_count(session: Session, partnership_id: str) -> int:
-    return session.exec(select(func.count()).select_from(ArrangementsVersion).where(
-        ArrangementsVersion.partnership_id == partnership_id)).one()
 
 
 # --- diff -------------------------------------------------------------------------------------------------

@@ -10,5 +10,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log=.venv/pip-install.log
 install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }; }
-install -e .
+install -e '.[dev-server]'
 exec .venv/bin/sgflow up "$@"

@@ -34,11 +34,6 @@ class CliError(Exception):
     """A fault the user can fix; printed as one line, exit status 1."""
 
 
-def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"sgflow: error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
 def _settings():
     from safeguarding.settings import get_settings
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from safeguarding.db import make_engine, upgrade
+from tests.support.pages import site  # noqa: F401 (a fixture the page tests share)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples"

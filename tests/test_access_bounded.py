@@ -27,8 +27,8 @@ from safeguarding.case_records import TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, Task
 from tests.conftest import free_port
-from tests.test_incident_workflow import CaseDriver, principal, running_worker
-from tests.test_pages_reviewer import Pages
+from tests.support.pages import Pages
+from tests.support.workflow_driver import CaseDriver, principal, running_worker
 from web.app import create_app
 from workflows.registry import WORKFLOWS
 

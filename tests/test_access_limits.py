@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sgflow.seed import DEMO_PASSWORD, seed_demo
-from tests.test_pages_reviewer import Pages
+from tests.support.pages import Pages
 from web.app import create_app
 
 LEAD = ("rv-business-manager@demo.test", DEMO_PASSWORD)

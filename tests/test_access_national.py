@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from safeguarding.clock import london_today
 from safeguarding.tables import Case, User
-from tests.test_pages_reviewer import PANEL, PASSWORD, site  # noqa: F401 (a fixture)
+from tests.support.pages import PANEL, PASSWORD
 
 LEAD = "rv-business-manager@demo.test"
 CASE_REF = "QZ-LOCAL-4417"
@@ -76,7 +76,7 @@ async def api_answers(basic, ref: str, secrets: list[str]) -> None:
         assert not found, f"{path} gives the national body {found}"
 
 
-async def test_the_national_body_never_sees_or_uses_a_local_reference(site):  # noqa: F811 (the fixture)
+async def test_the_national_body_never_sees_or_uses_a_local_reference(site):
     browser, driver = site
     today = london_today()
     lead = browser()

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry
-from tests.test_pages_reviewer import PASSWORD, site  # noqa: F401 (a fixture)
+from tests.support.pages import PASSWORD
 
 LEAD = "rv-business-manager@demo.test"  # partnership lead
 COUNCIL = "rv-la-dcs@demo.test"  # Riverford Borough Council: an agency involved in the incident
@@ -31,7 +31,7 @@ def audits(engine, action: str, case_id: str) -> list[AuditEntry]:
                                                           AuditEntry.case_id == case_id).order_by(AuditEntry.id)))
 
 
-async def test_only_the_people_involved_read_a_case_on_the_api_and_the_pages(site):  # noqa: F811
+async def test_only_the_people_involved_read_a_case_on_the_api_and_the_pages(site):
     browser, driver = site
     engine = driver.engine
     api = browser()
@@ -106,7 +106,7 @@ async def test_only_the_people_involved_read_a_case_on_the_api_and_the_pages(sit
     assert all(uploaded.json()["file_id"] in d.detail for d in downloads)
 
 
-async def test_an_escalation_is_read_by_its_raiser_the_agencies_named_and_its_handlers_only(site):  # noqa: F811
+async def test_an_escalation_is_read_by_its_raiser_the_agencies_named_and_its_handlers_only(site):
     browser, driver = site
     api = browser()
     raised = await api.client.post("/api/partnerships/riverford-and-vale/escalations", auth=(SOCIAL_WORKER, PASSWORD),

@@ -18,8 +18,8 @@ import pytest
 
 from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, raise_escalation
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, axe_source, browser_skip_reason
-from tests.test_incident_workflow import RV, CaseDriver, principal, running_worker
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, axe_source, browser_skip_reason
+from tests.support.workflow_driver import RV, CaseDriver, principal, running_worker
 from web.app import create_app
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")

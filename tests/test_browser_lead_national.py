@@ -1,7 +1,7 @@
 """Lead and national pages in a real browser: Debian's Chromium driven by Playwright, against uvicorn.
 
 The server is the real app (``create_app``) under uvicorn on a free 127.0.0.1 port in a background thread
-(``tests.browser_support.LiveServer``), over a seeded SQLite database; Temporal is not needed for these pages.
+(``tests.support.browser.LiveServer``), over a seeded SQLite database; Temporal is not needed for these pages.
 Skipped, with the reason, when /usr/bin/chromium or playwright is missing (never a downloaded browser).
 axe-core (vendored under tests/vendor/axe-core) checks every main page: no serious or critical violation.
 """
@@ -19,8 +19,8 @@ from safeguarding.clock import london_today
 from safeguarding.db import make_engine, upgrade
 from safeguarding.settings import Settings
 from sgflow.seed import DEMO_PASSWORD, EXAMPLES, seed_demo
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
-from tests.test_pages_lead_national import NAMES, NE, RV, add_case, add_message, add_task, versions
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
+from tests.support.read_model_rows import NAMES, NE, RV, add_case, add_message, add_task, versions
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 

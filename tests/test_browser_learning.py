@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from safeguarding.clock import london_today
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
-from tests.test_incident_workflow import running_worker
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
+from tests.support.workflow_driver import running_worker
 from web.app import create_app
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from safeguarding.clock import london_today
-from tests.test_incident_workflow import CaseDriver, running_worker
+from tests.support.workflow_driver import CaseDriver, running_worker
 
 
 async def timer_events(env, case_id: str) -> tuple[int, int, int]:

@@ -24,7 +24,7 @@ from safeguarding.cross_boundary import (
     resident_area,
 )
 from safeguarding.tables import Case, CasePartnership, Task, User
-from tests.incident_support import NE, RV, RV_NOTIFIER, Incident, running_worker
+from tests.support.incident import NE, RV, RV_NOTIFIER, Incident, running_worker
 
 HARM = "serious_harm_abuse_neglect"
 NE_NAME = "Northmoor and Eastholme Safeguarding Children Partnership"
@@ -175,7 +175,7 @@ async def test_the_national_view_shows_both_areas_and_the_number_of_children(inc
 
 def test_the_intake_checks_the_age_and_the_area_in_one_call(seeded_engine):
     from safeguarding.cross_boundary import intake_fields
-    from tests.incident_support import arrangements
+    from tests.support.incident import arrangements
 
     _, doc = arrangements(seeded_engine, RV)
     with seeded_engine.connect() as conn:

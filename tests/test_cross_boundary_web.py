@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from safeguarding.clock import london_today
 from safeguarding.tables import Case, Task
 from sgflow.seed import DEMO_PASSWORD
-from tests.incident_support import running_worker
-from tests.test_pages_reviewer import Pages
+from tests.support.incident import running_worker
+from tests.support.pages import Pages
 from web.app import create_app
 
 RV, NE = "riverford-and-vale", "northmoor-and-eastholme"

@@ -25,7 +25,7 @@ from safeguarding.incident_categories import (
     recipients_text,
 )
 from safeguarding.tables import ArrangementsVersion, Partnership
-from tests.incident_support import RV, RV_NOTIFIER, Incident, running_worker
+from tests.support.incident import RV, RV_NOTIFIER, Incident, running_worker
 
 CARE_LEAVER = "care_leaver_death_to_24"
 HARM = "serious_harm_abuse_neglect"

@@ -18,7 +18,7 @@ from activities.read_model import apply_snapshot
 from safeguarding import audit_log
 from safeguarding.db import make_engine, upgrade
 from safeguarding.tables import AuditEntry, CaseEvent
-from tests.test_read_model import CASE, SECRET, event, setup, snapshot, task
+from tests.support.read_model_snapshots import CASE, SECRET, event, setup, snapshot, task
 
 AUDIT = AuditEntry.__table__
 
@@ -247,7 +247,7 @@ def test_a_learning_events_reporter_is_never_named(engine):
 async def test_completing_a_task_on_the_time_skipping_server_audits_it_once_without_the_web_app(
         time_env, seeded_engine, settings):
     from safeguarding.clock import london_today
-    from tests.test_incident_workflow import CaseDriver, running_worker
+    from tests.support.workflow_driver import CaseDriver, running_worker
 
     async with running_worker(time_env, seeded_engine, settings):
         driver = CaseDriver(time_env, seeded_engine, settings)

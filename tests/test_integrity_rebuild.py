@@ -24,7 +24,7 @@ from safeguarding.settings import Settings
 from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningTag, Task, TaskCandidate
 from safeguarding.temporal_connection import SEARCH_ATTRIBUTES
 from sgflow.rebuild import PROCESS_QUERY, rebuild
-from tests.test_incident_workflow import CaseDriver, principal, running_worker
+from tests.support.workflow_driver import CaseDriver, principal, running_worker
 
 pytestmark = pytest.mark.stack
 RV = "riverford-and-vale"

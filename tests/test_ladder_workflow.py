@@ -14,7 +14,7 @@ from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, ladder_input, raise_escalation
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task
 from safeguarding.versions import document_of, get_version
-from tests.test_incident_workflow import RV, CaseDriver, eventually, principal, running_worker
+from tests.support.workflow_driver import RV, CaseDriver, eventually, principal, running_worker
 from web.errors import ApiError
 from workflows.ladder import EscalationLadder, ladder_workflow_id
 

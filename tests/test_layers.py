@@ -72,3 +72,10 @@ def test_pages_import_no_other_page():
                 if node.module == "web.pages":
                     named = {a.name for a in node.names}
                 assert not named & pages, f"{path.relative_to(ROOT)} imports the page module(s) {named & pages}"
+
+
+def test_tests_import_no_other_test_module():
+    """Shared test helpers live in tests/support/; a test module imports none of the others."""
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        test_modules = sorted(m for m in imported_modules(path) if m.startswith("tests.test_"))
+        assert not test_modules, f"{path.relative_to(ROOT)} imports {test_modules}"

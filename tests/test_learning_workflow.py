@@ -15,7 +15,7 @@ from safeguarding.case_records import ActionCommand, TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry, Case, CaseEvent, LearningReporter, LearningTag, OutboxMessage, Task
 from sgflow.seed import DEMO_PASSWORD
-from tests.test_incident_workflow import eventually, principal, running_worker
+from tests.support.workflow_driver import eventually, principal, running_worker
 from web.app import create_app
 from web.errors import ApiError
 

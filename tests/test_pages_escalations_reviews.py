@@ -19,8 +19,8 @@ from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, raise_escalation
 from safeguarding.tables import AuditEntry, Case, Task
 from safeguarding.versions import document_of, get_version
-from tests.test_incident_workflow import RV, principal, running_worker
-from tests.test_lcspr_workflow import Review
+from tests.support.lcspr_review import Review
+from tests.support.workflow_driver import RV, principal, running_worker
 from web.app import create_app
 
 PASSWORD = "demo-password"

@@ -7,7 +7,6 @@ written straight into the database. People sign in through the real /sign-in pag
 from __future__ import annotations
 
 import copy
-import hashlib
 import html
 import json
 import re
@@ -17,25 +16,21 @@ import httpx
 import pytest
 import yaml
 from sqlalchemy import event
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from safeguarding import national
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES
 from safeguarding.clock import london_today
 from safeguarding.tables import (
-    ArrangementsVersion,
     AuditEntry,
-    Case,
     CaseEvent,
-    OutboxMessage,
-    Task,
     TaskCandidate,
     User,
 )
 from sgflow.seed import DEMO_PASSWORD
+from tests.support.read_model_rows import NAMES, NE, RV, add_case, add_message, add_task, versions
 from web.app import create_app
 
-RV, NE = "riverford-and-vale", "northmoor-and-eastholme"
 LEAD = "rv-business-manager@demo.test"
 OTHER_LEAD = "ne-business-manager@demo.test"
 REVIEWER = "rv-teacher-dsl@demo.test"
@@ -72,12 +67,6 @@ async def signed_in(app):
         await client.aclose()
 
 
-def versions(engine, pid: str = RV) -> int:
-    with Session(engine) as session:
-        return session.exec(select(func.count()).select_from(ArrangementsVersion)
-                            .where(ArrangementsVersion.partnership_id == pid)).one()
-
-
 def audits(engine) -> list[tuple[str, str]]:
     with Session(engine) as session:
         rows = session.exec(select(AuditEntry).where(AuditEntry.action == "arrangements.store")
@@ -106,46 +95,6 @@ async def submit(client: httpx.AsyncClient, *, text: str = "", file: tuple[str, 
     return await client.post(path, data=data, files=files, headers=headers)
 
 
-def national_ref(case_id: str) -> str:
-    return "N-" + hashlib.sha256(case_id.encode()).hexdigest()[:8].upper()
-
-
-def add_case(engine, case_ref: str, pid: str = RV, **fields) -> Case:
-    today = london_today()
-    values = dict(id=f"incident-{pid}-{case_ref}", partnership_id=pid, case_ref=case_ref, process="incident",
-                  national_ref=national_ref(f"incident-{pid}-{case_ref}"), category="serious_harm_abuse_neglect",
-                  status="open", stage="Rapid review: agency summaries and meeting", arrangements_version=1,
-                  aware_date=today - timedelta(days=30), notification_due=today - timedelta(days=23),
-                  rapid_review_required=True, opened_by="u-rv-la-head-qa",
-                  opened_at=datetime.now(UTC) - timedelta(days=30),
-                  children=json.dumps([{"pseudonym": "Child A"}]), summary="Injuries.",
-                  agencies=json.dumps(["vale-icb"]))
-    values.update(fields)
-    case = Case(**values)
-    with Session(engine) as session:
-        session.add(case)
-        session.commit()
-        session.refresh(case)
-    return case
-
-
-def add_task(engine, case: Case, key: str, *, status: str = "open", candidate_role: str = "review_officer",
-             title: str | None = None, **fields) -> None:
-    with Session(engine) as session:
-        session.add(Task(id=f"{case.id}/{key}", case_id=case.id, partnership_id=case.partnership_id, key=key,
-                         type=fields.pop("type", key), title=title or f"Step {key}", form=f"{key}.v1",
-                         candidate_role=candidate_role, candidate_label=fields.pop("candidate_label", "Review officer"),
-                         status=status, opened_at=fields.pop("opened_at", datetime.now(UTC) - timedelta(days=20)),
-                         **fields))
-        session.commit()
-
-
-def add_message(engine, message_id: str, pid: str | None, subject: str, **fields) -> None:
-    with Session(engine) as session:
-        session.add(OutboxMessage(id=message_id, partnership_id=pid, case_id=fields.pop("case_id", None),
-                                  to_user_refs=json.dumps(["u-x"]), to_addresses=json.dumps(fields.pop("to", [])),
-                                  subject=subject, body=fields.pop("body", "Body text."), **fields))
-        session.commit()
 
 
 # --- outbox -------------------------------------------------------------------------------------------------------
@@ -405,7 +354,6 @@ async def test_pages_need_a_signed_in_person(app):
 
 # --- national ---------------------------------------------------------------------------------------------------
 
-NAMES = ["Jayden Smith-Okoro", "Practitioner Mary Wilkins", "Kayleigh Brennan", "DS Tom Hartley"]
 XSS = "<script>alert('x')</script>"
 
 

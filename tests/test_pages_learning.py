@@ -23,8 +23,8 @@ from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.tables import AuditEntry, Case, LearningReporter, LearningTag, Partnership, Task, User
-from tests.test_incident_workflow import principal, running_worker
-from tests.test_pages_reviewer import Pages, visible
+from tests.support.pages import Pages, visible
+from tests.support.workflow_driver import principal, running_worker
 from web.app import create_app
 
 RV, NE = "riverford-and-vale", "northmoor-and-eastholme"

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from safeguarding.tables import AuditEntry, Case
 from sgflow.seed import DEMO_PASSWORD
-from tests.test_incident_workflow import running_worker
+from tests.support.workflow_driver import running_worker
 from web.app import create_app
 
 RV = "riverford-and-vale"

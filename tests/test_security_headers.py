@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sgflow.seed import DEMO_PASSWORD
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason
 from web.app import create_app
 
 LEAD = "rv-business-manager@demo.test"
@@ -104,7 +104,7 @@ async def test_the_inbox_under_the_csp_logs_no_violation_and_htmx_still_claims(t
     from playwright.async_api import async_playwright
 
     from safeguarding.clock import london_today
-    from tests.test_incident_workflow import CaseDriver, running_worker
+    from tests.support.workflow_driver import CaseDriver, running_worker
 
     target = time_env.client.service_client.config.target_host
     app = create_app(settings.model_copy(update={"temporal_address": target}), engine=seeded_engine,

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
-from fastapi.testclient import TestClient
 
 from web.templating import (
     GOVUK_MACROS,
@@ -121,9 +121,22 @@ def make_app() -> FastAPI:
     return app
 
 
+SUPPORT_TEMPLATES = Path(__file__).parent / "support" / "templates"  # the demo page the tests render
+
+
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(make_app())
+async def client():
+    """The demo app over httpx's ASGI transport (as the other tests: no TestClient), with the demo template found
+    in tests/support/templates (it is not shipped in the package)."""
+    from jinja2 import FileSystemLoader
+
+    extra = FileSystemLoader(SUPPORT_TEMPLATES)
+    env.loader.loaders.append(extra)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app()), base_url="http://test") as c:
+            yield c
+    finally:
+        env.loader.loaders.remove(extra)
 
 
 # ---------------------------------------------------------------------------
@@ -131,8 +144,8 @@ def client() -> TestClient:
 # ---------------------------------------------------------------------------
 
 
-def test_page_has_govuk_chrome(client):
-    r = client.get("/page")
+async def test_page_has_govuk_chrome(client):
+    r = (await client.get("/page"))
     assert r.status_code == 200
     html = r.text
     assert html.startswith("<!DOCTYPE html>")
@@ -151,8 +164,8 @@ def test_page_has_govuk_chrome(client):
     assert 'href="/cases"' in html
 
 
-def test_page_links_vendored_assets_and_they_are_served(client):
-    html = client.get("/page").text
+async def test_page_links_vendored_assets_and_they_are_served(client):
+    html = (await client.get("/page")).text
     found = tags(html)
     stylesheets = [a["href"] for t, a in found if t == "link" and a.get("rel") == "stylesheet"]
     scripts = [(a["src"], a.get("type")) for t, a in found if t == "script" and a.get("src")]
@@ -166,16 +179,16 @@ def test_page_links_vendored_assets_and_they_are_served(client):
     assert icons == ["/static/favicon.svg"]  # our own favicon; no GOV.UK crown icons or manifest
 
     for url in stylesheets + [src for src, _ in scripts] + icons:
-        r = client.get(url)
+        r = (await client.get(url))
         assert r.status_code == 200, url
         assert r.content, url
 
     # app.js starts GOV.UK Frontend from the vendored module.
-    assert 'from "./govuk/govuk-frontend.min.js"' in client.get("/static/app.js").text
+    assert 'from "./govuk/govuk-frontend.min.js"' in (await client.get("/static/app.js")).text
 
 
-def test_no_cdn_or_external_urls_in_page(client):
-    html = client.get("/page").text
+async def test_no_cdn_or_external_urls_in_page(client):
+    html = (await client.get("/page")).text
     for _tag, attrs in tags(html):
         for name in ("href", "src", "action"):
             value = attrs.get(name)
@@ -183,8 +196,8 @@ def test_no_cdn_or_external_urls_in_page(client):
                 assert not re.match(r"^(https?:)?//", value), f"external {name}={value}"
 
 
-def test_signed_in_user_and_sign_out_form(client):
-    html = client.get("/page").text
+async def test_signed_in_user_and_sign_out_form(client):
+    html = (await client.get("/page")).text
     assert "Sam &lt;b&gt;Smith&lt;/b&gt;" in html  # escaped
     found = tags(html)
     forms = [a for t, a in found if t == "form" and a.get("action") == "/sign-out"]
@@ -196,15 +209,15 @@ def test_signed_in_user_and_sign_out_form(client):
     assert json.loads(body["hx-headers"]) == {"X-CSRF-Token": "tok-123"}
 
 
-def test_signed_out_page_has_no_user_or_csrf_header(client):
-    html = client.get("/page", params={"signed_in": "false"}).text
+async def test_signed_out_page_has_no_user_or_csrf_header(client):
+    html = (await client.get("/page", params={"signed_in": "false"})).text
     assert "Sign out" not in html
     assert "hx-headers" not in html
     assert 'name="csrf_token"' not in html
 
 
-def test_autoescape_in_page(client):
-    html = client.get("/page", params={"note": "<script>alert(1)</script>"}).text
+async def test_autoescape_in_page(client):
+    html = (await client.get("/page", params={"note": "<script>alert(1)</script>"})).text
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
@@ -214,8 +227,8 @@ def test_autoescape_in_page(client):
 # ---------------------------------------------------------------------------
 
 
-def test_hx_request_renders_only_the_block_with_govuk_macros(client):
-    r = client.get("/page", headers=HX)
+async def test_hx_request_renders_only_the_block_with_govuk_macros(client):
+    r = (await client.get("/page", headers=HX))
     assert r.status_code == 200
     assert "HX-Request" in r.headers["vary"]
     html = r.text.strip()
@@ -227,16 +240,16 @@ def test_hx_request_renders_only_the_block_with_govuk_macros(client):
     assert "Due 1 June 2026 at 11:59pm" in html
 
 
-def test_boosted_and_history_restore_requests_get_the_whole_page(client):
+async def test_boosted_and_history_restore_requests_get_the_whole_page(client):
     for extra in ({"HX-Boosted": "true"}, {"HX-History-Restore-Request": "true"}):
-        html = client.get("/page", headers=HX | extra).text
+        html = (await client.get("/page", headers=HX | extra)).text
         assert html.startswith("<!DOCTYPE html>"), extra
 
 
-def test_autoescape_in_fragment(client):
-    html = client.get("/page", params={"note": "x"}, headers=HX).text
+async def test_autoescape_in_fragment(client):
+    html = (await client.get("/page", params={"note": "x"}, headers=HX)).text
     assert "<script>" not in html
-    r = client.get("/conflict", headers=HX)
+    r = (await client.get("/conflict", headers=HX))
     assert r.status_code == 409
     assert "Someone else &lt;b&gt;updated&lt;/b&gt; it." in r.text
     assert "<html" not in r.text
@@ -282,8 +295,8 @@ def test_templates_object_uses_the_one_env():
 # ---------------------------------------------------------------------------
 
 
-def test_error_page(client):
-    r = client.get("/missing")
+async def test_error_page(client):
+    r = (await client.get("/missing"))
     assert r.status_code == 404
     assert f"<title>Page not found {EN_DASH} Safeguarding partnership workflows</title>" in r.text
     assert '<h1 class="govuk-heading-l">Page not found</h1>' in r.text
@@ -304,7 +317,7 @@ def test_error_template_renders_for_each_status(status):
 # ---------------------------------------------------------------------------
 
 
-def test_every_css_url_resolves_to_a_vendored_file(client):
+async def test_every_css_url_resolves_to_a_vendored_file(client):
     css = CSS.read_text(encoding="utf-8")
     refs = [r.strip().strip("'\"") for r in re.findall(r"url\(([^)]*)\)", css)]
     refs = [r for r in refs if not r.startswith(("data:", "#"))]
@@ -313,7 +326,7 @@ def test_every_css_url_resolves_to_a_vendored_file(client):
         assert "://" not in ref and not ref.startswith("/"), ref
         assert (CSS.parent / ref).is_file(), ref
         url = css_url.rsplit("/", 1)[0] + "/" + ref
-        assert client.get(url).status_code == 200, url
+        assert (await client.get(url)).status_code == 200, url
     assert "sourceMappingURL" not in css
 
 
@@ -380,7 +393,7 @@ def test_datetime_uk_style_and_edges():
         datetime_uk(datetime(2026, 6, 1, 12, 0))
 
 
-def test_no_gov_uk_only_assets_are_served(client):
+async def test_no_gov_uk_only_assets_are_served(client):
     """GDS Transport is licensed for GOV.UK only; the crown/crest images are GOV.UK's. None are shipped or used."""
     css = CSS.read_text(encoding="utf-8")
     assert not re.search(r"@font-face\{[^}]*GDS Transport", css)
@@ -388,10 +401,10 @@ def test_no_gov_uk_only_assets_are_served(client):
     assert not (STATIC_DIR / "govuk" / "assets").exists()
     assert not list(STATIC_DIR.rglob("*.woff*"))
     assert "arial" in css.lower()  # the fallback the font stacks fall back to
-    favicon = client.get("/static/favicon.svg")
+    favicon = (await client.get("/static/favicon.svg"))
     assert favicon.status_code == 200 and favicon.content.startswith(b"<svg")
     for rel in ("govuk/assets/images/favicon.ico", "govuk/assets/images/govuk-crest.svg", "govuk/assets/manifest.json"):
-        assert client.get(f"/static/{rel}").status_code == 404
+        assert (await client.get(f"/static/{rel}")).status_code == 404
 
 
 def test_remembered_components_render_as_the_macro_does_and_keep_escaping():

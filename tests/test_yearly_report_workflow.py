@@ -14,7 +14,7 @@ from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
 from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
-from tests.test_incident_workflow import NE, RV, calendar_for, eventually, principal, running_worker
+from tests.support.workflow_driver import NE, RV, calendar_for, eventually, principal, running_worker
 from web.api.yearly_reports import YearlyReportIn, start_yearly_report
 from web.errors import ApiError
 

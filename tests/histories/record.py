@@ -22,7 +22,7 @@ from safeguarding.db import make_engine, upgrade
 from safeguarding.settings import Settings
 from safeguarding.temporal_connection import ensure_search_attributes
 from sgflow.seed import seed_demo
-from tests.test_incident_workflow import CaseDriver, running_worker
+from tests.support.workflow_driver import CaseDriver, running_worker
 
 HERE = Path(__file__).parent
 
@@ -66,7 +66,7 @@ async def scenario_ladder_climbs_to_the_scrutineer(drv: CaseDriver) -> None:
 
 async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
     from safeguarding.case_commands import withdraw_escalation
-    from tests.test_incident_workflow import principal
+    from tests.support.workflow_driver import principal
     from tests.test_ladder_workflow import Ladder
 
     ladder = Ladder(drv.env, drv.engine, drv.settings)
@@ -76,7 +76,7 @@ async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
 
 
 async def scenario_lcspr_not_published_with_action(drv: CaseDriver) -> None:
-    from tests.test_lcspr_workflow import Review
+    from tests.support.lcspr_review import Review
 
     review = Review(drv.env, drv.engine, drv.settings)
     today = london_today()
@@ -126,7 +126,7 @@ async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
         await learning.do("triage", {"response": "round_table_review", "rationale": "Two agencies."})
         from safeguarding.case_commands import actor_of, update_case
         from safeguarding.case_records import ActionCommand
-        from tests.test_incident_workflow import principal
+        from tests.support.workflow_driver import principal
 
         due = (london_today() + timedelta(days=3)).isoformat()
         await update_case(drv.env.client, drv.case_id, "add_action", ActionCommand(
@@ -139,7 +139,7 @@ async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
 
 async def scenario_incident_panel_chased(drv: CaseDriver) -> None:
     """panel_response_expected.enforce: the late response is chased (the "chase-the-panel" change)."""
-    from tests.test_incident_workflow import configure
+    from tests.support.workflow_driver import configure
 
     configure(drv.engine, lambda doc: doc["rapid_review"]["panel_response_expected"].update(enforce=True))
     today = london_today()
@@ -159,7 +159,7 @@ async def _today(drv: CaseDriver):
 
 async def scenario_lcspr_handed_back_and_published(drv: CaseDriver) -> None:
     """A national review hands the case back; the pre-publication copy goes to the configured recipients."""
-    from tests.test_lcspr_workflow import Review
+    from tests.support.lcspr_review import Review
 
     review = Review(drv.env, drv.engine, drv.settings)
     today = london_today()
@@ -205,7 +205,7 @@ async def scenario_yearly_report_sent_back_published_next_started(drv: CaseDrive
 
 async def scenario_care_leaver_to_sos_and_ofsted(drv: CaseDriver) -> None:
     """Engine 4: a care leaver's death is notified to the Secretary of State and Ofsted, not the Panel."""
-    from tests.incident_support import RV_NOTIFIER, Incident
+    from tests.support.incident import RV_NOTIFIER, Incident
 
     today = london_today()
     incident = Incident(drv.env, drv.engine, drv.settings)
@@ -218,7 +218,7 @@ async def scenario_cross_boundary(drv: CaseDriver) -> None:
     """Engine 4: the child lives in Northmoor and Eastholme, whose coordinators contribute their own summary."""
     from safeguarding.case_records import Actor
     from safeguarding.cross_boundary import resident_area
-    from tests.incident_support import NE, RV, Incident
+    from tests.support.incident import NE, RV, Incident
 
     today = london_today()
     with drv.engine.connect() as conn:

@@ -7,8 +7,6 @@ through Temporal, as the web intake does, and doing their tasks through Updates;
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,29 +14,17 @@ from sqlalchemy import select
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.worker import Worker
 
-from activities import build_activities
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.case_records import ENGINE, Actor, IncidentInput, TaskCommand, TaskResult
 from safeguarding.cross_boundary import ResidentArea
 from safeguarding.tables import Case, CaseEvent, Task, TaskCandidate
 from safeguarding.versions import document_of, get_version
+from tests.support.workflow_driver import NE, RV, running_worker  # noqa: F401 (shared with the tests)
 from workflows.incident import IncidentCase, workflow_id
-from workflows.registry import WORKFLOWS
 
-RV = "riverford-and-vale"
-NE = "northmoor-and-eastholme"
 RV_NOTIFIER = Actor(user_ref="u-rv-la-head-qa", kind="reviewer", partnership_id=RV)
 RV_AGENCIES = ["riverford-council", "vale-icb", "riverford-schools"]
-
-
-@asynccontextmanager
-async def running_worker(env, engine, settings):
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        async with Worker(env.client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                          activities=build_activities(engine, settings), activity_executor=pool):
-            yield
 
 
 def arrangements(engine, partnership: str) -> tuple[int, dict[str, Any]]:
