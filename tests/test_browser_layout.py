@@ -240,3 +240,22 @@ async def test_the_back_link_is_in_a_landmark(site):
         assert await back.count() == 1, path
         assert await back.evaluate("a => a.closest('main, nav, header, footer, [role=region], aside') !== null")
         assert await axe_rules(page, ["region"]) == [], path
+
+
+async def test_main_lists_are_one_card_per_row_on_a_phone(site):
+    """Issue 17, point 6: on a phone the main lists (tasks, cases, escalations, the national overview) are stacked
+    as cards, one per row, each value under its column's name; nothing in them needs scrolling sideways."""
+    url, browser = site
+    for email, paths in [("rv-business-manager@demo.test", ["/cases", "/escalations"]),
+                         ("rv-la-head-qa@demo.test", ["/tasks"]), ("panel@demo.test", ["/national"])]:
+        page = await signed_in(browser, url, email)
+        for path in paths:
+            await page.goto(path)
+            table = page.locator("main table").first
+            assert "app-table--stack" in (await table.get_attribute("class") or ""), path
+            assert await table.evaluate("t => getComputedStyle(t).display") == "block", path
+            overflow = await table.evaluate("t => t.scrollWidth - t.closest('.app-table-scroll').clientWidth")
+            assert overflow <= 0, f"{path}: the list is {overflow}px too wide"
+            labelled = await page.locator("main table td[data-label]").count()
+            assert labelled > 0, path
+        await page.context.close()
