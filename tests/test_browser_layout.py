@@ -259,3 +259,21 @@ async def test_main_lists_are_one_card_per_row_on_a_phone(site):
             labelled = await page.locator("main table td[data-label]").count()
             assert labelled > 0, path
         await page.context.close()
+
+
+async def test_claim_on_a_task_page_keeps_the_focus_on_its_button(site):
+    """Issue 17, point 10, on the task page: after Claim it (htmx swaps the page's content) the focus is on the
+    new Release button and a polite status says what happened."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-la-head-qa@demo.test", width=1280, height=900)
+    await page.goto("/tasks")
+    await page.get_by_role("link", name="Notify the national Panel").first.click()
+    await page.get_by_role("heading", name="Notify the national Panel").wait_for()
+    status = page.locator("#task-status")
+    assert await status.get_attribute("aria-live") == "polite"
+    await page.get_by_role("button", name="Claim it").focus()
+    await page.keyboard.press("Enter")
+    await page.get_by_role("button", name="Release it").wait_for()
+    await page.wait_for_function("() => document.getElementById('task-status').textContent.includes('claimed')")
+    assert await page.evaluate("() => document.activeElement.textContent.trim()") == "Release it"
+    assert "You claimed: Notify the national Panel" in await status.inner_text()
