@@ -277,3 +277,28 @@ async def test_claim_on_a_task_page_keeps_the_focus_on_its_button(site):
     await page.wait_for_function("() => document.getElementById('task-status').textContent.includes('claimed')")
     assert await page.evaluate("() => document.activeElement.textContent.trim()") == "Release it"
     assert "You claimed: Notify the national Panel" in await status.inner_text()
+
+
+async def test_a_conditional_question_opens_under_its_answer(site):
+    """Issue 17, point 9, in the browser: the sign-off's comments are asked under "No" (GOV.UK Frontend's
+    conditional reveal, initialised by web/static/app.js), not labelled optional."""
+    url, browser = site
+    for email in ("rv-la-dcs@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
+                  "rv-business-manager@demo.test"):
+        page = await signed_in(browser, url, email, width=1280, height=900)
+        await page.goto("/tasks")
+        link = page.get_by_role("link", name=re.compile("^Sign off"))
+        if await link.count():
+            break
+        await page.context.close()
+    else:
+        raise AssertionError("nobody has a sign-off task")
+    await link.first.click()
+    comments = page.locator("#comments")
+    await page.locator("#task-form").wait_for()
+    assert not await comments.is_visible()
+    await page.get_by_label("No", exact=True).check()
+    await comments.wait_for(state="visible")
+    assert "(optional)" not in await page.locator("label[for=comments]").inner_text()
+    await page.get_by_label("Yes", exact=True).check()
+    await comments.wait_for(state="hidden")
