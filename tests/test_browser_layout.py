@@ -4,8 +4,9 @@ Real Chromium (Debian's, via Playwright) against the real app under uvicorn, a t
 an in-process worker. The data: an incident at its LCSPR sign-off, one through the rapid review (awaiting the
 Panel), and a professional disagreement on its escalation ladder. Each user signs in and walks the same-origin
 links from the landing page (at most two pages of each path shape, at most ``MAX_PAGES``); on each page, at
-390x844 and at 1280x900, nothing scrolls sideways (``scrollWidth`` <= the viewport's width) and there is exactly
-one ``<h1>``. Every failing URL is listed in one assertion message.
+390x844, 768x1024 (a tablet) and 1280x900, nothing scrolls sideways (``scrollWidth`` <= the viewport's width),
+no button is off the screen, and there is exactly one ``<h1>``; each kind of page has its own <title>. Every
+failing URL is listed in one assertion message.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browse
 PASSWORD = "demo-password"
 USERS = ["rv-business-manager@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
          "rv-scrutineer@demo.test", "panel@demo.test"]
-WIDTHS = [(390, 844), (1280, 900)]
+WIDTHS = [(390, 844), (768, 1024), (1280, 900)]
 MAX_PAGES = 45
 PER_SHAPE = 2
 # never followed: signing out, files (CSV, Word), the API and its docs, static assets
