@@ -4,8 +4,9 @@ Real Chromium (Debian's, via Playwright) against the real app under uvicorn, a t
 an in-process worker. The data: an incident at its LCSPR sign-off, one through the rapid review (awaiting the
 Panel), and a professional disagreement on its escalation ladder. Each user signs in and walks the same-origin
 links from the landing page (at most two pages of each path shape, at most ``MAX_PAGES``); on each page, at
-390x844 and at 1280x900, nothing scrolls sideways (``scrollWidth`` <= the viewport's width) and there is exactly
-one ``<h1>``. Every failing URL is listed in one assertion message.
+390x844, 768x1024 (a tablet) and 1280x900, nothing scrolls sideways (``scrollWidth`` <= the viewport's width),
+no button is off the screen, and there is exactly one ``<h1>``; each kind of page has its own <title>. Every
+failing URL is listed in one assertion message.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browse
 PASSWORD = "demo-password"
 USERS = ["rv-business-manager@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
          "rv-scrutineer@demo.test", "panel@demo.test"]
-WIDTHS = [(390, 844), (1280, 900)]
+WIDTHS = [(390, 844), (768, 1024), (1280, 900)]
 MAX_PAGES = 45
 PER_SHAPE = 2
 # never followed: signing out, files (CSV, Word), the API and its docs, static assets
@@ -241,3 +242,65 @@ async def test_the_back_link_is_in_a_landmark(site):
         assert await back.count() == 1, path
         assert await back.evaluate("a => a.closest('main, nav, header, footer, [role=region], aside') !== null")
         assert await axe_rules(page, ["region"]) == [], path
+
+
+async def test_main_lists_are_one_card_per_row_on_a_phone(site):
+    """Issue 17, point 6: on a phone the main lists (tasks, cases, escalations, the national overview) are stacked
+    as cards, one per row, each value under its column's name; nothing in them needs scrolling sideways."""
+    url, browser = site
+    for email, paths in [("rv-business-manager@demo.test", ["/cases", "/escalations"]),
+                         ("rv-la-head-qa@demo.test", ["/tasks"]), ("panel@demo.test", ["/national"])]:
+        page = await signed_in(browser, url, email)
+        for path in paths:
+            await page.goto(path)
+            table = page.locator("main table").first
+            assert "app-table--stack" in (await table.get_attribute("class") or ""), path
+            assert await table.evaluate("t => getComputedStyle(t).display") == "block", path
+            overflow = await table.evaluate("t => t.scrollWidth - t.closest('.app-table-scroll').clientWidth")
+            assert overflow <= 0, f"{path}: the list is {overflow}px too wide"
+            labelled = await page.locator("main table td[data-label]").count()
+            assert labelled > 0, path
+        await page.context.close()
+
+
+async def test_claim_on_a_task_page_keeps_the_focus_on_its_button(site):
+    """Issue 17, point 10, on the task page: after Claim it (htmx swaps the page's content) the focus is on the
+    new Release button and a polite status says what happened."""
+    url, browser = site
+    page = await signed_in(browser, url, "rv-la-head-qa@demo.test", width=1280, height=900)
+    await page.goto("/tasks")
+    await page.get_by_role("link", name="Notify the national Panel").first.click()
+    await page.get_by_role("heading", name="Notify the national Panel").wait_for()
+    status = page.locator("#task-status")
+    assert await status.get_attribute("aria-live") == "polite"
+    await page.get_by_role("button", name="Claim it").focus()
+    await page.keyboard.press("Enter")
+    await page.get_by_role("button", name="Release it").wait_for()
+    await page.wait_for_function("() => document.getElementById('task-status').textContent.includes('claimed')")
+    assert await page.evaluate("() => document.activeElement.textContent.trim()") == "Release it"
+    assert "You claimed: Notify the national Panel" in await status.inner_text()
+
+
+async def test_a_conditional_question_opens_under_its_answer(site):
+    """Issue 17, point 9, in the browser: the sign-off's comments are asked under "No" (GOV.UK Frontend's
+    conditional reveal, initialised by web/static/app.js), not labelled optional."""
+    url, browser = site
+    for email in ("rv-la-dcs@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
+                  "rv-business-manager@demo.test"):
+        page = await signed_in(browser, url, email, width=1280, height=900)
+        await page.goto("/tasks")
+        link = page.get_by_role("link", name=re.compile("^Sign off"))
+        if await link.count():
+            break
+        await page.context.close()
+    else:
+        raise AssertionError("nobody has a sign-off task")
+    await link.first.click()
+    comments = page.locator("#comments")
+    await page.locator("#task-form").wait_for()
+    assert not await comments.is_visible()
+    await page.get_by_label("No", exact=True).check()
+    await comments.wait_for(state="visible")
+    assert "(optional)" not in await page.locator("label[for=comments]").inner_text()
+    await page.get_by_label("Yes", exact=True).check()
+    await comments.wait_for(state="hidden")

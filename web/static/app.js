@@ -11,41 +11,54 @@ if (window.htmx) {
     }
   });
 
-  // Claim and Release in the inbox (issue 17, point 10): htmx swaps the whole #inbox, which would drop the
-  // keyboard focus to the top of the page. Afterwards focus goes back to the row that changed (its new Release
-  // or Claim button, else its task link) and #inbox-status (role="status", aria-live="polite", outside the
-  // swapped part) says what happened in one sentence. When the answer shows an error summary, GOV.UK
-  // Frontend's error summary takes the focus instead.
-  let inboxAction = null;
+  // Claim and Release in the inbox and on a task page (issue 17, point 10): htmx swaps the whole #inbox (or
+  // #task-page), which would drop the keyboard focus to the top of the page. Afterwards focus goes back to what
+  // changed (the row's new Release or Claim button, else its task link; on a task page its new button) and
+  // #inbox-status / #task-status (role="status", aria-live="polite", outside the swapped part) says what
+  // happened in one sentence. When the answer shows an error summary, GOV.UK Frontend's error summary takes the
+  // focus instead.
+  let claimAction = null;
   document.body.addEventListener("htmx:beforeRequest", (event) => {
     const form = event.detail.elt;
-    const match = form instanceof HTMLFormElement && form.closest("#inbox")
-      ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)$/) : null;
+    const region = form instanceof HTMLFormElement ? form.closest("#inbox, #task-page") : null;
+    const match = region ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)$/) : null;
     if (!match) {
       return;
     }
-    const link = form.closest("tr") && form.closest("tr").querySelector("a[href]");
-    inboxAction = { form, href: match[1], verb: match[2], title: link ? link.textContent.trim() : "the task" };
+    const heading = region.id === "task-page" ? region.querySelector("h1")
+      : form.closest("tr") && form.closest("tr").querySelector("a[href]");
+    claimAction = { form, region: region.id, href: match[1], verb: match[2],
+                    title: heading ? heading.textContent.trim() : "the task" };
   });
   document.body.addEventListener("htmx:afterRequest", (event) => {
-    if (inboxAction && event.detail.elt === inboxAction.form && !event.detail.successful) {
-      inboxAction = null;
+    if (claimAction && event.detail.elt === claimAction.form && !event.detail.successful) {
+      claimAction = null;
     }
   });
   document.body.addEventListener("htmx:afterSettle", () => {
-    const inbox = document.getElementById("inbox");
-    if (!inboxAction || !inbox || inbox.contains(inboxAction.form)) {
+    const inbox = claimAction && document.getElementById(claimAction.region);
+    if (!claimAction || !inbox || inbox.contains(claimAction.form)) {
       return;
     }
-    const done = inboxAction;
-    inboxAction = null;
-    const status = document.getElementById("inbox-status");
+    const done = claimAction;
+    claimAction = null;
+    const status = document.getElementById(done.region === "inbox" ? "inbox-status" : "task-status");
     if (inbox.querySelector(".govuk-error-summary")) {
       return;
     }
-    const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === done.href);
-    const row = link && link.closest("tr");
-    const target = (row && row.querySelector("button")) || link;
+    let target;
+    if (done.region === "task-page") {
+      // the task page: its one Claim/Release form's button
+      const again = inbox.querySelector('form[action$="/claim"] button, form[action$="/release"] button');
+      target = again || inbox.querySelector("h1");
+      if (target && target.tagName === "H1") {
+        target.setAttribute("tabindex", "-1");
+      }
+    } else {
+      const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === done.href);
+      const row = link && link.closest("tr");
+      target = (row && row.querySelector("button")) || link;
+    }
     if (target) {
       target.focus();
     }
