@@ -223,6 +223,12 @@ class NationalCase:
     publication_date: date | None = None
     published: bool | None = None
     notices_received: tuple[NoticeReceived, ...] = ()  # local reviews: notices sent to the Panel
+    # an incident and the local review opened from it point at each other (their national references); the
+    # incident's own status stays "awaiting the local review" once its workflow hands over, so the page says where
+    # the local review stands (``local_review_status``) instead of showing the incident as closed
+    incident_ref: str = ""  # a local review: its incident's national reference
+    local_review_ref: str = ""  # an incident: its local review's national reference, once opened
+    local_review_status: str = ""  # ... and that review's status
 
 
 _COLUMNS = (Case.id, Case.national_ref, Case.process, Case.partnership_id, Partnership.name, Case.category,
@@ -360,8 +366,26 @@ def cases_by_ref(session: Session, today: date, national_ref: str) -> list[tuple
     labels = category_labels(session, {(r.partnership_id, r.arrangements_version) for r in rows})
     open_tasks = {i for i in ids if any(t.key == PANEL_RESPONSE_TASK and t.status == "open" for t in tasks[i])}
     notices = _notices_received(session, [r.id for r in rows if r.process == "lcspr"])
-    return [(replace(_national_case(r, today, labels, open_tasks), notices_received=notices.get(r.id, ())),
-             tasks[r.id]) for r in rows]
+    related = _related(session, ids)
+    return [(replace(_national_case(r, today, labels, open_tasks), notices_received=notices.get(r.id, ()),
+                     **related.get(r.id, {})), tasks[r.id]) for r in rows]
+
+
+def _related(session: Session, case_ids: list[str]) -> dict[str, dict[str, str]]:
+    """For each of these cases: its incident's national reference (a local review), or its local review's
+    national reference and status (an incident), as ``NationalCase`` fields."""
+    found: dict[str, dict[str, str]] = {}
+    parent = Case.__table__.alias("parent_case")
+    for case_id, ref in session.execute(select(Case.id, parent.c.national_ref)
+                                        .join(parent, parent.c.id == Case.parent_case_id)
+                                        .where(Case.id.in_(case_ids), Case.process == "lcspr",
+                                               parent.c.panel_sees.is_not(False))):
+        found[case_id] = {"incident_ref": ref}
+    for parent_id, ref, status in session.execute(select(Case.parent_case_id, Case.national_ref, Case.status)
+                                                  .where(Case.parent_case_id.in_(case_ids),
+                                                         Case.process == "lcspr").order_by(Case.opened_at)):
+        found[parent_id] = {"local_review_ref": ref, "local_review_status": status}
+    return found
 
 
 def _notices_received(session: Session, case_ids: list[str]) -> dict[str, tuple[NoticeReceived, ...]]:

@@ -23,6 +23,7 @@ from safeguarding.arrangements import MAX_DOCUMENT_BYTES
 from safeguarding.clock import london_today
 from safeguarding.tables import (
     AuditEntry,
+    Case,
     CaseEvent,
     TaskCandidate,
     User,
@@ -538,6 +539,32 @@ async def test_a_local_review_shows_the_notices_the_panel_received(app, seeded_e
     assert api.json()["notices_received"] == [{"notice": "pre_publication_copy",
                                                "title": "Pre-publication copy of the final report",
                                                "received_on": "2026-12-01"}]
+
+
+async def test_an_incident_and_its_local_review_link_to_each_other_and_never_read_closed_while_awaiting(
+        app, seeded_engine, signed_in):
+    """Issue 17.12: the incident handed to its local review is not shown as both "Awaiting the local review" and
+    "Closed"; each national page links to the other; once the local review closes, so does the incident's status."""
+    handed = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    incident = add_case(seeded_engine, "rv-handed", status="awaiting_lcspr", closed_at=handed, lcspr_decision="yes",
+                        stage="Waiting for the local child safeguarding practice review")
+    review = add_case(seeded_engine, "rv-handed-review", process="lcspr", parent_case_id=incident.id,
+                      stage="Review: in progress", notification_due=None, rapid_review_required=False)
+    client = await signed_in(NATIONAL)
+    page = await client.get(f"/national/cases/{incident.national_ref}")
+    words = " ".join(text_of(page.text).split())
+    assert "Awaiting the local review" in words
+    assert "Closed Rapid review finished on 20 November 2026" in words
+    assert f'href="/national/cases/{review.national_ref}"' in page.text
+    back = await client.get(f"/national/cases/{review.national_ref}")
+    assert f'href="/national/cases/{incident.national_ref}"' in back.text
+    with Session(seeded_engine) as session:
+        row = session.get(Case, review.id)
+        row.status, row.closed_at = "closed", datetime(2027, 5, 3, 12, tzinfo=UTC)
+        session.add(row)
+        session.commit()
+    words = " ".join(text_of((await client.get(f"/national/cases/{incident.national_ref}")).text).split())
+    assert "Closed: its local review has finished" in words and "Awaiting the local review" not in words
 
 
 async def test_only_the_national_body_sees_national_pages(app, signed_in, mixed_cases):
