@@ -363,7 +363,7 @@ def figures(engine: Engine, doc: dict[str, Any], period: Period, today: date) ->
 def figures_csv(found: Figures) -> str:
     from safeguarding.monitoring import csv_text
 
-    return csv_text(["period", "section", "measure", "value"],
+    return csv_text(["Period", "Section", "Measure", "Value"],
                     ([found.period.label, s.title, measure, value]
                      for s in found.sections for measure, value in s.rows))
 

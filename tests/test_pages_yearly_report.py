@@ -91,7 +91,7 @@ async def test_the_lead_starts_a_report_from_the_page_and_takes_the_figures(web)
     document = Document(io.BytesIO(docx.content))
     assert any(p.text.endswith("yearly report 2025-26") for p in document.paragraphs)
     text = (await lead.get("/yearly-report/figures.csv?period=2025-04-01")).content.decode("utf-8-sig")
-    assert next(csv.reader(io.StringIO(text))) == ["period", "section", "measure", "value"]
+    assert next(csv.reader(io.StringIO(text))) == ["Period", "Section", "Measure", "Value"]
     with Session(engine) as session:
         exports = session.exec(select(AuditEntry.detail).where(AuditEntry.action == "yearly_report.export")).all()
     assert sorted(exports) == ["figures 2025-26 as csv", "figures 2025-26 as docx"]

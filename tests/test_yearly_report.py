@@ -181,7 +181,7 @@ def test_the_figures_for_a_year_from_the_read_model(read_model, riverford):
 
     text = yr.figures_csv(found)
     table = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
-    assert table[0] == ["period", "section", "measure", "value"]
+    assert table[0] == ["Period", "Section", "Measure", "Value"]
     assert ["2025-26", "Rapid reviews", "Rapid reviews required", "2"] in table
 
     document = Document(io.BytesIO(yr.figures_docx(found)))
