@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as Upload  # what request.form() gives (FastAPI's is a subclass)
 
 from safeguarding import national
@@ -136,7 +137,8 @@ async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine,
                    case_id: str, body: WithdrawIn, principal: LocalPrincipal,
                    idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Withdraw an escalation, with a reason (the person who raised it, the business unit or a lead)."""
-    case = readable_case(engine, principal, case_id, what="escalation", processes=("escalation",))
+    case = await run_in_threadpool(readable_case, engine, principal, case_id, what="escalation",
+                                   processes=("escalation",))
     with audited_refusal(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
                          case_id=case_id):
         status = await withdraw_escalation(temporal, case_id, principal, body.reason,
@@ -324,8 +326,7 @@ async def national_complete(request: Request, national_ref: str, key: str,
 async def upload_file(request: Request, engine: DbEngine, settings: AppSettings, case_id: str,
                       principal: LocalPrincipal):
     """Upload a report (PDF or Word, multipart field ``file``); returns the id a form records."""
-    engine, settings = engine, settings
-    case = readable_case(engine, principal, case_id)
+    case = await run_in_threadpool(readable_case, engine, principal, case_id)
     with audited_refusal(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id):
         uploads.check_declared_size(request, settings)
         form = await request.form(max_files=1, max_fields=2)
@@ -334,8 +335,9 @@ async def upload_file(request: Request, engine: DbEngine, settings: AppSettings,
             raise ApiError(422, "invalid_file", "choose a file to upload",
                            [FieldError(path="/file", message="choose a file to upload")])
         stored = await uploads.store(upload, settings, case_id)
-    audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
-          detail=f"{stored.file_id} ({stored.size} bytes)")
+    await run_in_threadpool(audit, engine, principal, "file.upload", partnership_id=case.partnership_id,
+                            case_id=case_id,
+                            detail=f"{stored.file_id} ({stored.size} bytes)")
     return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
 
 
@@ -371,7 +373,8 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
     from safeguarding.case_commands import update_case
     from safeguarding.case_records import ActionCommand
 
-    case = readable_case(engine, principal, case_id, what="review or learning event", processes=("lcspr", "learning"))
+    case = await run_in_threadpool(readable_case, engine, principal, case_id, what="review or learning event",
+                                   processes=("lcspr", "learning"))
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
     with audited_refusal(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id):
