@@ -201,6 +201,23 @@ async def test_openapi_documents_the_api(api):
     assert "ErrorResponse" in json.dumps(spec["components"])
 
 
+async def test_every_json_case_route_documents_its_answer(api):
+    """Issue 18.2: the case routes answer through response models, so OpenAPI describes what each returns."""
+    spec = (await api.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+
+    def answer(path: str, method: str, status: str = "200") -> str:
+        content = spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+        return json.dumps(content)
+
+    assert "CaseOpened" in answer("/api/partnerships/{partnership_id}/incidents", "post", "201")
+    assert "CaseSummaryOut" in answer("/api/cases", "get")
+    assert "CaseDetailOut" in answer("/api/cases/{case_id}", "get")
+    assert "TaskResultOut" in answer("/api/cases/{case_id}/tasks/{key}/complete", "post")
+    assert "FileStored" in answer("/api/cases/{case_id}/files", "post", "201")
+    assert "for" in schemas["TaskOut"]["properties"] and "tasks" in schemas["CaseDetailOut"]["properties"]
+
+
 def test_no_page_route_answers_an_api_path_nor_an_api_route_a_page_path():
     """web.app includes the inbox and the case page before the API (the busiest pages are found sooner): that is only
     the same app while no route of one answers a path of the other."""

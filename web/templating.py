@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import ChainMap
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -21,6 +22,7 @@ from types import BuiltinMethodType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cachetools import LRUCache
 from jinja2 import (
     ChoiceLoader,
     Environment,
@@ -248,19 +250,19 @@ def _freeze(value: Any) -> Any:
 
 
 class RememberedMacro:
-    """A GOV.UK component macro whose output is remembered by its parameters (oldest first out).
+    """A GOV.UK component macro whose output is remembered by its parameters (a bounded LRU, ``cachetools``).
 
     The components are pure functions of their parameters, and pages call the same ones with the same
     parameters over and over (the header, a status tag, a task's claim button, the inbox's table): rendering one
-    again costs a dictionary look-up instead of the macro's hundreds of attribute look-ups. Calls with a
-    ``caller`` block, or with parameters that are not plain data, are passed straight through. No lock: page
-    threads share the memory through single dictionary operations, which the interpreter makes atomic, and two
-    threads that miss at once both render the same output.
+    again costs a look-up instead of the macro's hundreds of attribute look-ups (measured: benchmarks/RESULTS.md).
+    Calls with a ``caller`` block, or with parameters that are not plain data, are passed straight through. The
+    cache is shared by the page threads behind a lock; two threads that miss at once both render the same output.
     """
 
     def __init__(self, macro: Macro, size: int = 512) -> None:
-        self.macro, self.size = macro, size
-        self._memo: dict[Any, Markup] = {}
+        self.macro = macro
+        self._memo: LRUCache[Any, Markup] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Markup:
         if kwargs or len(args) != 1:
@@ -268,14 +270,12 @@ class RememberedMacro:
         key = _freeze(args[0])
         if key is _UNFREEZABLE:
             return self.macro(*args)
-        html = self._memo.get(key)
+        with self._lock:
+            html = self._memo.get(key)
         if html is None:
-            html = self._memo[key] = self.macro(*args)
-            while len(self._memo) > self.size:
-                try:
-                    self._memo.pop(next(iter(self._memo)), None)
-                except (RuntimeError, StopIteration):  # another thread changed it meanwhile: try again
-                    continue
+            html = self.macro(*args)
+            with self._lock:
+                self._memo[key] = html
         return html
 
 
@@ -285,6 +285,11 @@ class RememberedMacro:
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+# Jinja internals overridden for speed (issue 18.4 asked to remove them if the pages' CPU stayed within 10%; it did
+# not: without them a page costs about a third more instructions, benchmarks/RESULTS.md). Each gives Jinja's own
+# answers (tests/test_templating.py); check them when Jinja moves past 3.1 (pyproject pins jinja2 <3.2).
 
 
 class PageContext(Context):

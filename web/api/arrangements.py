@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, load
 from safeguarding.audit_log import audit
@@ -118,10 +119,11 @@ async def store_arrangements(request: Request, principal: ApiPrincipal, engine: 
                 raise _issues(exc) from None
             out = _out(get_version(session, partnership_id, stored.number), created=stored.created)
     except ApiError as exc:
-        audit(engine, principal, "arrangements.store", partnership_id=partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message}")
+        await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=partnership_id,
+                                outcome="rejected",
+                                detail=f"{exc.code}: {exc.message}")
         raise
-    audit(engine, principal, "arrangements.store", partnership_id=partnership_id,
+    await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=partnership_id,
           detail=f"v{stored.number}" if stored.created else f"unchanged (v{stored.number})")
     return JSONResponse(out.model_dump(), status_code=201 if stored.created else 200)
 

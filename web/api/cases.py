@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as Upload  # what request.form() gives (FastAPI's is a subclass)
 
 from safeguarding import national
@@ -45,6 +47,99 @@ class Accepted(BaseModel):
 TEMPORAL_ERRORS = {202: {"model": Accepted, "description": "Accepted, not yet applied: the case's workflow has the "
                          "change but had not finished applying it in time (SGFLOW_TEMPORAL_TIMEOUT_SECONDS); it will "
                          "be applied."}, **error_responses(*TEMPORAL)}
+
+
+# --- what the routes answer (response models: documented in OpenAPI, and checked) ---------------------------------
+
+
+class CaseOpened(BaseModel):
+    case_id: str
+    status: str = Field(description="The case's status once the read model has it.")
+    url: str = Field(description="Where to read the case.")
+
+
+class CaseStatus(BaseModel):
+    case_id: str
+    status: str
+
+
+class CaseSummaryOut(BaseModel):
+    id: str
+    partnership_id: str
+    case_ref: str
+    process: str
+    category: str
+    status: str
+    stage: str
+    arrangements_version: int
+    aware_date: date
+    notification_due: date | None = None
+    notification_sent_on: date | None = None
+    notification_days_late: int | None = None
+    rapid_review_required: bool = False
+    rapid_review_due: date | None = None
+    rapid_review_submitted_on: date | None = None
+    rapid_review_days_late: int | None = None
+    lcspr_decision: str | None = None
+    panel_response: str | None = None
+    overdue_tasks: int = 0
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    case_id: str
+    key: str
+    type: str
+    title: str
+    form: str
+    for_: str = Field(alias="for", description="Who the task is for, in words.")
+    candidate_role: str
+    status: str
+    due_date: date | None = None
+    follow_up_date: date | None = None
+    overdue: bool = False
+    claimed_by: str | None = None
+    completed_by: str | None = None
+    completed_at: datetime | None = None
+    days_late: int | None = None
+    data: Any = None
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    actor: str
+    kind: str
+    task: str | None = None
+    message: str
+
+
+class CaseDetailOut(CaseSummaryOut):
+    children: Any = None
+    summary: str | None = None
+    agencies: Any = None
+    opened_by: str | None = None
+    tasks: list[TaskOut]
+    timeline: list[TimelineEntry]
+
+
+class TaskResultOut(BaseModel):
+    task_key: str
+    status: str
+    case_status: str
+    message: str
+
+
+class NationalTaskResultOut(TaskResultOut):
+    national_ref: str
+
+
+class FileStored(BaseModel):
+    file_id: str
+    name: str
+    size: int
 
 
 def bounded(func):
@@ -95,7 +190,8 @@ async def _open(request: Request, principal: Principal, partnership_id: str, act
     return JSONResponse({"case_id": case_id, "status": status, "url": f"/api/cases/{case_id}"}, status_code=201)
 
 
-@router.post("/partnerships/{partnership_id}/incidents", status_code=201, responses=TEMPORAL_ERRORS)
+@router.post("/partnerships/{partnership_id}/incidents", status_code=201, response_model=CaseOpened,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def record_incident(request: Request, partnership_id: str, incident: IncidentIn,
                           principal: ApiPrincipal,
@@ -105,7 +201,8 @@ async def record_incident(request: Request, partnership_id: str, incident: Incid
                        idempotency_key=idempotency_key)
 
 
-@router.post("/partnerships/{partnership_id}/escalations", status_code=201, responses=TEMPORAL_ERRORS)
+@router.post("/partnerships/{partnership_id}/escalations", status_code=201, response_model=CaseOpened,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def raise_disagreement(request: Request, partnership_id: str, body: EscalationIn,
                              principal: ApiPrincipal,
@@ -115,7 +212,8 @@ async def raise_disagreement(request: Request, partnership_id: str, body: Escala
                        idempotency_key=idempotency_key)
 
 
-@router.post("/partnerships/{partnership_id}/learning-events", status_code=201, responses=TEMPORAL_ERRORS)
+@router.post("/partnerships/{partnership_id}/learning-events", status_code=201, response_model=CaseOpened,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def record_learning_event(request: Request, partnership_id: str, body: LearningIn,
                                 principal: ApiPrincipal,
@@ -130,13 +228,14 @@ class WithdrawIn(BaseModel):
     reason: str = Field(max_length=2000, description="Why the escalation is withdrawn.")
 
 
-@router.post("/cases/{case_id}/withdraw", responses=TEMPORAL_ERRORS)
+@router.post("/cases/{case_id}/withdraw", response_model=CaseStatus, responses=TEMPORAL_ERRORS)
 @bounded
 async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                    case_id: str, body: WithdrawIn, principal: LocalPrincipal,
                    idempotency_key: str | None = IDEMPOTENCY_KEY) -> dict[str, Any]:
     """Withdraw an escalation, with a reason (the person who raised it, the business unit or a lead)."""
-    case = readable_case(engine, principal, case_id, what="escalation", processes=("escalation",))
+    case = await run_in_threadpool(readable_case, engine, principal, case_id, what="escalation",
+                                   processes=("escalation",))
     with audited_refusal(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
                          case_id=case_id):
         status = await withdraw_escalation(temporal, case_id, principal, body.reason,
@@ -145,7 +244,7 @@ async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine,
     return {"case_id": case_id, "status": status}
 
 
-@router.get("/cases", responses=READ_ERRORS)
+@router.get("/cases", response_model=list[CaseSummaryOut], responses=READ_ERRORS)
 def cases(request: Request, principal: ApiPrincipal, engine: DbEngine, status: str | None = Query(None, max_length=40),
           overdue: bool | None = None,
           limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_INT)) -> list[dict[str, Any]]:
@@ -155,7 +254,7 @@ def cases(request: Request, principal: ApiPrincipal, engine: DbEngine, status: s
                       offset=offset)
 
 
-@router.get("/cases/{case_id}", responses=READ_ERRORS)
+@router.get("/cases/{case_id}", response_model=CaseDetailOut, responses=READ_ERRORS)
 def case(request: Request, engine: DbEngine, case_id: str, principal: LocalPrincipal) -> dict[str, Any]:
     """One case: status, due dates, tasks and timeline (404 unless you may read it: ``case_access.may_read_case``)."""
     detail = case_detail(engine, principal, case_id)
@@ -216,7 +315,7 @@ async def _act(request: Request, principal: Principal, case_id: str, key: str, a
     return result_out(result)
 
 
-@router.post("/cases/{case_id}/tasks/{key}/claim", responses=TEMPORAL_ERRORS)
+@router.post("/cases/{case_id}/tasks/{key}/claim", response_model=TaskResultOut, responses=TEMPORAL_ERRORS)
 @bounded
 async def claim(request: Request, case_id: str, key: str, principal: LocalPrincipal,
                 idempotency_key: str | None = IDEMPOTENCY_KEY):
@@ -224,7 +323,7 @@ async def claim(request: Request, case_id: str, key: str, principal: LocalPrinci
     return await _act(request, principal, case_id, key, "claim")
 
 
-@router.post("/cases/{case_id}/tasks/{key}/release", responses=TEMPORAL_ERRORS)
+@router.post("/cases/{case_id}/tasks/{key}/release", response_model=TaskResultOut, responses=TEMPORAL_ERRORS)
 @bounded
 async def release(request: Request, case_id: str, key: str, principal: LocalPrincipal,
                   idempotency_key: str | None = IDEMPOTENCY_KEY):
@@ -232,7 +331,7 @@ async def release(request: Request, case_id: str, key: str, principal: LocalPrin
     return await _act(request, principal, case_id, key, "release")
 
 
-@router.post("/cases/{case_id}/tasks/{key}/complete", responses=TEMPORAL_ERRORS)
+@router.post("/cases/{case_id}/tasks/{key}/complete", response_model=TaskResultOut, responses=TEMPORAL_ERRORS)
 @bounded
 async def complete(request: Request, principal: LocalPrincipal, case_id: str, key: str,
                    data: dict[str, Any] = Body(..., description="The task's form, as its JSON Schema describes."),
@@ -289,7 +388,8 @@ def national_case(request: Request, engine: DbEngine, national_ref: str,
     return national.case_out(*found[0])
 
 
-@router.post("/national/cases/{national_ref}/tasks/{key}/claim", responses=TEMPORAL_ERRORS)
+@router.post("/national/cases/{national_ref}/tasks/{key}/claim", response_model=NationalTaskResultOut,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def national_claim(request: Request, national_ref: str, key: str,
                          principal: Principal = Depends(national_principal),
@@ -298,7 +398,8 @@ async def national_claim(request: Request, national_ref: str, key: str,
     return await _national_act(request, principal, national_ref, key, "claim")
 
 
-@router.post("/national/cases/{national_ref}/tasks/{key}/release", responses=TEMPORAL_ERRORS)
+@router.post("/national/cases/{national_ref}/tasks/{key}/release", response_model=NationalTaskResultOut,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def national_release(request: Request, national_ref: str, key: str,
                            principal: Principal = Depends(national_principal),
@@ -307,7 +408,8 @@ async def national_release(request: Request, national_ref: str, key: str,
     return await _national_act(request, principal, national_ref, key, "release")
 
 
-@router.post("/national/cases/{national_ref}/tasks/{key}/complete", responses=TEMPORAL_ERRORS)
+@router.post("/national/cases/{national_ref}/tasks/{key}/complete", response_model=NationalTaskResultOut,
+             responses=TEMPORAL_ERRORS)
 @bounded
 async def national_complete(request: Request, national_ref: str, key: str,
                             data: dict[str, Any] = Body(..., description="The task's form (the Panel's response)."),
@@ -320,12 +422,11 @@ async def national_complete(request: Request, national_ref: str, key: str,
 # --- files and actions -------------------------------------------------------------------------------------------
 
 
-@router.post("/cases/{case_id}/files", status_code=201, responses=ERRORS)
+@router.post("/cases/{case_id}/files", status_code=201, response_model=FileStored, responses=ERRORS)
 async def upload_file(request: Request, engine: DbEngine, settings: AppSettings, case_id: str,
                       principal: LocalPrincipal):
     """Upload a report (PDF or Word, multipart field ``file``); returns the id a form records."""
-    engine, settings = engine, settings
-    case = readable_case(engine, principal, case_id)
+    case = await run_in_threadpool(readable_case, engine, principal, case_id)
     with audited_refusal(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id):
         uploads.check_declared_size(request, settings)
         form = await request.form(max_files=1, max_fields=2)
@@ -334,8 +435,9 @@ async def upload_file(request: Request, engine: DbEngine, settings: AppSettings,
             raise ApiError(422, "invalid_file", "choose a file to upload",
                            [FieldError(path="/file", message="choose a file to upload")])
         stored = await uploads.store(upload, settings, case_id)
-    audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case_id,
-          detail=f"{stored.file_id} ({stored.size} bytes)")
+    await run_in_threadpool(audit, engine, principal, "file.upload", partnership_id=case.partnership_id,
+                            case_id=case_id,
+                            detail=f"{stored.file_id} ({stored.size} bytes)")
     return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
 
 
@@ -371,7 +473,8 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
     from safeguarding.case_commands import update_case
     from safeguarding.case_records import ActionCommand
 
-    case = readable_case(engine, principal, case_id, what="review or learning event", processes=("lcspr", "learning"))
+    case = await run_in_threadpool(readable_case, engine, principal, case_id, what="review or learning event",
+                                   processes=("lcspr", "learning"))
     command = ActionCommand(actor=actor_of(principal), owner=body.owner, description=body.description,
                             due_date=body.due_date)
     with audited_refusal(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case_id):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding import yearly_report as yr
 from safeguarding.accounts import Principal
@@ -46,7 +47,7 @@ async def start_yearly_report(engine, client, task_queue: str, principal: Princi
                               body: YearlyReportIn, *, idempotency_key: str | None = None,
                               timeout: float = 10.0) -> dict[str, Any]:
     """Start the report for a period (409 when it exists); returns its case id, status, period and due date."""
-    version, doc = current_arrangements(engine, principal, partnership_id)
+    version, doc = await run_in_threadpool(current_arrangements, engine, principal, partnership_id)
     if not yr.may_start(doc, principal.user_ref, principal.kind):
         raise ApiError(403, "forbidden", "only the partnership's leads and the people who draft its yearly report "
                                          "(yearly_report.author_role) start a yearly report")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
@@ -320,7 +321,7 @@ async def raise_disagreement(request: Request, timeout: TemporalTimeout, engine:
             if "issue_type" in errors and issue == "other":
                 errors["issue_other"] = errors.pop("issue_type")
     if errors or body is None:
-        audit(engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _new_page(request, principal, values=values, errors=errors, status_code=422)
     try:
@@ -328,7 +329,7 @@ async def raise_disagreement(request: Request, timeout: TemporalTimeout, engine:
                                                   settings.task_queue, principal, pid, body,
                                                   timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "escalation.raise", partnership_id=pid, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
         if exc.status == 422:
             return _new_page(request, principal, values=values, errors=_errors_from(exc.fields) or {
@@ -384,15 +385,17 @@ async def withdraw(request: Request, timeout: TemporalTimeout, engine: DbEngine,
     elif len(reason) > REASON_MAX:
         error = f"The reason must be {REASON_MAX} characters or fewer"
     if error:
-        audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail="invalid: reason (page)")
+        await run_in_threadpool(audit, engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail="invalid: reason (page)")
         return _withdraw_page(request, principal, case, reason=reason, error=error, status_code=422)
     try:
         await withdraw_escalation(temporal, case.id, principal, reason.strip(),
                                   timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "escalation.withdraw", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "escalation.withdraw", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
         if exc.status == 422:
             message = exc.fields[0].message if exc.fields else exc.message
             return _withdraw_page(request, principal, case, reason=reason, error=message[:1].upper() + message[1:],

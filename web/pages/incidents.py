@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
@@ -139,32 +140,36 @@ def _intake_errors(fields) -> dict[str, str]:
 async def record_incident(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                           settings: AppSettings, principal: PagePrincipal):
 
-    doc = intake_doc(engine, principal)
+    doc = await run_in_threadpool(intake_doc, engine, principal)
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     values["agencies"] = [str(a) for a in form.getlist("agencies")]
     unknown = unknown_fields(form.keys(), lambda name: FORM_FIELD.match(name) is not None)
     incident, errors = (None, {"form": unknown}) if unknown else _read_form(values)
     if errors and incident is not None:  # and the arrangements' rules too: every problem in one round
-        problems, _ = incident_problems(engine, doc, principal.partnership_id, incident)
+        problems, _ = await run_in_threadpool(incident_problems, engine, doc, principal.partnership_id, incident)
         errors = {**_intake_errors(problems), **errors}
     if errors or incident is None:
-        audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
-              detail=f"invalid: {', '.join(sorted(errors))} (page)")
-        return _intake_page(request, principal, doc, values=values, errors=errors, status_code=422)
+        await run_in_threadpool(audit, engine, principal, "incident.open", partnership_id=principal.partnership_id,
+                                outcome="rejected",
+                                detail=f"invalid: {', '.join(sorted(errors))} (page)")
+        return await run_in_threadpool(_intake_page, request, principal, doc, values=values, errors=errors,
+                                       status_code=422)
     try:
         case_id, _status = await open_incident(engine, temporal,
                                                settings.task_queue, principal,
                                                principal.partnership_id, incident,
                                                timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "incident.open", partnership_id=principal.partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "incident.open", partnership_id=principal.partnership_id,
+                                outcome="rejected",
+                                detail=f"{exc.code}: {exc.message} (page)")
         if exc.status == 422:
-            return _intake_page(request, principal, doc, values=values, errors=_intake_errors(exc.fields),
-                                status_code=422)
+            return await run_in_threadpool(_intake_page, request, principal, doc, values=values,
+                                           errors=_intake_errors(exc.fields), status_code=422)
         if exc.status == 409:
-            return _intake_page(request, principal, doc, values=values, status_code=409, errors={
-                "case_ref": f"A case with the reference {incident.case_ref} already exists: use another reference"})
+            taken = f"A case with the reference {incident.case_ref} already exists: use another reference"
+            return await run_in_threadpool(_intake_page, request, principal, doc, values=values, status_code=409,
+                                           errors={"case_ref": taken})
         raise
     return RedirectResponse(f"/cases/{case_id}", status_code=303)

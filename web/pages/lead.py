@@ -23,6 +23,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from safeguarding.accounts import Principal
@@ -396,7 +397,7 @@ async def arrangements_store(request: Request, principal: PagePrincipal, engine:
         return not_found(request)
     if not principal.can_manage_arrangements(pid):
         await _drain(request)
-        audit(engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
               detail="forbidden: only the partnership's leads may change its arrangements")
         return _cannot_edit(request, principal, pid)
     text, note = "", ""
@@ -415,7 +416,7 @@ async def arrangements_store(request: Request, principal: PagePrincipal, engine:
                 raise
     except ArrangementsError as exc:
         too_large = any(i.message.startswith("The upload is too large") for i in exc.issues)
-        audit(engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
               detail=f"{'too_large' if too_large else 'invalid_arrangements'}: {exc}")
         status = 413 if too_large and not is_fragment_request(request) else 422  # htmx swaps 422 only
         issues = [{"n": n, "path": i.path or "(whole document)", "message": i.message,
@@ -425,11 +426,13 @@ async def arrangements_store(request: Request, principal: PagePrincipal, engine:
             request, principal, pid, text=text, note=note, issues=issues, current=None, page_has_errors=True),
             block="editor", status_code=status)
     if not stored.created:
-        audit(engine, principal, "arrangements.store", partnership_id=pid, detail=f"unchanged (v{stored.number})")
+        await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=pid,
+                                detail=f"unchanged (v{stored.number})")
         return render(request, "lead/arrangements_edit.html", _editor_context(
             request, principal, pid, text=text, note=note, issues=[], current=None, unchanged=stored.number),
             block="editor")
-    audit(engine, principal, "arrangements.store", partnership_id=pid, detail=f"v{stored.number}")
+    await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=pid,
+                            detail=f"v{stored.number}")
     q = _query(pid, principal)
     target = f"/arrangements/{stored.number}?{q + '&' if q else ''}stored=1"
     if is_fragment_request(request):

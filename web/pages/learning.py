@@ -22,18 +22,19 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import time
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from cachetools import TTLCache
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding import learning_stats as stats
 from safeguarding.accounts import Principal
@@ -210,7 +211,7 @@ def _field_of(path: str) -> str | None:
 @bounded_page
 async def record_learning_page(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                                settings: AppSettings, principal: PagePrincipal):
-    facts = _own_facts(request, principal)
+    facts = await run_in_threadpool(_own_facts, request, principal)
     if isinstance(facts, Response):
         return facts
     form = await request.form()
@@ -232,8 +233,9 @@ async def record_learning_page(request: Request, timeout: TemporalTimeout, engin
                 errors.setdefault(name, error["msg"][:1].upper() + error["msg"][1:])
     if errors or body is None:
         # no actor: the audit log records that someone tried, never who (no blame, by construction)
-        audit(engine, None, "learning.record", partnership_id=facts.partnership_id, outcome="rejected",
-              detail=f"invalid: {', '.join(sorted(errors))} (page)")
+        await run_in_threadpool(audit, engine, None, "learning.record", partnership_id=facts.partnership_id,
+                                outcome="rejected",
+                                detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _form_page(request, principal, facts, values=values, errors=errors, status_code=422)
     try:
         case_id, _status = await record_learning(engine, temporal,
@@ -241,8 +243,9 @@ async def record_learning_page(request: Request, timeout: TemporalTimeout, engin
                                                  facts.partnership_id, body,
                                                  timeout=timeout)
     except ApiError as exc:
-        audit(engine, None, "learning.record", partnership_id=facts.partnership_id, outcome="rejected",
-              detail=f"{exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, None, "learning.record", partnership_id=facts.partnership_id,
+                                outcome="rejected",
+                                detail=f"{exc.code}: {exc.message} (page)")
         if exc.status != 422:
             raise
         errors, general = {}, []
@@ -426,7 +429,7 @@ def action_form(request: Request, case_id: str, principal: PagePrincipal):
 @bounded_page
 async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                      case_id: str, principal: PagePrincipal):
-    facts = _own_facts(request, principal)
+    facts = await run_in_threadpool(_own_facts, request, principal)
     if isinstance(facts, Response):
         return facts
     case = _action_case(request, principal, facts, case_id)
@@ -453,8 +456,9 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
     elif date.fromisoformat(due) <= london_today():
         errors["due_date"] = "The due date must be in the future"
     if errors:
-        audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"invalid: {', '.join(sorted(errors))} (page)")
+        await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
     command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
     try:
@@ -462,8 +466,9 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
                           update_id=update_id_of(principal, "add_action", form_key(values)),
                           timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
         if exc.status == 422:
             by_name: dict[str, str] = {}
             general: list[str] = []
@@ -534,7 +539,7 @@ def triage_form(request: Request, case_id: str, principal: PagePrincipal):
 @bounded_page
 async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient, case_id: str,
                  principal: PagePrincipal):
-    facts = _own_facts(request, principal)
+    facts = await run_in_threadpool(_own_facts, request, principal)
     if isinstance(facts, Response):
         return facts
     case = _action_case(request, principal, facts, case_id, what="chooses the learning response")
@@ -555,8 +560,9 @@ async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, t
     elif len(rationale) > TEXT_MAX:
         errors["rationale"] = f"Keep it to {TEXT_MAX:,} characters or fewer"
     if errors:
-        audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"triage: invalid: {', '.join(sorted(errors))} (page)")
+        await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"triage: invalid: {', '.join(sorted(errors))} (page)")
         return _triage_page(request, principal, facts, case, task, values=values, errors=errors, status_code=422)
     command = TaskCommand(task_key="triage", actor=actor_of(principal),
                           data={"response": response, "rationale": rationale},
@@ -565,8 +571,9 @@ async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, t
         await act_on_task(temporal, case.id, "complete", command,
                           timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
         if exc.status in (409, 422, 403):
             by_name: dict[str, str] = {}
             general: list[str] = []
@@ -708,28 +715,24 @@ class FiguresCache:
     ``count(*)``). Tags mostly arrive (a new learning event, an escalation closing with a theme, a rapid review's
     decision) or go (a case removed), which changes the number at once; a decision sent back and made again may
     swap its themes for as many others, which ``TTL`` (a minute) catches. One per app
-    (``app.state``), so two databases never share entries. Thread-safe; at most ``MAX`` entries.
+    (``app.state``), so two databases never share entries. Thread-safe; at most ``MAX`` entries (a
+    ``cachetools.TTLCache``: least recently used out first).
     """
 
     TTL = 60.0
     MAX = 2000
 
     def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[float, Any]] = {}
+        self._entries: TTLCache[tuple, Any] = TTLCache(maxsize=self.MAX, ttl=self.TTL)
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> Any | None:
         with self._lock:
-            entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+            return self._entries.get(key)
 
     def put(self, key: tuple, value: Any) -> None:
         with self._lock:
-            if len(self._entries) >= self.MAX:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.TTL, value)
+            self._entries[key] = value
 
 
 def _cache(request: Request) -> FiguresCache:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from datetime import date
 from typing import Any
 
+from cachetools import LRUCache
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
@@ -126,7 +126,7 @@ def _allowed(principal: Principal) -> bool:
     return principal.kind in MONITORING_KINDS
 
 
-_HTML: dict[str, tuple[monitoring.Report, Markup]] = {}  # database -> (report, its rendered content)
+_HTML: LRUCache[str, tuple[monitoring.Report, Markup]] = LRUCache(maxsize=16)  # database -> (report, content)
 _HTML_LOCK = threading.Lock()
 
 
@@ -153,9 +153,8 @@ def report_html(engine, report: monitoring.Report) -> Markup:
 
 # Whole pages, for a few seconds: the page is a function of the report, the person (their name and kind of
 # account, for the header and navigation), their session's CSRF token (in the sign-out form) and page-or-fragment.
-# Rendering GOV.UK's base template costs about 2.5 ms, more than everything else a cached request does.
-_PAGES: OrderedDict[tuple, tuple[monitoring.Report, bytes]] = OrderedDict()
-_PAGES_MAX = 128
+# Rendering GOV.UK's base template costs more than everything else a cached request does (benchmarks/RESULTS.md).
+_PAGES: LRUCache[tuple, tuple[monitoring.Report, bytes]] = LRUCache(maxsize=128)
 
 
 def _page_key(engine, principal: Principal, request: Request) -> tuple:
@@ -164,13 +163,11 @@ def _page_key(engine, principal: Principal, request: Request) -> tuple:
 
 
 def _render_page(request: Request, principal: Principal, engine, today: date) -> Response:
-    report = monitoring.cached_report(engine, today)  # may compute it (about 150-300 ms at 30,000 cases)
+    report = monitoring.cached_report(engine, today)  # may compute it (slow at scale: benchmarks/RESULTS.md)
     context = page_context(request, principal, page_title="Monitoring", report_html=report_html(engine, report))
     response = render(request, "monitoring/index.html", context, block="report")
     with _HTML_LOCK:
         _PAGES[_page_key(engine, principal, request)] = (report, bytes(response.body))
-        while len(_PAGES) > _PAGES_MAX:
-            _PAGES.popitem(last=False)
     return response
 
 
@@ -180,14 +177,13 @@ async def monitoring_page(request: Request, engine: DbEngine, principal: PagePri
     event loop (no thread hop); anything else is rendered in the thread pool."""
     if not _allowed(principal):
         return error_page(request, 404)
-    engine, today = engine, london_today()
+    today = london_today()
     report = monitoring.fresh_report(engine, today)
     if report is not None:
         key = _page_key(engine, principal, request)
         with _HTML_LOCK:
-            hit = _PAGES.get(key)
+            hit = _PAGES.get(key)  # (a hit is now the most recently used)
             if hit is not None and hit[0] is report:
-                _PAGES.move_to_end(key)
                 return HTMLResponse(hit[1], headers={"Vary": "HX-Request"})
     return await run_in_threadpool(_render_page, request, principal, engine, today)
 

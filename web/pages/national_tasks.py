@@ -4,6 +4,7 @@ never by the local case id."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from web.deps import DbEngine, PagePrincipal
 from web.errors import ApiError
@@ -29,7 +30,7 @@ def national_task_page(request: Request, engine: DbEngine, national_ref: str, ke
 @bounded_page
 async def national_complete_task(request: Request, engine: DbEngine, national_ref: str, key: str,
                                  principal: PagePrincipal):
-    case_id = national_case_id(engine, principal, national_ref, key)
+    case_id = await run_in_threadpool(national_case_id, engine, principal, national_ref, key)
     return await complete_task_form(request, case_id, key, principal, national_route=True)
 
 
@@ -39,5 +40,5 @@ async def national_claim_or_release(request: Request, engine: DbEngine, national
                                     principal: PagePrincipal):
     if action not in ("claim", "release"):
         raise ApiError(404, "not_found", "no such page")
-    case_id = national_case_id(engine, principal, national_ref, key)
+    case_id = await run_in_threadpool(national_case_id, engine, principal, national_ref, key)
     return await claim_or_release(request, principal, case_id, key, action, national_route=True)

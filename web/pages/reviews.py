@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as Upload
 
 from safeguarding.accounts import Principal
@@ -221,7 +222,7 @@ def _action_errors(fields: list[FieldError]) -> tuple[dict[str, str], list[str]]
 async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                      case_id: str, principal: PagePrincipal):
 
-    case = _own_review(engine, principal, case_id)
+    case = await run_in_threadpool(_own_review, engine, principal, case_id)
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     due, date_error = parse_date("The due date", *(values.get(f"due_date-{p}", "") for p in DATE_PARTS))
@@ -236,8 +237,9 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
     except NotApplied:
         raise  # bounded_page: "not saved yet, try again"
     except ApiError as exc:
-        audit(engine, principal, "action.add", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
         errors, general = _action_errors(exc.fields)
         if date_error:
             errors["due_date"] = date_error
@@ -257,7 +259,7 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
 async def upload_report(request: Request, engine: DbEngine, settings: AppSettings, case_id: str,
                         principal: PagePrincipal):
     engine, settings = engine, settings
-    case = _own_review(engine, principal, case_id)
+    case = await run_in_threadpool(_own_review, engine, principal, case_id)
     htmx = request.headers.get("hx-request") == "true"
     try:
         uploads.check_declared_size(request, settings)
@@ -267,14 +269,16 @@ async def upload_report(request: Request, engine: DbEngine, settings: AppSetting
             raise ApiError(422, "invalid_file", "Select the report file (PDF or Word)")
         stored = await uploads.store(upload, settings, case.id)
     except ApiError as exc:
-        audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, "file.upload", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"{exc.message} (page)")
         if exc.status in (413, 422):
             return _review_page(request, principal, case, upload_error=exc.message[:1].upper() + exc.message[1:],
                                 status_code=exc.status, block="upload")
         raise
-    audit(engine, principal, "file.upload", partnership_id=case.partnership_id, case_id=case.id,
-          detail=f"{stored.file_id} ({stored.size} bytes) (page)")
+    await run_in_threadpool(audit, engine, principal, "file.upload", partnership_id=case.partnership_id,
+                            case_id=case.id,
+                            detail=f"{stored.file_id} ({stored.size} bytes) (page)")
     target = f"/reviews/{case.id}?" + urlencode({"uploaded": stored.file_id}) + "#report"
     if htmx:
         return Response(status_code=200, headers={"HX-Redirect": target})

@@ -87,7 +87,8 @@ async def sign_in(request: Request, engine: DbEngine):
     try:
         principal, _ = await run_in_threadpool(check)
     except TooManyAttempts as exc:
-        audit(engine, None, "sign_in", outcome="rejected", detail=f"throttled email={email[:254]} ip={ip}")
+        await run_in_threadpool(audit, engine, None, "sign_in", outcome="rejected",
+                                detail=f"throttled email={email[:254]} ip={ip}")
         minutes = max(1, -(-exc.retry_after // 60))
         message = (f"You have tried to sign in too many times. Wait {minutes} minute{'s' if minutes > 1 else ''} "
                    "and try again.")
@@ -96,12 +97,14 @@ async def sign_in(request: Request, engine: DbEngine):
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if principal is None:
-        audit(engine, None, "sign_in", outcome="rejected", detail=f"wrong credentials email={email[:254]} ip={ip}")
+        await run_in_threadpool(audit, engine, None, "sign_in", outcome="rejected",
+                                detail=f"wrong credentials email={email[:254]} ip={ip}")
         return _sign_in_page(request, status=422, email=email, next_path=next_path,
                              errors={"email": WRONG_SIGN_IN},
                              summary=[{"text": WRONG_SIGN_IN, "href": "#email"}])
     request.scope.setdefault("state", {})["principal"] = principal
-    audit(engine, principal, "sign_in", partnership_id=principal.partnership_id, detail=f"ip={ip}")
+    await run_in_threadpool(audit, engine, principal, "sign_in", partnership_id=principal.partnership_id,
+                            detail=f"ip={ip}")
     return RedirectResponse(next_path if next_path != "/" else HOME_BY_KIND.get(principal.kind, "/tasks"),
                             status_code=303)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding import yearly_report as yr
 from safeguarding.accounts import Principal
@@ -137,7 +138,7 @@ async def start_report(request: Request, timeout: TemporalTimeout, engine: DbEng
     if error:
         errors["previous"] = error
     if errors:
-        audit(engine, principal, "yearly_report.start", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "yearly_report.start", partnership_id=pid, outcome="rejected",
               detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _page(request, principal, values=values, errors=errors, status_code=422)
     body = YearlyReportIn(period_start=period_start, previous_published_on=date.fromisoformat(previous)
@@ -147,7 +148,7 @@ async def start_report(request: Request, timeout: TemporalTimeout, engine: DbEng
                                         principal, pid, body,
                                         timeout=timeout)
     except ApiError as exc:
-        audit(engine, principal, "yearly_report.start", partnership_id=pid, outcome="rejected",
+        await run_in_threadpool(audit, engine, principal, "yearly_report.start", partnership_id=pid, outcome="rejected",
               detail=f"{exc.code}: {exc.message} (page)")
         if exc.status not in (409, 422):
             raise

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from safeguarding import forms
 from safeguarding.accounts import Principal
@@ -93,8 +94,9 @@ async def act(request: Request, principal: Principal, case: Case, key: str, acti
         result = await act_on_task(request.app.state.temporal, case.id, action, command, update_id=update_id,
                                    timeout=request.app.state.settings.temporal_timeout_seconds)
     except ApiError as exc:
-        audit(engine, principal, f"task.{action}", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{key}: {exc.code}: {exc.message} (page)")
+        await run_in_threadpool(audit, engine, principal, f"task.{action}", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"{key}: {exc.code}: {exc.message} (page)")
         raise
     return result
 
@@ -102,7 +104,8 @@ async def act(request: Request, principal: Principal, case: Case, key: str, acti
 async def claim_or_release(request: Request, principal: Principal, case_id: str, key: str, action: str, *,
                             national_route: bool = False):
     engine = engine_of(request)
-    case, _task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
+    case, _task, national = await run_in_threadpool(visible_task, engine, principal, case_id, key,
+                                                    national_route=national_route)
     form = await request.form()
     back = safe_next(str(form.get("back", "")) or task_href(case.id, case.national_ref, key, national))
     fragment = request.headers.get("hx-request") == "true"
@@ -156,7 +159,8 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
 async def complete_task_form(request: Request, case_id: str, key: str, principal: Principal, *,
                          national_route: bool = False):
     engine = engine_of(request)
-    case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
+    case, task, national = await run_in_threadpool(visible_task, engine, principal, case_id, key,
+                                                   national_route=national_route)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
     form = await request.form()
     values: dict[str, Any] = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
@@ -165,8 +169,9 @@ async def complete_task_form(request: Request, case_id: str, key: str, principal
     data, errors = sf.parse(schema, values)
     if errors:  # the browser-only problems (impossible dates); show the schema's other problems with them
         more, general = sf.field_errors(schema, forms.validate(task.form, data))
-        audit(engine, principal, "task.complete", partnership_id=case.partnership_id, case_id=case.id,
-              outcome="rejected", detail=f"{key}: invalid: {len(errors)} field(s) not readable (page)")
+        await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
+                                case_id=case.id, outcome="rejected",
+                                detail=f"{key}: invalid: {len(errors)} field(s) not readable (page)")
         return task_response(request, principal, case_id, key, values=values, errors={**more, **errors},
                              general=general, status_code=422, national_route=national_route)
     try:
