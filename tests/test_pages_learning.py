@@ -378,7 +378,7 @@ async def test_the_themes_page_counts_and_lists_the_events_behind_a_count(site):
     assert sum(int(r[1]) for r in rows_of(page.text, "months-table")[1:]) == 3  # L4 is older than 12 months
     assert re.search(r'id="figure-learning"[^>]*>3<', page.text) and re.search(r'id="figure-escalation"[^>]*>1<',
                                                                                 page.text)
-    assert '<svg' in page.text and 'aria-label="Neglect: 3 learning events and 1 escalation"' in page.text
+    assert '<svg' in page.text and 'aria-label="Neglect 4: 3 learning events and 1 escalation"' in page.text
 
     behind = await b.get("/learning/themes?theme=neglect")
     events = rows_of(behind.text, "events-table")

@@ -630,7 +630,8 @@ def bar_chart(chart_id: str, title: str, rows: list[dict[str, Any]], sources: li
         drawn.append({**row, "y_top": y, "h_row": label_h + bar_h + gap - 2, "y_label": y + 13,
                       "y_bar": y + label_h + 2, "segments": segments, "total": total,
                       "x_total": round(x + 8, 1), "y_total": y + label_h + 2 + 14,
-                      "aria": f"{row['label']}: {' and '.join(parts) if parts else _counted(0, sources[0])}"})
+                      # the link's name starts with what the bar shows, its label and total (WCAG 2.5.3)
+                      "aria": f"{row['label']} {total}: {' and '.join(parts) if parts else _counted(0, sources[0])}"})
         y += label_h + bar_h + gap
     legend = [{"x": i * 190, "label": stats.SOURCES.get(s, s), "colour": SOURCE_COLOURS.get(s, MUTED_COLOUR)}
               for i, s in enumerate(sources)] if len(sources) > 1 else []
