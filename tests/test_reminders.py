@@ -135,3 +135,15 @@ async def test_a_disagreement_ladder_keeps_its_stage_titles(driver):
     ladder = Ladder(driver.env, driver.engine, driver.settings)
     await ladder.raise_()
     assert ladder.tasks()["stage-1"].title == "Stage 1: Practitioner to practitioner"
+
+
+def test_the_engine_5_paths_are_recorded():
+    """tests/histories holds both changes, started under engine 5, for the replay tests: a case whose steps all
+    opened late (aware Mon 16 Nov 2026) and one overdue step's ladder, whose input names the step."""
+    from tests.test_replay import _started_input
+
+    late = _started_input("engine5_incident_late_steps_without_reminders")
+    assert (late["engine"], late["aware_date"]) == (5, "2026-11-16")
+    ladder = _started_input("engine5_ladder_names_the_overdue_step")
+    assert ladder["engine"] == 5 and ladder["issue_type"] == "overdue_work"
+    assert ladder["task_title_prefix"] == "Overdue: Agency summary: NHS Vale and Riverford Integrated Care Board"
