@@ -147,3 +147,27 @@ def test_the_engine_5_paths_are_recorded():
     ladder = _started_input("engine5_ladder_names_the_overdue_step")
     assert ladder["engine"] == 5 and ladder["issue_type"] == "overdue_work"
     assert ladder["task_title_prefix"] == "Overdue: Agency summary: NHS Vale and Riverford Integrated Care Board"
+
+
+async def test_a_case_started_under_engine_4_takes_both_changes_by_their_markers(driver, monkeypatch):
+    """A case started before engine 5 and still running decides by ``workflow.patched``: steps it opens from now on
+    (here, all of them: aware Mon 16 Nov 2026) record the markers and take the new way; its history from before
+    replays the old way (tests/histories)."""
+    import tests.support.incident as incident_support
+    from tests.support.incident import Incident
+
+    monkeypatch.setattr(incident_support, "ENGINE", 4)
+    incident = Incident(driver.env, driver.engine, driver.settings)
+    driver.case_id = await incident.open(AWARE, "serious_harm_abuse_neglect", agencies=["vale-icb"])
+    assert driver.task("summary-vale-icb").follow_up_date is None and driver.events("reminder_sent") == []
+    ladder_id = next(json.loads(e.data)["escalation_id"] for e in driver.events("escalated")
+                     if e.task_key == "summary-vale-icb")
+    await eventually(lambda: driver_case(driver, ladder_id) is not None)
+    with Session(driver.engine) as session:
+        stage_1 = session.get(Task, f"{ladder_id}/stage-1")
+    assert stage_1.title == ("Overdue: Agency summary: NHS Vale and Riverford Integrated Care Board"
+                             f" — stage 1: {STAGE_1}")
+    history = await driver.env.client.get_workflow_handle(driver.case_id).fetch_history()
+    markers = " ".join(str(e.marker_recorded_event_attributes) for e in history.events
+                       if e.HasField("marker_recorded_event_attributes"))
+    assert "no-reminder-before-opening" in markers and "overdue-ladder-names-the-step" in markers
