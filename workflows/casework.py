@@ -153,8 +153,9 @@ class Casework:
         The reminder (the follow-up date, posted on the timeline and emailed at ``REMINDER_HOUR`` that day) is only
         set when that day comes after the day the task opens. A step opened late, on or after its reminder day
         (or already past its due date), gets no reminder: it would be dated before the task existed, or repeat on
-        the same day what the new-task email has just said (that email gives the due date). Cases started before
-        this (engine < 5, no ``NO_PAST_REMINDER_PATCH`` marker) keep the old way: the reminder is posted at once."""
+        the same day what the new-task email has just said (that email gives the due date). Cases started under an
+        older engine decide by the ``NO_PAST_REMINDER_PATCH`` marker: steps opened before this code (a replay)
+        keep the old way, where such a reminder was posted at once."""
         follow_up = self.working_days_before(due, reminder_working_days) if due else None
         if follow_up is not None and follow_up <= self.today() and self.has(NO_PAST_REMINDER_PATCH, since=5):
             follow_up = None
