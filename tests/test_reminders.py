@@ -130,17 +130,27 @@ async def test_overdue_steps_of_one_case_give_ladder_tasks_that_name_their_step(
 
 
 async def test_a_disagreement_ladder_keeps_its_stage_titles(driver):
-    from tests.test_ladder_workflow import Ladder
+    from safeguarding.intake import EscalationIn, raise_escalation
+    from tests.support.workflow_driver import RV, principal
 
-    ladder = Ladder(driver.env, driver.engine, driver.settings)
-    await ladder.raise_()
-    assert ladder.tasks()["stage-1"].title == "Stage 1: Practitioner to practitioner"
+    body = EscalationIn(subject="Threshold for a strategy discussion not agreed.", issue_type="threshold",
+                        agencies=["riverford-council", "vale-police"], urgent=False)
+    ladder_id, _ = await raise_escalation(driver.engine, driver.env.client, driver.settings.task_queue,
+                                          principal(driver.engine, "u-rv-social-worker"), RV, body)
+    with Session(driver.engine) as session:
+        assert session.get(Task, f"{ladder_id}/stage-1").title == "Stage 1: Practitioner to practitioner"
 
 
 def test_the_engine_5_paths_are_recorded():
     """tests/histories holds both changes, started under engine 5, for the replay tests: a case whose steps all
     opened late (aware Mon 16 Nov 2026) and one overdue step's ladder, whose input names the step."""
-    from tests.test_replay import _started_input
+    import base64
+    from pathlib import Path
+
+    def _started_input(stem: str) -> dict:
+        history = json.loads((Path(__file__).parent / "histories" / f"{stem}.json").read_text())
+        payload = history["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        return json.loads(base64.b64decode(payload["data"]))
 
     late = _started_input("engine5_incident_late_steps_without_reminders")
     assert (late["engine"], late["aware_date"]) == (5, "2026-11-16")
