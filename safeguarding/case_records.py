@@ -21,7 +21,8 @@ CONTRIBUTOR = "contributor:"  # "contributor:<partnership id>": a task for anoth
 # only cases started under an older engine decide by their history's marker. Children take their parent's.
 # 3: the LCSPR decision's own date, the Panel chased, notices from config, the scrutineer told once.
 # 4: the notification goes to whom the category says (issue 16); cross-boundary cases (a contributor's summary).
-ENGINE = 4
+# 5: no reminder for a task opened on or after its reminder day; overdue ladders' tasks name their step (issue 17).
+ENGINE = 5
 
 
 @dataclass
@@ -166,6 +167,9 @@ class LadderInput:
     related_case_id: str = ""  # the case the disagreement or overdue work is about, if any
     related_task_key: str = ""  # for overdue work: the task that is overdue
     engine: int = 1  # the workflow code generation it started under (ENGINE); older inputs: 1
+    # overdue work (engine 5): the stage tasks' titles start with it ("Overdue: <the step's title>"), so the ladders
+    # of several overdue steps of one case do not give identical tasks; "" (disagreements, older inputs): "Stage N: …"
+    task_title_prefix: str = ""
 
 
 @dataclass

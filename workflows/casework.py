@@ -44,6 +44,8 @@ SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval
 REMINDER_HOUR = time(8, 0)
 OVERDUE_LADDER_PATCH = "overdue-work-ladder-child"  # cases from before it only emailed the first-stage role
 ONE_TIMER_PATCH = "one-timer-per-deadline"  # cases from before it started and cancelled a timer on every wait
+NO_PAST_REMINDER_PATCH = "no-reminder-before-opening"  # cases from before it posted a late task's reminder at once
+OVERDUE_STEP_TITLES_PATCH = "overdue-ladder-names-the-step"  # cases from before it titled every ladder's tasks alike
 DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
 
 
@@ -146,7 +148,17 @@ class Casework:
     def open_task(self, key: str, type_: str, title: str, form: str, *, candidate_role: str,
                   candidate_label: str, candidate_users: list[str], due: date | None,
                   reminder_working_days: int = 0) -> TaskRecord:
+        """Open a human task, due on ``due``, with a reminder ``reminder_working_days`` working days before it.
+
+        The reminder (the follow-up date, posted on the timeline and emailed at ``REMINDER_HOUR`` that day) is only
+        set when that day comes after the day the task opens. A step opened late, on or after its reminder day
+        (or already past its due date), gets no reminder: it would be dated before the task existed, or repeat on
+        the same day what the new-task email has just said (that email gives the due date). Cases started under an
+        older engine decide by the ``NO_PAST_REMINDER_PATCH`` marker: steps opened before this code (a replay)
+        keep the old way, where such a reminder was posted at once."""
         follow_up = self.working_days_before(due, reminder_working_days) if due else None
+        if follow_up is not None and follow_up <= self.today() and self.has(NO_PAST_REMINDER_PATCH, since=5):
+            follow_up = None
         task = TaskRecord(key=key, type=type_, title=title, form=form, candidate_role=candidate_role,
                           candidate_label=candidate_label, candidate_users=sorted(set(candidate_users)),
                           opened_at=self.now().isoformat(), due_date=due.isoformat() if due else None,
@@ -358,6 +370,8 @@ class Casework:
         self.email(task.candidate_users, f"Overdue: {task.title} ({self.case_ref})",
                    f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
                    f"It has gone to the partnership's ‘{ladder['name']}’ ladder.")
+        # each ladder's stage tasks name the overdue step (several steps of one case overdue: distinct tasks)
+        prefix = f"Overdue: {task.title}" if self.has(OVERDUE_STEP_TITLES_PATCH, since=5) else ""
         self.start_child("EscalationLadder", LadderInput(
             partnership_id=self.partnership_id, reference=reference,
             arrangements_version=self.fields.get("arrangements_version", 0), arrangements=self.arrangements,
@@ -366,7 +380,7 @@ class Casework:
             issue_type="overdue_work", agencies=[], urgent=False,
             raised_by=Actor(user_ref="system", kind="system", partnership_id=self.partnership_id),
             raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key,
-            engine=self.engine),
+            engine=self.engine, task_title_prefix=prefix),
             child_id, "escalation", reference)
 
     def start_child(self, workflow_name: str, arg: Any, child_id: str, process: str, reference: str) -> None:

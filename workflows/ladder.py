@@ -14,7 +14,9 @@ the next stage, ``notify_role``, or ``national_view`` (the national body's monit
 last stage's timeout always tells the independent scrutineer, once (also when its action names the
 scrutineer's role). An urgent ladder starts at the configured stage; the business unit is told from the
 configured stage on. A ladder can be withdrawn with a reason.
-Overdue-work ladders close themselves when the parent case signals that the work is done.
+Overdue-work ladders close themselves when the parent case signals that the work is done; their stage tasks
+are titled with the overdue step (``LadderInput.task_title_prefix``: "Overdue: Agency summary: Vale ICB — stage 1:
+…"), so the ladders of several overdue steps of one case give tasks that say which step each is for.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class EscalationLadder(TaskUpdates):
         self.stage_started[number] = starting
         self.stage_due[number] = due
         role = stage["handler_role"]
-        cw.open_task(f"stage-{number}", "ladder_stage", f"Stage {number}: {stage['name']}", "ladder_stage.v1",
+        prefix = self.inp.task_title_prefix  # overdue work: which step it is for
+        title = f"{prefix} — stage {number}: {stage['name']}" if prefix else f"Stage {number}: {stage['name']}"
+        cw.open_task(f"stage-{number}", "ladder_stage", title, "ladder_stage.v1",
                      candidate_role=role, candidate_label=cw.role_title(role), candidate_users=cw.role_members(role),
                      due=due)
         highest = max(number, cw.fields.get("highest_stage") or 0)

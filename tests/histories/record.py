@@ -232,6 +232,43 @@ async def scenario_cross_boundary(drv: CaseDriver) -> None:
     await drv.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
 
 
+async def scenario_late_steps_without_reminders(drv: CaseDriver) -> None:
+    """Engine 5: aware Mon 16 Nov 2026, every step opens past its reminder day (none is posted) and overdue; each
+    overdue step's ladder names it; two are done late, the meeting opens the decision (late too)."""
+    from datetime import date
+
+    today = london_today()
+    await drv.open(date(2026, 11, 16), agencies=["riverford-council", "vale-icb"])
+    await drv.complete("summary-vale-icb", {"involvement": "Health visiting since birth."})
+    await drv.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await drv.env.sleep(timedelta(days=10))
+    await drv.complete("meeting", {"held_on": (await _today(drv)).isoformat(), "summary": "Facts gathered."})
+
+
+async def scenario_overdue_ladder_names_the_step(drv: CaseDriver) -> None:
+    """Engine 5: the overdue ladder of one step ("Overdue: Agency summary: … — stage N: …") climbs to stage 2 by
+    its timer and stops when the step is done."""
+    import json
+    from datetime import date
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    from tests.support.workflow_driver import driver_case, eventually
+
+    await drv.open(date(2026, 11, 16), agencies=["riverford-council", "vale-icb"])
+    parent = drv.case_id
+    ladder_id = next(json.loads(e.data)["escalation_id"] for e in drv.events("escalated")
+                     if e.task_key == "summary-vale-icb")
+    await eventually(lambda: driver_case(drv, ladder_id) is not None)
+    await drv.env.sleep(timedelta(days=10))
+    await drv.complete("summary-vale-icb", {"involvement": "Health visiting since birth."})
+    handle = drv.env.client.get_workflow_handle(ladder_id)
+    while (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        await asyncio.sleep(0.1)
+    drv.case_id = ladder_id
+    assert parent != ladder_id
+
+
 SCENARIOS = {"incident_full_path": scenario_full_path,
              "incident_overdue_and_disagreement": scenario_overdue_and_disagreement,
              "incident_notification_only": scenario_notification_only,
@@ -264,6 +301,9 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              "engine4_incident_full_path": scenario_full_path,
              "engine4_incident_care_leaver_to_sos_and_ofsted": scenario_care_leaver_to_sos_and_ofsted,
              "engine4_incident_cross_boundary": scenario_cross_boundary,
+             # engine 5 (issue 17.11): no reminder dated before its task opened; overdue ladders name their step
+             "engine5_incident_late_steps_without_reminders": scenario_late_steps_without_reminders,
+             "engine5_ladder_names_the_overdue_step": scenario_overdue_ladder_names_the_step,
              "yearly_report_sent_back_published_next_started":
                  scenario_yearly_report_sent_back_published_next_started}
 
