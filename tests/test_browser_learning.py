@@ -90,7 +90,7 @@ async def test_record_an_event_and_see_it_counted(live):
     await page.wait_for_url("**/learning/themes")
     await page.get_by_role("heading", name="Learning themes").wait_for()
     await assert_accessible(page, "/learning/themes")
-    bar = page.get_by_role("link", name="Young carers: 1 learning event")
+    bar = page.get_by_role("link", name="Young carers 1: 1 learning event")
     await bar.wait_for()
     await page.get_by_text("Themes as a table").click()
     row = page.locator("#themes-table tr").filter(has_text="Young carers")
