@@ -29,6 +29,7 @@ from web.deps import engine_of
 from web.errors import ApiError, error_page
 from web.pages import form_key, page_context
 from web.templating import render
+from web.views import task_record
 from web.views.common import (
     children_of,
     days_left_text,
@@ -136,6 +137,13 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
     acting = may_act(engine, principal, task)
     data = json.loads(task.data or "{}")
     errors = errors or {}
+    options = facts.options if facts else None
+    # what the task decides on (issue 17.1, 17.2): local pages only, the national view stays pseudonymised
+    record = (task_record.signing_record(engine, case, options)
+              if task.type == "partner_signoff" and not national else [])
+    returned = task_record.sent_back(engine, case, task) if not national else None
+    if returned and values is None and task.status == "open":
+        values = task_record.form_values(schema, returned["data"])  # starts from the earlier answers
     left = facts.working_days_left(london_today(), task.due_date) if facts else None
     summary = sf.error_list(schema, errors, general or [])
     context = page_context(
@@ -148,9 +156,11 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
         children=[] if national else children_of(case),
         days_left_text=days_left_text(left), overdue=task.status == "open" and (
             task.overdue or (left is not None and left < 0)),
-        widgets=sf.widgets(schema, values or {}, errors, facts.options if facts else None), error_summary=summary,
-        answers=sf.answers(schema, data, facts.options if facts else None) if task.status == "done" else [],
+        widgets=sf.widgets(schema, values or {}, errors, options), error_summary=summary,
+        answers=sf.answers(schema, data, options) if task.status == "done" else [],
         confirmed=request.query_params.get("done") == "1" and task.status == "done",
+        next_steps=task_record.next_steps(task) if task.status == "done" else "",
+        record=record, sent_back=returned,
         flash=flash, back=task_href(case.id, case.national_ref, key, national),
         case_href="/tasks" if national else f"/cases/{case_id}")
     return render(request, "reviewer/task.html", context, block="task", status_code=status_code)

@@ -1,0 +1,77 @@
+"""Issue 17, points 1 and 2: a partner's sign-off page shows what is being signed (the decision with its rationale,
+the meeting record and the agency summaries); a refusal's confirmation says what happens next; the decision sent
+back says who refused and why and starts from the earlier answers. On the time-skipping server."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from safeguarding.clock import london_today
+from tests.support.pages import PASSWORD, Pages
+from tests.support.workflow_driver import CaseDriver, running_worker
+from web.app import create_app
+
+
+def words(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def email_of(user_ref: str) -> str:
+    return f"{user_ref.removeprefix('u-')}@demo.test"
+
+
+@pytest.fixture
+async def at_signoff(time_env, seeded_engine, settings):
+    async with running_worker(time_env, seeded_engine, settings):
+        app = create_app(settings, engine=seeded_engine, temporal_client=time_env.client, connect_temporal=False)
+        driver = CaseDriver(time_env, seeded_engine, settings)
+        today = london_today()
+        await driver.open(today)
+        for agency, text in (("riverford-council", "Known to children's social care since March."),
+                             ("vale-icb", "Health visiting since birth."),
+                             ("riverford-schools", "Attendance fell in the autumn term.")):
+            await driver.complete(f"summary-{agency}", {"involvement": text})
+        await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered at the meeting."})
+        await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                           "decided_on": today.isoformat(), "learning_themes": ["information-sharing"],
+                                           "rationale": "Agencies did not share information at weekends.",
+                                           "learning": "Information sharing at weekends."})
+        page = Pages(app)
+        yield driver, page
+        await page.close()
+
+
+async def test_the_sign_off_shows_what_is_signed_and_a_refusal_goes_back_with_its_reason(at_signoff):
+    driver, page = at_signoff
+    signer = driver.candidates("signoff-vale-icb")[0]
+    await page.sign_in(email_of(signer), PASSWORD)
+    task = await page.get(f"/cases/{driver.case_id}/tasks/signoff-vale-icb")
+    assert task.status_code == 200
+    text = words(task.text)
+    assert "What you are signing off" in text
+    assert "Agencies did not share information at weekends." in text  # the decision's rationale
+    assert "Facts gathered at the meeting." in text and "Attendance fell in the autumn term." in text
+
+    refused = await page.post(f"/cases/{driver.case_id}/tasks/signoff-vale-icb",
+                              {"agree": "false", "comments": "The decision must name the part the school played."})
+    assert refused.status_code == 303, refused.text
+    confirmation = words((await page.get(refused.headers["location"])).text)
+    assert "What happens next" in confirmation and "the decision goes back to be reconsidered" in confirmation
+    assert "the next steps have started" not in confirmation
+    assert "Go to your tasks" in confirmation
+
+    decider = driver.candidates("decision-2")[0]
+    chair = Pages(page.app)
+    try:
+        await chair.sign_in(email_of(decider), PASSWORD)
+        again = await chair.get(f"/cases/{driver.case_id}/tasks/decision-2")
+        text = words(again.text)
+        assert "The decision was sent back" in text
+        assert "The decision must name the part the school played." in text and "did not sign off" in text
+        # the form starts from the earlier answers
+        assert "Agencies did not share information at weekends." in again.text
+        assert re.search(r'<input[^>]*name="hold_lcspr"[^>]*value="yes"[^>]*checked', again.text)
+    finally:
+        await chair.close()
