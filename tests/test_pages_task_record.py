@@ -8,9 +8,11 @@ import re
 
 import pytest
 
+from safeguarding.case_commands import act_on_task, actor_of
+from safeguarding.case_records import TaskCommand
 from safeguarding.clock import london_today
 from tests.support.pages import PASSWORD, Pages
-from tests.support.workflow_driver import CaseDriver, running_worker
+from tests.support.workflow_driver import CaseDriver, principal, running_worker
 from web.app import create_app
 
 
@@ -75,3 +77,25 @@ async def test_the_sign_off_shows_what_is_signed_and_a_refusal_goes_back_with_it
         assert re.search(r'<input[^>]*name="hold_lcspr"[^>]*value="yes"[^>]*checked', again.text)
     finally:
         await chair.close()
+
+
+async def test_typed_work_is_kept_when_someone_else_claims_the_task_meanwhile(at_signoff):
+    """Issue 17.3: the submit comes back with what was typed, names who claimed it, and nothing is lost."""
+    driver, page = at_signoff
+    writer, claimer = driver.candidates("notification")[:2]
+    await page.sign_in(email_of(writer), PASSWORD)
+    form = await page.get(f"/cases/{driver.case_id}/tasks/notification")
+    assert form.status_code == 200 and 'id="task-form"' in form.text
+    await act_on_task(driver.env.client, driver.case_id, "claim",
+                      TaskCommand(task_key="notification", actor=actor_of(principal(driver.engine, claimer))))
+    sent_on = london_today()
+    answer = await page.post(f"/cases/{driver.case_id}/tasks/notification", {
+        "sent_on-day": str(sent_on.day), "sent_on-month": str(sent_on.month), "sent_on-year": str(sent_on.year),
+        "local_partners_notified": "true"})
+    assert answer.status_code == 409
+    text = words(answer.text)
+    assert "What you typed has not been saved" in text and "claimed by someone else" in text
+    claimer_name = driver.task("notification").claimed_by
+    assert claimer_name == claimer
+    assert "Yes" in text and sent_on.strftime("%B %Y") in text  # the answers, to copy
+    assert driver.task("notification").status == "open"

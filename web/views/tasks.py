@@ -128,7 +128,7 @@ async def claim_or_release(request: Request, principal: Principal, case_id: str,
 
 def task_response(request: Request, principal: Principal, case_id: str, key: str, *, values: dict | None = None,
                   errors: dict[str, str] | None = None, general: list[str] | None = None, flash: str | None = None,
-                  status_code: int = 200, national_route: bool = False) -> Response:
+                  status_code: int = 200, national_route: bool = False, unsaved: list | None = None) -> Response:
     engine = engine_of(request)
     case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     schema = forms.schema(task.form) if task.form in forms.FORMS else {"properties": {}}
@@ -160,7 +160,7 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
         answers=sf.answers(schema, data, options) if task.status == "done" else [],
         confirmed=request.query_params.get("done") == "1" and task.status == "done",
         next_steps=task_record.next_steps(task) if task.status == "done" else "",
-        record=record, sent_back=returned,
+        record=record, sent_back=returned, unsaved=unsaved or [],
         flash=flash, back=task_href(case.id, case.national_ref, key, national),
         case_href="/tasks" if national else f"/cases/{case_id}")
     return render(request, "reviewer/task.html", context, block="task", status_code=status_code)
@@ -193,6 +193,9 @@ async def complete_task_form(request: Request, case_id: str, key: str, principal
                 general = [exc.message]
             return task_response(request, principal, case_id, key, values=values, errors=by_name,
                                  general=general, status_code=422, national_route=national_route)
+        if exc.status == 403:  # someone claimed it meanwhile (or it is no longer theirs): keep what they typed
+            return task_response(request, principal, case_id, key, values=values, flash=exc.message,
+                                 unsaved=sf.answers(schema, data), status_code=409, national_route=national_route)
         if exc.status == 409:
             return error_page(request, 409, exc.message, heading="This task has already been done",
                               details=["Nothing was changed by sending the form again."],
