@@ -111,7 +111,7 @@ async def test_sign_in_work_a_task_and_watch_the_case_move_on(live):
     await page.locator(".govuk-panel").get_by_text("Task complete").wait_for()
     assert await page.evaluate("() => window.__xss === undefined")  # shown as text, never run
 
-    await page.get_by_role("link", name="Go back to the case").first.click()
+    await page.get_by_role("link", name="Go to the case").first.click()
     await page.wait_for_url(f"**/cases/{case_id}")
     steps = page.locator(".govuk-task-list")
     notify = steps.locator(".govuk-task-list__item").filter(has_text="Notify the national Panel")
@@ -150,7 +150,8 @@ async def test_record_an_incident_and_sign_out(live):
     await page.get_by_label("What happened").fill("Infant admitted with injuries.")
     await page.get_by_role("button", name="Record the incident").click()
     await page.wait_for_url(re.compile(r"/cases/incident-"))
-    await page.get_by_role("heading", name=ref).wait_for()
+    await page.get_by_role("heading", name=ref, exact=True).wait_for()
+    await page.get_by_role("heading", name=f"Incident recorded: {ref}").wait_for()  # the confirmation
     await page.get_by_text("Audit log").wait_for()
 
     await page.goto("/cases")

@@ -24,6 +24,7 @@ from tests.support.pages import (
     audit_actions,
     task_row,
     user,
+    visible,
 )
 from web.auth import EMAIL_LIMIT
 from web.session import COOKIE_NAME, IDLE, new_signed_in_cookie
@@ -287,9 +288,16 @@ async def test_intake_form_errors_then_a_case_with_script_shown_escaped(site):
         "aware_date-year": str(today.year), "category": "serious_harm_abuse_neglect",
         "child-1-pseudonym": SCRIPT, "agencies": ["vale-icb"], "summary": f"Found {SCRIPT} injured."})
     assert opened.status_code == 303, opened.text
-    case_id = opened.headers["location"].removeprefix("/cases/")
+    case_id = opened.headers["location"].removeprefix("/cases/").removesuffix("?recorded=1")
     page = await lead.get(opened.headers["location"])
     assert page.status_code == 200
+    # the confirmation (issue 17.5): what was recorded and what happens next, with a link to the tasks
+    confirmed = " ".join(visible(page.text).split())
+    assert opened.headers["location"].endswith("?recorded=1")
+    assert f"Incident recorded: {ref}" in confirmed and "What happens next:" in confirmed
+    assert "Notify the national Panel: for" in confirmed and 'href="/tasks"' in page.text
+    plain = await lead.get(f"/cases/{case_id}")
+    assert "Incident recorded" not in plain.text  # only right after recording it
     assert SCRIPT not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "govuk-task-list" in page.text and "Notify the national Panel" in page.text
     assert "Cannot start yet" in page.text and "Version 1" in page.text

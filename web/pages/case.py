@@ -95,6 +95,15 @@ def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today:
     return items
 
 
+def _recorded(case: Any, tasks: list[Any], today: date) -> dict[str, Any]:
+    """The confirmation after recording an incident or raising an escalation (issue 17.5): what was recorded and
+    what happens next (the open steps: who does them and by when)."""
+    what = {"incident": "Incident recorded", "escalation": "Escalation raised"}.get(case.process, "Case opened")
+    steps = [f"{t.title}: for {t.candidate_label}" + (f", due {_date_text(t.due_date)}" if t.due_date else "")
+             for t in tasks if t.status == "open"]
+    return {"title": what, "reference": case.case_ref, "steps": steps}
+
+
 def _date_text(value: Any) -> str:
     if isinstance(value, datetime):
         return datetime_uk(aware(value))
@@ -166,5 +175,6 @@ def case_page(request: Request, engine: DbEngine):
         opened_at=aware(case.opened_at),
         events=[{"at": aware(e.at), "who": names.get(e.actor, e.actor) if e.actor != "system" else "sgflow",
                  "message": e.message} for e in reversed(events)],
-        names=names, audit_rows=audit_rows, poll_seconds=POLL_SECONDS)
+        names=names, audit_rows=audit_rows, poll_seconds=POLL_SECONDS,
+        recorded=_recorded(case, tasks, today) if params.get("recorded") == "1" else None)
     return render(request, "reviewer/case.html", context, block="live")

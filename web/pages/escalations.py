@@ -335,7 +335,7 @@ async def raise_disagreement(request: Request, timeout: TemporalTimeout, engine:
             return _new_page(request, principal, values=values, errors=_errors_from(exc.fields) or {
                 "subject": exc.message[:1].upper() + exc.message[1:]}, status_code=422)
         raise
-    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+    return RedirectResponse(f"/cases/{case_id}?recorded=1", status_code=303)  # the case page confirms it
 
 
 # --- withdrawing ------------------------------------------------------------------------------------------------------

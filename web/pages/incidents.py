@@ -172,4 +172,4 @@ async def record_incident(request: Request, timeout: TemporalTimeout, engine: Db
             return await run_in_threadpool(_intake_page, request, principal, doc, values=values, status_code=409,
                                            errors={"case_ref": taken})
         raise
-    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+    return RedirectResponse(f"/cases/{case_id}?recorded=1", status_code=303)  # the case page confirms it
