@@ -424,6 +424,12 @@ async def test_inbox_claim_release_and_fragments(site):
     await b.sign_in(DCS)
     inbox = await b.get("/tasks")
     assert inbox.status_code == 200 and "My tasks" in inbox.text
+    # the notifying role records an incident from where its work starts (issue 17.11); polls do not carry it
+    assert 'href="/incidents/new"' in inbox.text
+    assert 'href="/incidents/new"' not in (await b.get("/tasks", headers=HX)).text
+    teacher = browser()
+    await teacher.sign_in("rv-teacher-dsl@demo.test")
+    assert 'href="/incidents/new"' not in (await teacher.get("/tasks")).text
     assert "Notify the national Panel" in inbox.text and "Overdue" in inbox.text and "working days late" in inbox.text
     fragment = await b.get("/tasks", headers=HX)
     assert fragment.text.lstrip().startswith('<div id="inbox"') and "<html" not in fragment.text
@@ -541,6 +547,7 @@ async def test_cases_list_and_filters(site):
     await b.sign_in(LEAD)
     listed = await b.get("/cases")
     assert late in listed.text and fresh in listed.text and "Record a serious incident" in listed.text
+    assert 'data-label="Process">Incident<' in listed.text  # which process each case is (issue 17.11)
     overdue = await b.get("/cases?overdue=1")
     assert late in overdue.text and fresh not in overdue.text
     closed = await b.get("/cases?status=closed")

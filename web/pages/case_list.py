@@ -16,6 +16,9 @@ from web.views.common import (
 )
 
 router = APIRouter(include_in_schema=False)
+# which process a case is: an incident and the local review opened from it are two cases (issue 17.11)
+PROCESS_LABELS = {"incident": "Incident", "lcspr": "Local review", "escalation": "Escalation",
+                  "learning": "Learning event", "yearly_report": "Yearly report"}
 
 
 # --- cases ------------------------------------------------------------------------------------------------------------
@@ -33,6 +36,7 @@ def cases_page(request: Request, engine: DbEngine, principal: PagePrincipal):
         facts = pinned(engine, row["partnership_id"], row["arrangements_version"])
         row["category_label"] = facts.categories.get(row["category"], row["category"]) if facts else row["category"]
         row["status_label"] = CASE_STATUSES.get(row["status"], row["status"])
+        row["process_label"] = PROCESS_LABELS.get(row["process"], row["process"])
         row["status_classes"] = STATUS_TAGS.get(row["status"], "govuk-tag--grey")
     context = page_context(request, principal, page_title="Cases", rows=rows,
                            filters={"status": status, "overdue": overdue},

@@ -13,11 +13,12 @@ from sqlalchemy import select as sql_select
 from safeguarding.accounts import Principal
 from safeguarding.case_queries import my_tasks_params, my_tasks_where
 from safeguarding.clock import london_today
+from safeguarding.intake import may_record_incidents
 from safeguarding.pinned import Pinned, pinned
 from safeguarding.tables import Case, Task, User
 from web.deps import engine_of
 from web.pages import page_context
-from web.templating import render
+from web.templating import is_fragment_request, render
 from web.views.common import (
     POLL_SECONDS,
     account_of,
@@ -134,5 +135,8 @@ def inbox_response(request: Request, principal: Principal, filters: dict[str, An
                            previous_href=page_href(page - 1) if page > 1 else None,
                            next_href=page_href(page + 1) if page < pages else None,
                            filters=filters, rev=rev, flash=flash, poll_seconds=POLL_SECONDS,
-                           back="/tasks" + (f"?{query}" if query else ""), query=query)
+                           back="/tasks" + (f"?{query}" if query else ""), query=query,
+                           # the notifying role's work starts here too (issue 17.11); not for polls and swaps
+                           may_record=not principal.is_national and not is_fragment_request(request)
+                           and may_record_incidents(engine_of(request), principal))
     return render(request, "reviewer/tasks.html", context, block="inbox")
