@@ -133,6 +133,7 @@ async def test_raising_a_disagreement_errors_inline_then_its_case_page(site):
     page = await b.get(f"/cases/{case_id}?recorded=1")  # the case page renders any process
     assert page.status_code == 200 and SCRIPT not in page.text and ESCAPED in page.text
     assert f"Escalation raised: {case.case_ref}" in page.text and "What happens next:" in page.text  # 17.5
+    assert re.search(r"Issue\s*</dt>\s*<dd[^>]*>\s*Threshold\s*<", page.text)  # 17.8: a label, not the id
     assert "Stage 1: Practitioner to practitioner" in page.text
     _, urgent = await raise_one(b, urgent="yes", issue_type="other", issue_other="Missed medical appointments",
                                 subject="Urgent: no strategy meeting")

@@ -512,6 +512,9 @@ async def test_no_page_export_or_api_answer_a_non_lead_can_reach_names_a_reporte
             else:
                 assert response.status_code == 200, (email, path)
             assert_clean(f"{path} as {email}", response.text)
+        if email == PARTNERSHIP_LEAD:  # issue 17.8: the event's kind in words, not its id
+            shown = await b.get(f"/cases/{named}")
+            assert re.search(r"Kind of event\s*</dt>\s*<dd[^>]*>\s*Something went wrong", shown.text)
         themed = await b.get("/learning/themes?theme=neglect")
         assert "The health visit was moved twice" in themed.text  # the events are there, their reporters are not
     # the JSON API with HTTP Basic (no session), too

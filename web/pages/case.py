@@ -18,6 +18,7 @@ from safeguarding.case_queries import CASE_EVENTS, CASE_TASKS
 from safeguarding.clock import london_today
 from safeguarding.pinned import Pinned, pinned
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, User
+from safeguarding.themes import LEARNING_KINDS
 from web.auth import (
     page_principal_on,
 )
@@ -26,6 +27,7 @@ from web.pages import page_context
 from web.templating import date_uk, datetime_uk, render
 from web.views.common import (
     CASE_STATUSES,
+    ISSUE_LABELS,
     POLL_SECONDS,
     STATUS_TAGS,
     account_of,
@@ -93,6 +95,20 @@ def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today:
                           "status": {"text": "Cannot start yet",
                                      "classes": "govuk-task-list__status--cannot-start-yet"}})
     return items
+
+
+CATEGORY_KEYS = {"escalation": "Issue", "learning": "Kind of event"}
+LEARNING_KIND_LABELS = dict(LEARNING_KINDS)
+
+
+def _category_label(case: Any, facts: Any) -> str:
+    """A case's category in words: an incident's from its arrangements, an escalation's issue type, a learning
+    event's kind (issue 17.8: never an id such as near_miss)."""
+    if case.process == "escalation":
+        return ISSUE_LABELS.get(case.category, case.category)  # "something else" keeps what was typed
+    if case.process == "learning":
+        return LEARNING_KIND_LABELS.get(case.category, case.category.replace("_", " ").capitalize())
+    return facts.categories.get(case.category, case.category) if facts else case.category
 
 
 def _recorded(case: Any, tasks: list[Any], today: date) -> dict[str, Any]:
@@ -166,7 +182,7 @@ def case_page(request: Request, engine: DbEngine):
     today = london_today()
     context = page_context(
         request, principal, page_title=f"Case {case.case_ref}", case=case,
-        category=facts.categories.get(case.category, case.category) if facts else case.category,
+        category=_category_label(case, facts), category_key=CATEGORY_KEYS.get(case.process, "Category"),
         status_label=CASE_STATUSES.get(case.status, case.status),
         status_classes=STATUS_TAGS.get(case.status, "govuk-tag--grey"),
         children=children_of(case),

@@ -34,18 +34,10 @@ from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, Tempo
 from web.errors import ApiError, error_page
 from web.pages import bounded_page, page_context
 from web.templating import LONDON, render
+from web.views.common import ISSUE_LABELS, ISSUE_TYPES
 
 router = APIRouter(include_in_schema=False)
 
-ISSUE_TYPES: dict[str, tuple[str, str]] = {
-    "threshold": ("Threshold", "Whether a child’s needs meet the threshold for a service or an assessment"),
-    "information_sharing": ("Information sharing", "Information that was not shared, or shared too late"),
-    "case_closure": ("Case closure", "Closing a case, or stepping a child down to another service"),
-    "plan_or_decision": ("A plan or decision", "A child protection, child in need or other plan, or another "
-                                               "decision about the child"),
-    "other": ("Something else", ""),
-}
-ISSUE_LABELS = {key: label for key, (label, _) in ISSUE_TYPES.items()} | {"overdue_work": "Overdue statutory work"}
 OUTCOME_FILTERS = {"open": "Open", "resolved": "Resolved", "withdrawn": "Withdrawn", "work_done": "Work done"}
 OUTCOME_TAGS = {"open": ("Open", "govuk-tag--blue"), "resolved": ("Resolved", "govuk-tag--green"),
                 "withdrawn": ("Withdrawn", "govuk-tag--grey"), "work done": ("Work done", "govuk-tag--green")}

@@ -15,9 +15,21 @@ from safeguarding.tables import Case, User
 
 POLL_SECONDS = 5
 CASE_STATUSES = {"open": "Open", "closed": "Closed", "awaiting_lcspr": "Awaiting the local review",
-                 "national_review": "National review"}
+                 "national_review": "National review", "resolved": "Resolved", "withdrawn": "Withdrawn",
+                 "suspended": "Suspended", "published": "Published"}
+# an escalation's issue types (its "category"), for the form and every page that shows one
+ISSUE_TYPES: dict[str, tuple[str, str]] = {
+    "threshold": ("Threshold", "Whether a child’s needs meet the threshold for a service or an assessment"),
+    "information_sharing": ("Information sharing", "Information that was not shared, or shared too late"),
+    "case_closure": ("Case closure", "Closing a case, or stepping a child down to another service"),
+    "plan_or_decision": ("A plan or decision", "A child protection, child in need or other plan, or another "
+                                               "decision about the child"),
+    "other": ("Something else", ""),
+}
+ISSUE_LABELS = {key: label for key, (label, _) in ISSUE_TYPES.items()} | {"overdue_work": "Overdue statutory work"}
 STATUS_TAGS = {"open": "govuk-tag--blue", "closed": "govuk-tag--grey", "awaiting_lcspr": "govuk-tag--yellow",
-               "national_review": "govuk-tag--purple"}
+               "national_review": "govuk-tag--purple", "resolved": "govuk-tag--green", "withdrawn": "govuk-tag--grey",
+               "suspended": "govuk-tag--orange", "published": "govuk-tag--green"}
 
 
 def days_left_text(left: int | None) -> str:
