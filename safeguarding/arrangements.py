@@ -329,6 +329,34 @@ _YAML_HINTS = (
 )
 
 
+SYNTAX_LINE = re.compile(r"\(line (\d+), column \d+\)")
+
+
+def line_of(text: str, issue: ValidationIssue) -> int | None:
+    """The line of ``text`` (1-based) an issue is about, for the editor to lead to it: a syntax error's own line,
+    else the line where the value at the issue's JSON Pointer starts (JSON is read as YAML, which keeps positions);
+    None when the text cannot be read or the path is not in it (a missing field: its parent's line)."""
+    found = SYNTAX_LINE.search(issue.message)
+    if found:
+        return int(found.group(1))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in issue.path.split("/")[1:]] if issue.path else []
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdecimal() and int(part) < len(node.value):
+            child = node.value[int(part)]
+        else:
+            child = None
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1 if node is not None else None
+
+
 def _line_text(text: str, line: int) -> str | None:
     lines = text.splitlines()
     if 1 <= line <= len(lines):

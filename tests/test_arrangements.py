@@ -914,3 +914,16 @@ def test_an_unknown_recipient_is_refused_by_the_schema(doc) -> None:
     i, category = _category(doc, "care_leaver_death_to_24")
     category["notify"] = ["the_press"]
     assert issues_at(validate(doc), f"/serious_incident_notification/categories/{i}/notify/0")
+
+
+def test_line_of_leads_to_the_value_a_problem_is_about() -> None:
+    """Issue 17.7: the editor's line for an issue: the value at its path (JSON or YAML), a syntax error's own line,
+    the parent's line for a missing field, None for text that cannot be read."""
+    from safeguarding.arrangements import ValidationIssue, line_of
+
+    text = '{\n  "rapid_review": {\n    "deadline": {\n      "value": "fifteen"\n    }\n  },\n  "roles": [1, 2]\n}'
+    assert line_of(text, ValidationIssue("/rapid_review/deadline/value", "fifteen", "not a number")) == 4
+    assert line_of(text, ValidationIssue("/rapid_review/missing", None, "required")) == 2
+    assert line_of("a: 1\nb:\n  - x\n  - y\n", ValidationIssue("/b/1", "y", "bad")) == 4
+    assert line_of("{", ValidationIssue("", None, "This isn't valid JSON (line 7, column 2): oops.")) == 7
+    assert line_of("{ [", ValidationIssue("/a", None, "bad")) is None

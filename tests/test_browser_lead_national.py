@@ -109,6 +109,16 @@ async def test_a_lead_pastes_arrangements_with_mistakes_and_sees_them_by_path(br
     assert "no-such-role" in table and "fifteen" in table
     assert (await page.locator("#document").input_value()).startswith("schema_version")  # what they typed stays
     await assert_accessible(page, "/arrangements/edit with errors")
+    # issue 17.7: each problem names its line and leads to it; the title says Error: after the htmx answer too
+    typed = yaml.safe_dump(bad, sort_keys=False).splitlines()
+    line = next(n for n, text in enumerate(typed, start=1) if "fifteen" in text)
+    assert f"Line {line}, /rapid_review/deadline/value" in text
+    assert (await page.title()).startswith("Error: ")
+    await page.get_by_role("link", name=f"Go to line {line}").click()
+    assert await page.evaluate("document.activeElement.id") == "document"
+    selected = await page.evaluate("(() => { const b = document.getElementById('document');"
+                                   " return b.value.slice(b.selectionStart, b.selectionEnd); })()")
+    assert "fifteen" in selected
     assert versions(server["engine"]) == before
 
 

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from safeguarding.accounts import Principal
-from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, load
+from safeguarding.arrangements import MAX_DOCUMENT_BYTES, ArrangementsError, ValidationIssue, line_of, load
 from safeguarding.audit_log import audit
 from safeguarding.case_access import check_arrangements_readable
 from safeguarding.case_records import REPORTER
@@ -400,7 +400,7 @@ async def arrangements_store(request: Request, principal: PagePrincipal, engine:
         await run_in_threadpool(audit, engine, principal, "arrangements.store", partnership_id=pid, outcome="rejected",
               detail="forbidden: only the partnership's leads may change its arrangements")
         return _cannot_edit(request, principal, pid)
-    text, note = "", ""
+    text, note, filename = "", "", None
     try:
         document, filename, text, note = await _submitted(request)
         if document is None:
@@ -420,7 +420,9 @@ async def arrangements_store(request: Request, principal: PagePrincipal, engine:
               detail=f"{'too_large' if too_large else 'invalid_arrangements'}: {exc}")
         status = 413 if too_large and not is_fragment_request(request) else 422  # htmx swaps 422 only
         issues = [{"n": n, "path": i.path or "(whole document)", "message": i.message,
-                   "value": None if i.value is None else json.dumps(i.value, ensure_ascii=False)}
+                   "value": None if i.value is None else json.dumps(i.value, ensure_ascii=False),
+                   # the line in the box, which the editor leads to (issue 17.7); not for an uploaded file
+                   "line": line_of(text, i) if text and filename is None else None}
                   for n, i in enumerate(exc.issues, start=1)]
         return render(request, "lead/arrangements_edit.html", _editor_context(
             request, principal, pid, text=text, note=note, issues=issues, current=None, page_has_errors=True),

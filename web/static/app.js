@@ -87,3 +87,34 @@ if (window.htmx) {
     }
   });
 }
+
+// The arrangements editor (issue 17.7): "Go to line N" puts the cursor at the start of that line of the document box
+// and scrolls it into view; without JavaScript the link still moves focus to the box. After htmx swaps the editor
+// in, the page's <title> says "Error: " when the answer shows an error summary, as a full page does.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a.app-goto-line") : null;
+  const box = link && document.getElementById("document");
+  if (!box) {
+    return;
+  }
+  event.preventDefault();
+  const line = Number(link.dataset.line);
+  const lines = box.value.split("\n");
+  const start = lines.slice(0, Math.max(0, line - 1)).reduce((sum, text) => sum + text.length + 1, 0);
+  const end = start + (lines[line - 1] || "").length;
+  box.focus();
+  box.setSelectionRange(start, end);
+  const lineHeight = parseFloat(getComputedStyle(box).lineHeight) || 20;
+  box.scrollTop = Math.max(0, (line - 3) * lineHeight);
+});
+
+if (window.htmx) {
+  document.body.addEventListener("htmx:afterSwap", () => {
+    const editor = document.getElementById("editor");
+    if (!editor) {
+      return;
+    }
+    const bare = document.title.replace(/^Error: /, "");
+    document.title = editor.querySelector(".govuk-error-summary") ? `Error: ${bare}` : bare;
+  });
+}
