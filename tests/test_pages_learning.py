@@ -468,8 +468,8 @@ async def test_the_national_view_is_counts_only_and_for_the_national_body_only(s
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     assert "attachment" in exported.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
-    assert rows[0] == ["partnership", "from_month", "to_month", "measure", "id", "label", "source", "count"]
-    assert any(r[0].startswith("Riverford") and r[3:5] == ["theme", "neglect"] and r[6] == "escalation"
+    assert rows[0] == ["Partnership", "From month", "To month", "Measure", "Id", "Label", "Counted from", "Count"]
+    assert any(r[0].startswith("Riverford") and r[3:5] == ["Learning theme", "neglect"] and r[6] == "Escalations"
                and r[7] == "1" for r in rows)
     assert all(r[0] == "'=HYPERLINK(\"x\")" for r in rows[1:] if "HYPERLINK" in r[0])
     assert "What happened" not in exported.text and "learning-riverford" not in exported.text

@@ -874,6 +874,10 @@ def national_learning(request: Request, principal: PagePrincipal):
     return render(request, "learning/national.html", context)
 
 
+CSV_MEASURES = {"theme": "Learning theme", "factor": "Contributing factor", "kind": "Kind of event",
+                "events": "Events"}
+
+
 def _cell(value: Any) -> Any:
     """Spreadsheet formula injection: text that starts like a formula is written with a leading apostrophe."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -890,11 +894,13 @@ def national_learning_csv(request: Request, engine: DbEngine, principal: PagePri
     label_of = {"theme": labels, "factor": FACTOR_LABELS, "kind": KIND_LABELS, "events": stats.SOURCES}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["partnership", "from_month", "to_month", "measure", "id", "label", "source", "count"])
+    # headers and words for people (issue 17.12); the id column keeps the value a script can match on
+    writer.writerow(["Partnership", "From month", "To month", "Measure", "Id", "Label", "Counted from", "Count"])
     for row in national.rows():
         label = label_of[row["measure"]].get(row["id"], row["id"])
         writer.writerow([_cell(v) for v in (row["partnership"], national.months[0], national.months[-1],
-                                            row["measure"], row["id"], label, row["source"], row["count"])])
+                                            CSV_MEASURES.get(row["measure"], row["measure"]), row["id"], label,
+                                            stats.SOURCES.get(row["source"], row["source"]), row["count"])])
     name = f"learning-{national.months[0]}-to-{national.months[-1]}.csv"
     audit(engine, principal, "national.learning.export", detail=f"{len(national.partnerships)} partnerships")
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
