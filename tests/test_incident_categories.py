@@ -109,7 +109,7 @@ async def test_a_panel_category_still_notifies_the_panel(incident):
     assert case.rapid_review_due == date(2026, 12, 7)
     await incident.complete("notification", {"sent_on": "2026-11-18", "local_partners_notified": True},
                             RV_NOTIFIER)
-    assert "Notification sent to the Panel on 2026-11-18 (on time)" in [
+    assert "Notification sent to the Panel on 18 November 2026 (on time)" in [
         e.message for e in incident.events("task_completed")]
 
 
