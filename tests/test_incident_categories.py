@@ -96,7 +96,7 @@ async def test_a_care_leavers_death_goes_to_the_secretary_of_state_and_ofsted(in
                             RV_NOTIFIER)
     case = incident.case()
     assert case.status == "closed" and case.notification_sent_on == date(2026, 11, 20)
-    assert "Notification sent to the Secretary of State and Ofsted on 2026-11-20 (on time)" in [
+    assert "Notification sent to the Secretary of State and Ofsted on 20 November 2026 (on time)" in [
         e.message for e in incident.events("task_completed")]
 
 
