@@ -182,7 +182,7 @@ class LocalReview(TaskUpdates):
         cw.event(
             "lcspr_started",
             f"Local review started: decision {long_date(clock_from)}, final report due "
-            f"{long_date(self.report_due)} ({due['value']} calendar months{why})",
+            f"{long_date(self.report_due)} ({plural(due['value'], 'calendar month', 'calendar months')}{why})",
         )
         people = {
             "candidate_role": role,
