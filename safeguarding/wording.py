@@ -27,9 +27,15 @@ CLOCK_STARTS = {
 
 
 def long_date(day: date | str) -> str:
-    """"24 December 2026" (GOV.UK style: no weekday, no leading zero); an ISO string is read first."""
+    """"24 December 2026" (GOV.UK style: no weekday, no leading zero); an ISO string is read first.
+
+    Never raises for a string: one that is not an ISO date comes back as it is (a message is no place for a
+    workflow to fail; the forms and validators check the dates)."""
     if isinstance(day, str):
-        day = date.fromisoformat(day[:10])
+        try:
+            day = date.fromisoformat(day[:10])
+        except ValueError:
+            return day
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 

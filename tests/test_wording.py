@@ -24,6 +24,8 @@ def test_long_date_is_a_plain_english_date():
     assert long_date(date(2027, 3, 1)) == "1 March 2027"  # no leading zero
     assert long_date(date(2026, 12, 24)) == "24 December 2026"
     assert long_date("2026-01-09") == "9 January 2026"  # a date field as the form sent it
+    assert long_date("2026-12-24T09:30:00+00:00") == "24 December 2026"  # an instant's date
+    assert long_date("soon") == "soon"  # never raises inside a workflow
 
 
 def test_plural_counts_in_words():
