@@ -467,8 +467,9 @@ class LocalReview(TaskUpdates):
                     {
                         "path": "/planned_publication_date",
                         "value": planned,
-                        "message": f"too soon: the Panel and the Secretary of State must have the report {notice} "
-                        f"working days before publication; the earliest publication date is {long_date(earliest)}",
+                        "message": "too soon: the Panel and the Secretary of State must have the report "
+                        f"{plural(notice, 'working day', 'working days')} before publication; the earliest "
+                        f"publication date is {long_date(earliest)}",
                     }
                 )
         fields += self._notice_rules(cmd)
