@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from safeguarding.clock import london_today
 from safeguarding.tables import Case, CaseEvent, OutboxMessage, Task
 from safeguarding.wording import clock_start_text, long_date, plural
+from tests.support.lcspr_review import Review
 from tests.support.workflow_driver import CaseDriver, calendar_for, running_worker
 from web.errors import ApiError
 
@@ -98,3 +99,35 @@ async def test_a_cases_timeline_tasks_and_emails_carry_no_iso_date_and_no_id(dri
     assert [t for t in texts if SNAKE_ID.search(t)] == []
     # the event data a machine reads keeps its ids
     assert any(json.loads(e.data).get("ladder") for e in driver.events("escalated"))
+
+
+@pytest.fixture
+async def review(time_env, seeded_engine, settings):
+    async with running_worker(time_env, seeded_engine, settings):
+        yield Review(time_env, seeded_engine, settings)
+
+
+async def test_a_local_reviews_timeline_tasks_and_emails_carry_no_iso_date_and_no_id(review):
+    today = london_today()
+    await review.start(today)
+    await review.to_final_report(today)
+    await review.action("vale-icb", "Weekend information-sharing protocol", today + timedelta(days=3))
+    await review.sign_off()
+    await review.do("recommendations", {"recommendations": "1. Share information at weekends.",
+                                        "all_actions_added": True})
+    planned = today + timedelta(days=21)
+    await review.do("publication-plan", {"publish": "yes", "planned_publication_date": planned.isoformat()})
+    await review.do("prepublication", {"sent_on": today.isoformat()})
+    await review.env.sleep(timedelta(days=21))  # the action is overdue and goes up the ladder meanwhile
+    now = await review.today()
+    await review.do("published", {"published_on": now.isoformat(), "url": "https://rvscp.example/reviews/child-a"})
+    (started,) = review.events("lcspr_started")
+    assert started.message.startswith(f"Local review started: decision {long_date(today)}, final report due ")
+    assert "6 calendar months" in started.message
+    (notice,) = review.events("notice_sent")
+    assert json.loads(notice.data)["sent_on"] == today.isoformat()  # the data a machine reads stays ISO
+    assert review.events("task_overdue")
+    texts = readable(review.engine, review.case().id)
+    assert len(texts) > 15
+    assert [t for t in texts if ISO_DATE.search(t)] == []
+    assert [t for t in texts if SNAKE_ID.search(t)] == []
