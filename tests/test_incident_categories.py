@@ -96,7 +96,7 @@ async def test_a_care_leavers_death_goes_to_the_secretary_of_state_and_ofsted(in
                             RV_NOTIFIER)
     case = incident.case()
     assert case.status == "closed" and case.notification_sent_on == date(2026, 11, 20)
-    assert "Notification sent to the Secretary of State and Ofsted on 2026-11-20 (on time)" in [
+    assert "Notification sent to the Secretary of State and Ofsted on 20 November 2026 (on time)" in [
         e.message for e in incident.events("task_completed")]
 
 
@@ -109,7 +109,7 @@ async def test_a_panel_category_still_notifies_the_panel(incident):
     assert case.rapid_review_due == date(2026, 12, 7)
     await incident.complete("notification", {"sent_on": "2026-11-18", "local_partners_notified": True},
                             RV_NOTIFIER)
-    assert "Notification sent to the Panel on 2026-11-18 (on time)" in [
+    assert "Notification sent to the Panel on 18 November 2026 (on time)" in [
         e.message for e in incident.events("task_completed")]
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from safeguarding.calendar import WorkingCalendar
 from safeguarding.clock import london_today
 from safeguarding.tables import Case
+from safeguarding.wording import MONTHS
 from tests.support.lcspr_review import NE, Review
 from tests.support.workflow_driver import RV, CaseDriver, eventually, running_worker
 from web.errors import ApiError
@@ -84,7 +85,8 @@ async def test_a_publication_date_too_close_names_the_earliest_allowed(review):
                                              "planned_publication_date": (today + timedelta(days=2)).isoformat()})
     assert err.value.status == 422 and err.value.fields[0].path == "/planned_publication_date"
     cal = WorkingCalendar.for_config(review.doc(RV)[0]["calendar"], 2025, 2030)
-    earliest = date.fromisoformat(err.value.fields[0].message.rsplit(" ", 1)[1])
+    day, month, year = err.value.fields[0].message.rsplit(" ", 3)[1:]  # "… is 1 March 2027"
+    earliest = date(int(year), MONTHS.index(month) + 1, int(day))
     day_before = earliest - timedelta(days=1)
     assert cal.nth_working_day_before(earliest, 7) >= today > cal.nth_working_day_before(day_before, 7)
     assert review.task("publication-plan").status == "open"  # nothing changed
@@ -201,7 +203,7 @@ async def test_a_six_month_date_on_a_sunday_moves_to_the_next_working_day_by_def
     await review.start(date(2026, 8, 31))
     # 31 Aug 2026 + 6 months: clamped to Sun 28 Feb 2027, then the next working day, Mon 1 Mar 2027
     assert review.case().report_due == date(2027, 3, 1)
-    assert "final report due 2027-03-01" in review.events("lcspr_started")[0].message
+    assert "final report due 1 March 2027" in review.events("lcspr_started")[0].message
 
 
 async def test_a_hand_back_restarts_the_clock_by_default(review):
@@ -245,7 +247,7 @@ async def test_the_pre_publication_copy_goes_to_the_configured_recipients_and_th
     assert review.national()[0].notices_received == ()
     await review.do("prepublication", {"sent_on": "2026-12-01"})
     (event,) = review.events("notice_sent")
-    assert event.message == "Pre-publication copy sent on 2026-12-01 to the national Panel"
+    assert event.message == "Pre-publication copy sent on 1 December 2026 to the national Panel"
     assert json.loads(event.data) == {"notice": "pre_publication_copy", "recipients": ["national_panel"],
                                       "sent_on": "2026-12-01"}
     national, steps = review.national()

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from safeguarding.clock import london_today
 from safeguarding.tables import OutboxMessage, Task
+from safeguarding.wording import long_date
 from tests.support.workflow_driver import CaseDriver, calendar_for, driver_case, eventually, running_worker
 
 AWARE = date(2026, 11, 16)  # Mon 16 Nov 2026: every step of the rapid review is past its due date when it opens
@@ -99,9 +100,9 @@ async def test_a_step_opened_before_its_reminder_day_is_still_reminded(driver):
     assert driver.events("reminder_sent") == []  # not yet
     await driver.env.sleep(timedelta(days=20))
     reminded = [e for e in driver.events("reminder_sent") if e.task_key == "notification"]
-    assert len(reminded) == 1 and reminded[0].message == f"Reminder: Notify the national Panel is due {due}"
+    assert len(reminded) == 1 and reminded[0].message == f"Reminder: Notify the national Panel is due {long_date(due)}"
     assert [m for m in reminder_mails(driver) if m.subject.startswith(f"Reminder: Notify the national Panel is due "
-                                                                       f"{due}")]
+                                                                       f"{long_date(due)}")]
 
 
 async def test_overdue_steps_of_one_case_give_ladder_tasks_that_name_their_step(driver):

@@ -185,7 +185,7 @@ async def test_the_earlier_of_publish_by_and_twelve_months_and_an_overdue_draft(
     draft = report.task("draft")
     assert (draft.due_date, draft.overdue) == (date(2026, 7, 23), True)
     assert case.overdue_tasks == 1
-    assert any("Overdue: Draft the yearly report was due 2026-07-23" in m for m in report.messages("task_overdue"))
+    assert any("Overdue: Draft the yearly report was due 23 July 2026" in m for m in report.messages("task_overdue"))
     # partnership_executive: each partner's delegated safeguarding partner signs off
     today = london_today()
     await report.do("draft", {"drafted_on": today.isoformat()}, by="u-ne-business-manager")

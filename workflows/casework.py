@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
         TaskResult,
     )
+    from safeguarding.wording import long_date, plural
 
 SYNC_TIMEOUT = timedelta(seconds=30)
 SYNC_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -165,7 +166,7 @@ class Casework:
                           follow_up_date=follow_up.isoformat() if follow_up else None)
         self.tasks[key] = task
         self._dirty.add(key)
-        due_text = f", due {due.isoformat()}" if due else ""
+        due_text = f", due {long_date(due)}" if due else ""
         self.event("task_opened", f"Task opened: {title} ({candidate_label}{due_text})", task_key=key)
         if task.candidate_users:
             self.email(task.candidate_users, f"New task: {title} ({self.case_ref})",
@@ -199,7 +200,7 @@ class Casework:
             raise rejected("not_found", f"this case has no task ‘{cmd.task_key}’")
         if task.status == "done":
             raise rejected("conflict", f"‘{task.title}’ was already completed by {task.completed_by} "
-                                       f"on {task.completed_at[:10] if task.completed_at else '?'}")
+                                       f"on {long_date(task.completed_at) if task.completed_at else '?'}")
         if task.status == "cancelled":
             raise rejected("conflict", f"‘{task.title}’ was cancelled and can no longer be completed")
         if not self.may_act(task, cmd.actor):
@@ -209,7 +210,7 @@ class Casework:
         if completing:
             issues = forms.validate(task.form, cmd.data)
             if issues:
-                raise rejected("invalid", f"{len(issues)} problem(s) in the form", issues)
+                raise rejected("invalid", f"{plural(len(issues), 'problem', 'problems')} in the form", issues)
         return task
 
     def claim(self, cmd: TaskCommand) -> TaskRecord:
@@ -266,17 +267,20 @@ class Casework:
                 task.reminded = True
                 fired = True
                 self._dirty.add(task.key)
-                self.event("reminder_sent", f"Reminder: {task.title} is due {task.due_date}", task_key=task.key)
+                due_text = long_date(task.due_date) if task.due_date else "soon"  # a due date in words
+                self.event("reminder_sent", f"Reminder: {task.title} is due {due_text}", task_key=task.key)
                 self.email(task.candidate_users if not task.claimed_by else [task.claimed_by],
-                           f"Reminder: {task.title} is due {task.due_date} ({self.case_ref})",
-                           f"{task.title} for {task.candidate_label} is due on {task.due_date}.")
+                           f"Reminder: {task.title} is due {due_text} ({self.case_ref})",
+                           f"{task.title} for {task.candidate_label} is due "
+                           f"{'on ' if task.due_date else ''}{due_text}.")
             if task.due_date and not task.overdue and now >= self.calendar.deadline_at(
                     date.fromisoformat(task.due_date)):
                 task.overdue = True
                 task.reminded = True
                 self._dirty.add(task.key)
                 fired = True
-                self.event("task_overdue", f"Overdue: {task.title} was due {task.due_date}", task_key=task.key)
+                self.event("task_overdue", f"Overdue: {task.title} was due {long_date(task.due_date)}",
+                           task_key=task.key)
                 self.on_overdue(task)
         return fired
 
@@ -331,7 +335,7 @@ class Casework:
         except (TypeError, ValueError):
             fields.append({"path": "/due_date", "value": cmd.due_date, "message": "Enter a real date"})
         if fields:
-            raise rejected("invalid", f"{len(fields)} problem(s) in the action", fields)
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the action", fields)
 
     def add_action(self, cmd: ActionCommand, task_type: str) -> TaskRecord:
         number = 1 + sum(1 for t in self.tasks.values() if t.type == task_type)
@@ -339,8 +343,9 @@ class Casework:
         task = self.open_task(f"action-{number}", task_type, f"Action {number}: {cmd.description[:80]}",
                               "lcspr_action.v1", candidate_role=role, candidate_label=label, candidate_users=users,
                               due=date.fromisoformat(cmd.due_date))
-        self.event("action_added", f"Action {number} for {self.agency_name(cmd.owner)}, due {cmd.due_date}: "
-                                   f"{cmd.description}", actor=cmd.actor.user_ref, task_key=task.key)
+        self.event("action_added", f"Action {number} for {self.agency_name(cmd.owner)}, "
+                                   f"due {long_date(cmd.due_date)}: {cmd.description}",
+                   actor=cmd.actor.user_ref, task_key=task.key)
         return task
 
     # --- overdue work goes up the partnership's overdue ladder -------------------------------------------------
@@ -359,8 +364,8 @@ class Casework:
                        data={"ladder": ladder["id"], "stage": 1, "role": first["handler_role"]})
             self.email(self.role_members(first["handler_role"]) + task.candidate_users,
                        f"Overdue: {task.title} ({self.case_ref})",
-                       f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
-                       f"It has been passed to stage 1 of ‘{ladder['name']}’.")
+                       f"{task.title} for {task.candidate_label} was due on {long_date(task.due_date)} "
+                       f"and is overdue. It has been passed to stage 1 of ‘{ladder['name']}’.")
             return
         reference = f"{self.case_ref}-{task.key}"
         child_id = f"escalation-{self.partnership_id}-{reference}"
@@ -368,15 +373,15 @@ class Casework:
         self.event("escalated", f"Overdue work handed to ‘{ladder['name']}’ (escalation {reference})",
                    task_key=task.key, data={"ladder": ladder["id"], "escalation_id": child_id})
         self.email(task.candidate_users, f"Overdue: {task.title} ({self.case_ref})",
-                   f"{task.title} for {task.candidate_label} was due on {task.due_date} and is overdue. "
-                   f"It has gone to the partnership's ‘{ladder['name']}’ ladder.")
+                   f"{task.title} for {task.candidate_label} was due on {long_date(task.due_date)} "
+                   f"and is overdue. It has gone to the partnership's ‘{ladder['name']}’ ladder.")
         # each ladder's stage tasks name the overdue step (several steps of one case overdue: distinct tasks)
         prefix = f"Overdue: {task.title}" if self.has(OVERDUE_STEP_TITLES_PATCH, since=5) else ""
         self.start_child("EscalationLadder", LadderInput(
             partnership_id=self.partnership_id, reference=reference,
             arrangements_version=self.fields.get("arrangements_version", 0), arrangements=self.arrangements,
             calendar=self.calendar.to_payload(), ladder_id=ladder["id"],
-            subject=f"Overdue: {task.title} (case {self.case_ref}), due {task.due_date}",
+            subject=f"Overdue: {task.title} (case {self.case_ref}), due {long_date(task.due_date)}",
             issue_type="overdue_work", agencies=[], urgent=False,
             raised_by=Actor(user_ref="system", kind="system", partnership_id=self.partnership_id),
             raised_at=self.now().isoformat(), related_case_id=self.case_id, related_task_key=task.key,

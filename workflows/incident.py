@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from safeguarding.incident_categories import panel_sees, recipients, recipients_text
     from safeguarding.themes import themes_for
+    from safeguarding.wording import clock_start_text, long_date, plural
 
 from workflows.casework import Casework, TaskUpdates, rejected
 from workflows.lcspr import lcspr_workflow_id
@@ -98,8 +99,8 @@ class IncidentCase(TaskUpdates):
             cw.fields.update(panel_sees=panel_sees(self.category), stage=f"Notification to {self._to()}")
         age = f", aged {inp.age_at_incident} at the date of the incident" if inp.age_at_incident is not None else ""
         cw.event("case_opened", f"Case opened: {self.category.get('label', inp.category)}, aware "
-                                f"{inp.aware_date}, {len(inp.children)} child(ren){age}, arrangements "
-                                f"v{inp.arrangements_version}", actor=inp.opened_by.user_ref,
+                                f"{long_date(self.aware)}, {plural(len(inp.children), 'child', 'children')}{age}, "
+                                f"arrangements v{inp.arrangements_version}", actor=inp.opened_by.user_ref,
                  data={"notify": list(self.notify)} if by_category else None)
         if inp.resident_area_name or inp.resident_partnership_id:
             self._record_resident_area()
@@ -151,8 +152,9 @@ class IncidentCase(TaskUpdates):
 
         rr_due = cw.calendar.add_working_days(clock_start, rr["deadline"]["value"])
         cw.fields.update(rapid_review_due=rr_due.isoformat(), stage="Rapid review: agency summaries and meeting")
-        cw.event("rapid_review_started", f"Rapid review started: clock from {clock_start.isoformat()} "
-                                         f"({rr['deadline']['clock_start']}), due {rr_due.isoformat()}")
+        counted = clock_start_text(rr["deadline"]["clock_start"])  # "from the notification", not its id
+        cw.event("rapid_review_started", f"Rapid review started: counted {counted} ({long_date(clock_start)}), "
+                                         f"due {long_date(rr_due)}")
         for agency in self.inp.agencies:
             role, label, users = cw.agency_candidates(agency)
             cw.open_task(f"summary-{agency}", "agency_summary", f"Agency summary: {cw.agency_name(agency)}",
@@ -210,13 +212,13 @@ class IncidentCase(TaskUpdates):
             elif self.rr_start is None:
                 self._start_rapid_review(sent)
             to = "the Panel" if self.notify == ["national_panel"] else self._to()
-            return f"Notification sent to {to} on {sent.isoformat()}" + (
-                f" ({late} working day(s) late)" if sent > due else " (on time)")
+            return f"Notification sent to {to} on {long_date(sent)}" + (
+                f" ({plural(late, 'working day', 'working days')} late)" if sent > due else " (on time)")
         if task.type == "agency_summary":
             return f"{task.title} recorded"
         if task.type == "rr_meeting":
             self._open_decision()
-            return f"Rapid review meeting held on {data['held_on']} recorded"
+            return f"Rapid review meeting held on {long_date(data['held_on'])} recorded"
         if task.type == "lcspr_decision":
             cw.fields["lcspr_decision"] = data["hold_lcspr"]
             if data.get("learning_themes"):  # counted on the themes page beside learning events and escalations
@@ -226,7 +228,7 @@ class IncidentCase(TaskUpdates):
             self.decided_on = date.fromisoformat(data["decided_on"]) if data.get("decided_on") else cw.today()
             self._open_signoffs()
             return f"Decision recorded: LCSPR {data['hold_lcspr']}" + (
-                f", decided on {data['decided_on']}" if data.get("decided_on") else "") + (
+                f", decided on {long_date(data['decided_on'])}" if data.get("decided_on") else "") + (
                 "; may be of national importance" if data.get("national_importance") else "")
         if task.type == "partner_signoff":
             if not data["agree"]:
@@ -261,8 +263,8 @@ class IncidentCase(TaskUpdates):
                 cw.tasks["panel-response"].reminded = True  # an expectation only: shown, never chased
             cw.fields["stage"] = "Awaiting the Panel's response"
             cw.fields["status"] = self.status = "open"
-            return f"Rapid review submitted to the Panel on {sent.isoformat()}" + (
-                f" ({late} working day(s) late)" if sent > self._rr_due else " (on time)")
+            return f"Rapid review submitted to the Panel on {long_date(sent)}" + (
+                f" ({plural(late, 'working day', 'working days')} late)" if sent > self._rr_due else " (on time)")
         if task.type == "panel_response":
             response = data["response"]
             cw.fields["panel_response"] = response
@@ -277,7 +279,7 @@ class IncidentCase(TaskUpdates):
                 self._close("closed", "Rapid review complete")
             return f"The Panel's response: {response.replace('_', ' ')}"
         if task.type == "panel_chase":
-            return f"The Panel was chased for its response on {data['chased_on']}"
+            return f"The Panel was chased for its response on {long_date(data['chased_on'])}"
         raise rejected("invalid", f"unknown task type {task.type}")
 
     def _start_review(self, *, national: bool) -> None:
@@ -302,7 +304,7 @@ class IncidentCase(TaskUpdates):
             return
         coordinator = self.rr["coordinator_role"]
         due = date.fromisoformat(task.due_date) if task.due_date else cw.today()
-        cw.event("panel_response_late", f"No response from the national Panel by {due.isoformat()}: "
+        cw.event("panel_response_late", f"No response from the national Panel by {long_date(due)}: "
                                         f"{cw.role_title(coordinator)} asked to chase it", task_key=task.key)
         cw.open_task("panel-chase", "panel_chase", "Chase the national Panel for its response", "panel_chase.v1",
                      candidate_role=coordinator, candidate_label=cw.role_title(coordinator),
@@ -326,12 +328,12 @@ class IncidentCase(TaskUpdates):
             day = date.fromisoformat(value)
             if day > today:
                 fields.append({"path": f"/{name}", "value": value,
-                               "message": f"the date cannot be in the future (today is {today.isoformat()})"})
+                               "message": f"the date cannot be in the future (today is {long_date(today)})"})
             elif day < self.aware:
                 fields.append({"path": f"/{name}", "value": value, "message":
-                               f"the date cannot be before the local authority became aware ({self.aware})"})
+                               f"the date cannot be before the local authority became aware ({long_date(self.aware)})"})
         if fields:
-            raise rejected("invalid", f"{len(fields)} problem(s) in the form: {task.title}", fields)
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form: {task.title}", fields)
 
     # --- updates and queries ---------------------------------------------------------------------------------
     @workflow.update

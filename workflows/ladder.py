@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import LadderInput, TaskCommand, TaskRecord, TaskResult, WithdrawCommand
     from safeguarding.themes import themes_for
+    from safeguarding.wording import long_date
 
 from workflows.casework import Casework, TaskUpdates, rejected
 
@@ -115,7 +116,7 @@ class EscalationLadder(TaskUpdates):
             unit = self.ladder.get("business_unit_role", "")
             cw.email(cw.role_members(unit), f"Escalation at stage {number}: {self.inp.reference}",
                      f"‘{self.inp.subject}’ is at stage {number} ({stage['name']}) of ‘{self.ladder['name']}’, "
-                     f"due {due.isoformat()}.")
+                     f"due {long_date(due)}.")
             cw.event("business_unit_told", f"Business unit told: stage {number}", data={"role": unit})
 
     def _timed_out(self, task: TaskRecord) -> None:
@@ -131,7 +132,7 @@ class EscalationLadder(TaskUpdates):
             if action == "notify_role" and not (told_once and stage["on_timeout"]["notify_role"] == scrutineer):
                 role = stage["on_timeout"]["notify_role"]
                 cw.email(cw.role_members(role), f"Escalation timed out at stage {number}: {self.inp.reference}",
-                         f"‘{self.inp.subject}’ had no outcome at stage {number} by {task.due_date}.")
+                         f"‘{self.inp.subject}’ had no outcome at stage {number} by {long_date(task.due_date)}.")
                 cw.event("role_notified", f"Stage {number} timed out: {cw.role_title(role)} told",
                          task_key=task.key, data={"role": role})
             if action == "national_view":
@@ -145,7 +146,8 @@ class EscalationLadder(TaskUpdates):
                          task_key=task.key, data={"role": scrutineer})
             return
         cw.cancel_task(task.key, "no outcome by the deadline")
-        cw.event("escalated", f"Stage {number} timed out on {task.due_date}: escalated to stage {number + 1}",
+        cw.event("escalated", f"Stage {number} timed out on {long_date(task.due_date)}: "
+                              f"escalated to stage {number + 1}",
                  task_key=task.key, data={"from": number, "to": number + 1, "by": "timer"})
         self._enter(number + 1, date.fromisoformat(task.due_date))
 

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRecord,
         TaskResult,
     )
+    from safeguarding.wording import long_date, plural
 
 from workflows.casework import Casework, TaskUpdates, rejected
 
@@ -180,8 +181,8 @@ class LocalReview(TaskUpdates):
         )
         cw.event(
             "lcspr_started",
-            f"Local review started: decision {clock_from.isoformat()}, final report due "
-            f"{self.report_due.isoformat()} ({due['value']} calendar months{why})",
+            f"Local review started: decision {long_date(clock_from)}, final report due "
+            f"{long_date(self.report_due)} ({plural(due['value'], 'calendar month', 'calendar months')}{why})",
         )
         people = {
             "candidate_role": role,
@@ -266,7 +267,7 @@ class LocalReview(TaskUpdates):
                 **people,
             )
             cw.fields["stage"] = "Review: in progress"
-            return f"Reviewer commissioned on {data['commissioned_on']}"
+            return f"Reviewer commissioned on {long_date(data['commissioned_on'])}"
         if kind == "lcspr_final_report":
             self.next_check = None  # monitoring ends with the final report
             accepted = date.fromisoformat(data["accepted_on"])
@@ -293,7 +294,7 @@ class LocalReview(TaskUpdates):
             )
             cw.fields["stage"] = "Final report: partner sign-off"
             late = accepted > self.report_due if self.report_due else False
-            return f"Final report accepted on {accepted.isoformat()}" + (" (after its due date)" if late else "")
+            return f"Final report accepted on {long_date(accepted)}" + (" (after its due date)" if late else "")
         if kind == "partner_signoff":
             if not data["agree"]:
                 return f"{task.title}: NOT signed off: {data.get('comments', '')}"
@@ -335,7 +336,7 @@ class LocalReview(TaskUpdates):
                 )
                 cw.fields.update(publication_date=planned.isoformat(), stage="Pre-publication")
                 self.planned = planned
-                return f"To be published on {planned.isoformat()}; the copy is due by {copy_by.isoformat()}"
+                return f"To be published on {long_date(planned)}; the copy is due by {long_date(copy_by)}"
             cw.not_yet.pop("not-published", None)
             cw.not_yet.update({k: "the partners decided not to publish" for k in ("prepublication", "published")})
             due = cw.calendar.add_working_days(cw.today(), self.steps["publication_decision_working_days"])
@@ -366,10 +367,10 @@ class LocalReview(TaskUpdates):
                 "published", "lcspr_published", "Record publication", "lcspr_published.v1", due=self.planned, **people
             )
             if not cw.has(NOTICES_PATCH, since=3):
-                return f"Pre-publication copy sent on {data['sent_on']}"
+                return f"Pre-publication copy sent on {long_date(data['sent_on'])}"
             copy_to = list(self.cfg["pre_publication"]["copy_to"])
             self._notice("pre_publication_copy", copy_to, data["sent_on"])
-            return f"Pre-publication copy sent on {data['sent_on']} to {recipients_text(copy_to)}"
+            return f"Pre-publication copy sent on {long_date(data['sent_on'])} to {recipients_text(copy_to)}"
         if kind in ("lcspr_published", "lcspr_not_published"):
             self.publication_settled = True
             cw.fields["published"] = kind == "lcspr_published"
@@ -383,7 +384,8 @@ class LocalReview(TaskUpdates):
             said = []
             if notify:
                 self._notice("not_published", notify, data["notice_sent_on"])
-                said.append(f"Notice of not publishing sent on {data['notice_sent_on']} to {recipients_text(notify)}")
+                said.append(f"Notice of not publishing sent on {long_date(data['notice_sent_on'])} "
+                            f"to {recipients_text(notify)}")
             if data.get("summary_url"):
                 said.append(f"{'the ' if said else 'The '}improvements summary is published at {data['summary_url']}")
             return "; ".join(said) or "Not published"
@@ -404,7 +406,7 @@ class LocalReview(TaskUpdates):
                 if self.cfg.get("report_due_after_hand_back", "restart") == "keep":
                     self._start_local(today, date.fromisoformat(self.inp.decision_date),
                                       f" from the rapid review's decision, kept through the national review; "
-                                      f"handed back {today.isoformat()}")
+                                      f"handed back {long_date(today)}")
                 else:
                     self._start_local(today, today, ", restarted when the national review handed the case back")
                 return "The Panel handed the case back for a local review"
@@ -415,7 +417,7 @@ class LocalReview(TaskUpdates):
     def _notice(self, notice: str, recipients: list[str], sent_on: str) -> None:
         """A notice the law requires, sent: its kind, recipients and date (read by the national Panel's view)."""
         what = "Pre-publication copy" if notice == "pre_publication_copy" else "Notice of not publishing"
-        self.cw.event("notice_sent", f"{what} sent on {sent_on} to {recipients_text(recipients)}",
+        self.cw.event("notice_sent", f"{what} sent on {long_date(sent_on)} to {recipients_text(recipients)}",
                       data={"notice": notice, "recipients": recipients, "sent_on": sent_on})
 
     def _maybe_close(self) -> None:
@@ -451,7 +453,7 @@ class LocalReview(TaskUpdates):
                     {
                         "path": f"/{name}",
                         "value": value,
-                        "message": f"the date cannot be in the future (today is {today.isoformat()})",
+                        "message": f"the date cannot be in the future (today is {long_date(today)})",
                     }
                 )
         planned = cmd.data.get("planned_publication_date")
@@ -465,13 +467,14 @@ class LocalReview(TaskUpdates):
                     {
                         "path": "/planned_publication_date",
                         "value": planned,
-                        "message": f"too soon: the Panel and the Secretary of State must have the report {notice} "
-                        f"working days before publication; the earliest publication date is {earliest.isoformat()}",
+                        "message": "too soon: the Panel and the Secretary of State must have the report "
+                        f"{plural(notice, 'working day', 'working days')} before publication; the earliest "
+                        f"publication date is {long_date(earliest)}",
                     }
                 )
         fields += self._notice_rules(cmd)
         if fields:
-            raise rejected("invalid", f"{len(fields)} problem(s) in the form", fields)
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form", fields)
 
     def _notice_rules(self, cmd: TaskCommand) -> list[dict[str, Any]]:
         """What ``if_not_published`` asks for: reasons, the improvements summary, the notice's date. Text of only

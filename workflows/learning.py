@@ -17,6 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import REPORTER, ActionCommand, LearningInput, TaskCommand, TaskRecord, TaskResult
+    from safeguarding.wording import plural
 
 from workflows.casework import Casework, TaskUpdates, rejected
 
@@ -88,8 +89,8 @@ class LearningEvent(TaskUpdates):
             cw.open_task("response", "learning_response", response["label"], "learning_response.v1", **self._lead(),
                          due=cw.calendar.add_working_days(cw.today(), response["within_working_days"]))
             cw.fields["stage"] = response["label"]
-            return f"Triaged: {response['label']} within {response['within_working_days']} working days. " \
-                   f"{data['rationale']}"
+            within = plural(response["within_working_days"], "working day", "working days")
+            return f"Triaged: {response['label']} within {within}. {data['rationale']}"
         if task.type == "learning_response":
             self._open_feedback()
             return f"Findings: {data['findings']}"

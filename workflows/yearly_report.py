@@ -33,6 +33,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
     from safeguarding.case_records import TaskCommand, TaskRecord, TaskResult, YearlyReportInput
+    from safeguarding.wording import long_date, plural
     from safeguarding.yearly_report import (
         PROCESS,
         RECIPIENTS,
@@ -158,13 +159,13 @@ class YearlyReport(TaskUpdates):
         if task.type == "yearly_report_draft":
             self._after_draft()
             with_file = " (report file attached)" if data.get("report_file") else ""
-            return f"{task.title}: draft ready on {data['drafted_on']}{with_file}"
+            return f"{task.title}: draft ready on {long_date(data['drafted_on'])}{with_file}"
         if task.type == "yearly_report_scrutiny":
             if data["changes_needed"]:
                 self._send_back()
                 return f"The independent scrutineer asked for changes: {data['statement']}"
             self._open_signoffs()
-            return f"Scrutinised on {data['reviewed_on']}: {data['statement']}"
+            return f"Scrutinised on {long_date(data['reviewed_on'])}: {data['statement']}"
         if task.type == "yearly_report_signoff":
             if not data["agree"]:
                 self._send_back()
@@ -181,7 +182,7 @@ class YearlyReport(TaskUpdates):
         if task.type == "yearly_report_copy":
             if not any(t.type == "yearly_report_copy" for t in cw.open_tasks()):
                 self._done()
-            return f"{task.title}: sent on {data['sent_on']}" + (
+            return f"{task.title}: sent on {long_date(data['sent_on'])}" + (
                 f" (reference {data['reference']})" if data.get("reference") else "")
         raise rejected("invalid", f"unknown task type {task.type}")
 
@@ -200,7 +201,8 @@ class YearlyReport(TaskUpdates):
             cw.fields["stage"] = "Copies to " + " and ".join(RECIPIENTS[r] for r in recipients)
         else:
             self._done()
-        timing = (f" ({task.days_late} working day(s) after the due date {day_text(self.due)})" if late
+        timing = (f" ({plural(task.days_late or 0, 'working day', 'working days')} after the due date "
+                  f"{day_text(self.due)})" if late
                   else f" (due {day_text(self.due)}: on time)" if self.due else "")
         return f"Published on {day_text(published)} at {url}{timing}"
 
@@ -264,7 +266,7 @@ class YearlyReport(TaskUpdates):
                            "message": f"Enter your {'statement' if name == 'statement' else 'comments'}: "
                                       "spaces alone say nothing"})
         if fields:
-            raise rejected("invalid", f"{len(fields)} problem(s) in the form", fields)
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form", fields)
 
     # --- updates ---------------------------------------------------------------------------------------------
     @workflow.update
