@@ -25,6 +25,7 @@ from safeguarding.pinned import Pinned
 from safeguarding.refusals import ApiError, FieldError, NotApplied, StillApplying
 from safeguarding.tables import Case
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
+from safeguarding.wording import long_date, plural
 from workflows.incident import IncidentCase, workflow_id
 
 EARLIEST_AWARE_DATE = date(2018, 1, 1)
@@ -105,7 +106,7 @@ def _check_incident(doc: dict[str, Any], incident: IncidentIn) -> list[FieldErro
     if incident.aware_date > today:
         errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
                                  message=f"The {AWARE[4:]} must be today or in the past (today is "
-                                         f"{today.isoformat()})"))
+                                         f"{long_date(today)})"))
     elif incident.aware_date < EARLIEST_AWARE_DATE:
         errors.append(FieldError(path="/aware_date", value=incident.aware_date.isoformat(),
                                  message=f"The {AWARE[4:]} must be in 2018 or later: these processes "
@@ -183,7 +184,7 @@ async def open_incident(engine: Engine, client: Client, task_queue: str, princip
         raise ApiError(403, "forbidden", "only the partnership's leads and its notifying role record incidents")
     errors, extra = incident_problems(engine, doc, partnership_id, incident)
     if errors:
-        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the incident", errors)
+        raise ApiError(422, "invalid", f"{plural(len(errors), 'problem', 'problems')} in the incident", errors)
     calendar = WorkingCalendar.for_config(doc["calendar"], incident.aware_date.year - 1, incident.aware_date.year + 5)
     case_id = workflow_id(partnership_id, incident.case_ref)
     inp = IncidentInput(
@@ -276,7 +277,7 @@ async def raise_escalation(engine: Engine, client: Client, task_queue: str, prin
     version, doc = current_arrangements(engine, principal, partnership_id)
     errors = _check_escalation(engine, doc, body, partnership_id)
     if errors:
-        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the escalation", errors)
+        raise ApiError(422, "invalid", f"{plural(len(errors), 'problem', 'problems')} in the escalation", errors)
     request_key = request_digest(principal, idempotency_key) if idempotency_key else ""
     # a made-up reference comes from the Idempotency-Key, so a retried request is the same workflow id
     reference = body.reference or f"D-{(request_key or uuid.uuid4().hex)[:8].upper()}"
@@ -323,7 +324,7 @@ def _check_learning(doc: dict[str, Any], body: LearningIn) -> list[FieldError]:
     today = london_today()
     if body.occurred_on > today:
         errors.append(FieldError(path="/occurred_on", value=body.occurred_on.isoformat(),
-                                 message=f"cannot be in the future (today is {today.isoformat()})"))
+                                 message=f"cannot be in the future (today is {long_date(today)})"))
     known = Pinned.of(doc).agency_ids
     for name, values, allowed in (("agencies", body.agencies, known), ("factors", body.factors, dict(FACTORS)),
                                   ("themes", body.themes, themes_for(doc))):
@@ -352,7 +353,7 @@ async def record_learning(engine: Engine, client: Client, task_queue: str, princ
     version, doc = current_arrangements(engine, principal, partnership_id)
     errors = _check_learning(doc, body)
     if errors:
-        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the learning event", errors)
+        raise ApiError(422, "invalid", f"{plural(len(errors), 'problem', 'problems')} in the learning event", errors)
     request_key = request_digest(principal, idempotency_key, secret or "learning") if idempotency_key else ""
     reference = f"L-{(request_key or uuid.uuid4().hex)[:8].upper()}"
     case_id = learning_workflow_id(partnership_id, reference)

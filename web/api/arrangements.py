@@ -21,6 +21,7 @@ from safeguarding.versions import (
     list_versions,
     store_version,
 )
+from safeguarding.wording import plural
 from web.api import MAX_INT, READ, WRITE, error_responses
 from web.deps import ApiPrincipal, DbEngine
 from web.errors import ApiError, FieldError
@@ -54,7 +55,8 @@ async def read_limited_body(request: Request, limit: int = MAX_DOCUMENT_BYTES) -
 
 def _issues(exc: ArrangementsError) -> ApiError:
     fields = [FieldError(path=i.path, message=i.message, value=i.value) for i in exc.issues]
-    return ApiError(422, "invalid_arrangements", f"{len(fields)} problem(s) in the arrangements", fields)
+    return ApiError(422, "invalid_arrangements", f"{plural(len(fields), 'problem', 'problems')} in the arrangements",
+                    fields)
 
 
 async def _parse(request: Request) -> dict[str, Any]:

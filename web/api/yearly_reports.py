@@ -23,6 +23,7 @@ from safeguarding.case_access import current_arrangements, readable_cases_where,
 from safeguarding.case_commands import actor_of, request_digest, start_case
 from safeguarding.clock import london_today
 from safeguarding.tables import Case
+from safeguarding.wording import plural
 from web.api import READ, TEMPORAL, error_responses
 from web.api.cases import IDEMPOTENCY_KEY, bounded
 from web.deps import ApiPrincipal, DbEngine, TemporalTimeout
@@ -63,7 +64,7 @@ async def start_yearly_report(engine, client, task_queue: str, principal: Princi
         errors.append(FieldError(path="/previous_published_on", value=previous.isoformat(),
                                  message=f"cannot be in the future (today is {yr.day_text(today)})"))
     if errors:
-        raise ApiError(422, "invalid", f"{len(errors)} problem(s) in the yearly report", errors)
+        raise ApiError(422, "invalid", f"{plural(len(errors), 'problem', 'problems')} in the yearly report", errors)
     if previous is None:
         previous = yr.latest_publication(engine, partnership_id, period.start)
     inp = yr.report_input(doc, version.number, period, previous, actor_of(principal), datetime.now(UTC))
