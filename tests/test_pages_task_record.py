@@ -99,3 +99,19 @@ async def test_typed_work_is_kept_when_someone_else_claims_the_task_meanwhile(at
     assert claimer_name == claimer
     assert "Yes" in text and sent_on.strftime("%B %Y") in text  # the answers, to copy
     assert driver.task("notification").status == "open"
+
+
+async def test_a_task_form_reports_every_problem_in_one_round(at_signoff):
+    """Issue 17.4: a future date is reported with the form's other problems, not only after they are fixed."""
+    driver, page = at_signoff
+    writer = driver.candidates("notification")[0]
+    await page.sign_in(email_of(writer), PASSWORD)
+    await page.get(f"/cases/{driver.case_id}/tasks/notification")
+    future = london_today().replace(year=london_today().year + 1)
+    answer = await page.post(f"/cases/{driver.case_id}/tasks/notification", {
+        "sent_on-day": str(future.day), "sent_on-month": str(future.month), "sent_on-year": str(future.year)})
+    assert answer.status_code == 422
+    summary = words(answer.text.split("govuk-error-summary__list")[1].split("</ul>")[0])
+    assert "cannot be in the future" in summary  # the date rule the case knows
+    assert "Select" in summary or "local partners" in summary.lower()  # and the missing answer, at once
+    assert driver.task("notification").status == "open"

@@ -25,8 +25,10 @@ The LCSPR decision records the date the partners decided; a local review's final
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
@@ -317,23 +319,26 @@ class IncidentCase(TaskUpdates):
         self.cw.fields.update(status=status, stage=why, closed_at=workflow.now().isoformat())
         self.cw.event("case_closed", f"Case {status.replace('_', ' ')}: {why}")
 
-    def _check_dates(self, cmd: TaskCommand) -> None:
-        """Form rules that need the case: dates not in the future, not before the LA became aware."""
-        task, today = self.cw.tasks[cmd.task_key], self.cw.today()
+    def _date_problems(self, cmd: TaskCommand) -> list[dict[str, Any]]:
+        """Form rules that need the case: dates not in the future, not before the LA became aware. A value that is
+        not a date is left to the form's schema (its problem is reported with these, in one round)."""
+        today = self.cw.today()
         fields = []
         for name in ("sent_on", "held_on", "submitted_on", "decided_on", "chased_on"):
             value = cmd.data.get(name)
             if not isinstance(value, str):
                 continue
-            day = date.fromisoformat(value)
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                continue
             if day > today:
                 fields.append({"path": f"/{name}", "value": value,
                                "message": f"the date cannot be in the future (today is {long_date(today)})"})
             elif day < self.aware:
                 fields.append({"path": f"/{name}", "value": value, "message":
                                f"the date cannot be before the local authority became aware ({long_date(self.aware)})"})
-        if fields:
-            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form: {task.title}", fields)
+        return fields
 
     # --- updates and queries ---------------------------------------------------------------------------------
     @workflow.update
@@ -347,12 +352,22 @@ class IncidentCase(TaskUpdates):
     def _validate_complete(self, cmd: TaskCommand) -> None:
         if self.status != "open":
             raise rejected("conflict", f"this case is {self.status.replace('_', ' ')}; its tasks are closed")
-        self.cw.check_command(cmd, completing=True)
-        self._check_dates(cmd)
-        unknown = [t for t in cmd.data.get("learning_themes") or [] if t not in self.themes]
-        if unknown:
-            raise rejected("invalid", "unknown learning theme", [
-                {"path": "/learning_themes", "value": unknown,
-                 "message": f"not a theme of this partnership: {', '.join(unknown)}; choose from: "
-                            + ", ".join(sorted(self.themes))}])
+        # every problem in one round (issue 17.4): the form's schema, then the dates and themes the case knows
+        fields: list[dict[str, Any]] = []
+        try:
+            task = self.cw.check_command(cmd, completing=True)
+        except ApplicationError as exc:
+            if exc.type != "invalid":
+                raise
+            fields = list((exc.details[0] if exc.details else {}).get("fields") or [])
+            task = self.cw.tasks[cmd.task_key]
+        taken = {f.get("path") for f in fields}
+        fields += [f for f in self._date_problems(cmd) if f["path"] not in taken]
+        unknown = [t for t in cmd.data.get("learning_themes") or [] if isinstance(t, str) and t not in self.themes]
+        if unknown and "/learning_themes" not in taken:
+            fields.append({"path": "/learning_themes", "value": unknown,
+                           "message": f"not a theme of this partnership: {', '.join(unknown)}; choose from: "
+                                      + ", ".join(sorted(self.themes))})
+        if fields:
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form: {task.title}", fields)
 
