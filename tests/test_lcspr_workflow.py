@@ -90,6 +90,11 @@ async def test_a_publication_date_too_close_names_the_earliest_allowed(review):
     day_before = earliest - timedelta(days=1)
     assert cal.nth_working_day_before(earliest, 7) >= today > cal.nth_working_day_before(day_before, 7)
     assert review.task("publication-plan").status == "open"  # nothing changed
+    # issue 17.4: with a problem the schema finds (an unknown field), the date rule is still reported, at once
+    with pytest.raises(ApiError) as err:
+        await review.do("publication-plan", {"publish": "yes", "colour": "red",
+                                             "planned_publication_date": (today + timedelta(days=2)).isoformat()})
+    assert {"/planned_publication_date"} <= {f.path for f in err.value.fields} and len(err.value.fields) >= 2
 
 
 async def test_not_published(review):

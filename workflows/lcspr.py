@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from safeguarding.calendar import WorkingCalendar
@@ -40,6 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding.wording import long_date, plural
 
 from workflows.casework import Casework, TaskUpdates, rejected
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
 
 PROCESS = "lcspr"
 STEP_DEFAULTS = {
@@ -433,8 +442,9 @@ class LocalReview(TaskUpdates):
         self.cw.fields.update(status=status, stage=why, closed_at=workflow.now().isoformat())
         self.cw.event("case_closed", f"Review closed: {why}")
 
-    def _check_rules(self, cmd: TaskCommand) -> None:
-        """Rules that need the case: dates not in the future; the publication date leaves time for the copy."""
+    def _rule_problems(self, cmd: TaskCommand) -> list[dict[str, Any]]:
+        """Rules that need the case: dates not in the future; the publication date leaves time for the copy. A
+        value that is not a date is left to the form's schema (reported with these, in one round)."""
         cw, today, fields = self.cw, self.cw.today(), []
         for name in (
             "agreed_on",
@@ -448,7 +458,7 @@ class LocalReview(TaskUpdates):
             "reviewed_on",
         ):
             value = cmd.data.get(name)
-            if isinstance(value, str) and date.fromisoformat(value) > today:
+            if isinstance(value, str) and _day(value) is not None and _day(value) > today:
                 fields.append(
                     {
                         "path": f"/{name}",
@@ -462,7 +472,7 @@ class LocalReview(TaskUpdates):
             earliest = today + timedelta(days=1)
             while cw.calendar.nth_working_day_before(earliest, notice) < today:
                 earliest += timedelta(days=1)
-            if date.fromisoformat(planned) < earliest:
+            if _day(planned) is not None and _day(planned) < earliest:
                 fields.append(
                     {
                         "path": "/planned_publication_date",
@@ -472,9 +482,7 @@ class LocalReview(TaskUpdates):
                         f"publication date is {long_date(earliest)}",
                     }
                 )
-        fields += self._notice_rules(cmd)
-        if fields:
-            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form", fields)
+        return fields + self._notice_rules(cmd)
 
     def _notice_rules(self, cmd: TaskCommand) -> list[dict[str, Any]]:
         """What ``if_not_published`` asks for: reasons, the improvements summary, the notice's date. Text of only
@@ -517,8 +525,18 @@ class LocalReview(TaskUpdates):
     def _validate_complete(self, cmd: TaskCommand) -> None:
         if self.status not in ("open", "suspended"):
             raise rejected("conflict", f"this review is {self.status}; its tasks are closed")
-        self.cw.check_command(cmd, completing=True)
-        self._check_rules(cmd)
+        # every problem in one round (issue 17.4): the form's schema with the rules the case knows
+        fields: list[dict[str, Any]] = []
+        try:
+            self.cw.check_command(cmd, completing=True)
+        except ApplicationError as exc:
+            if exc.type != "invalid":
+                raise
+            fields = list((exc.details[0] if exc.details else {}).get("fields") or [])
+        taken = {f.get("path") for f in fields}
+        fields += [f for f in self._rule_problems(cmd) if f["path"] not in taken]
+        if fields:
+            raise rejected("invalid", f"{plural(len(fields), 'problem', 'problems')} in the form", fields)
 
     @workflow.update
     async def add_action(self, cmd: ActionCommand) -> TaskResult:
