@@ -572,6 +572,11 @@ async def test_the_national_panel_sees_only_pseudonymised_context(site):
     page = await panel.get(url)
     assert page.status_code == 200
     assert case.national_ref in page.text and "Child A" not in page.text and case.summary not in page.text
+    # issue 17.1: the response's expected date reads the same on the Panel's task list and the task page
+    from web.templating import date_uk
+
+    expected = f"Expected by {date_uk(task_row(driver.engine, case_id, 'panel-response').follow_up_date)}"
+    assert expected in inbox.text and expected in page.text
     assert case.case_ref not in page.text and case_id not in page.text and "Agrees with the decision" in page.text
     assert (await panel.get(f"/cases/{case_id}")).status_code == 404
     assert (await panel.get(f"/cases/{case_id}/tasks/notification")).status_code == 404

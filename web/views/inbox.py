@@ -59,7 +59,7 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any],
     pins: dict[tuple[str, int], Pinned | None] = {}
     rows = []
     for (case_id, key, title, for_, status, due_date, overdue_flag, claimed_by, partnership_id, version, national_ref,
-         case_ref, claimer_name, _total) in found:
+         case_ref, claimer_name, follow_up_date, _total) in found:
         pin_key = (partnership_id, version)
         if pin_key not in pins:
             pins[pin_key] = pinned(engine, partnership_id, version)
@@ -69,6 +69,8 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any],
         claimed_by_name = my_name if claimed_by == me else claimed_by if claimer_name is None else claimer_name
         rows.append({"case_id": case_id, "key": key, "title": title, "for": for_, "status": status,
                      "due_date": due_date, "overdue": overdue_flag, "claimed_by": claimed_by,
+                     # a step with no deadline but an expected date (the Panel's response): as its page says
+                     "expected": follow_up_date if due_date is None else None,
                      "case_label": national_ref if national else case_ref, "days_left": left,
                      "days_left_text": days_left_text(left), "claimed_by_name": claimed_by_name,
                      "mine": claimed_by == me,
@@ -80,7 +82,7 @@ def inbox_rows(engine, principal: Principal, filters: dict[str, Any],
 _claimer = User.__table__.alias("claimer")
 _INBOX_COLUMNS = (Task.case_id, Task.key, Task.title, Task.candidate_label.label("for"), Task.status, Task.due_date,
                   Task.overdue, Task.claimed_by, Case.partnership_id, Case.arrangements_version, Case.national_ref,
-                  Case.case_ref, _claimer.c.display_name.label("claimed_by_name"))
+                  Case.case_ref, _claimer.c.display_name.label("claimed_by_name"), Task.follow_up_date)
 
 
 @functools.cache
