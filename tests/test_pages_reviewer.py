@@ -577,6 +577,11 @@ async def test_the_national_panel_sees_only_pseudonymised_context(site):
 
     expected = f"Expected by {date_uk(task_row(driver.engine, case_id, 'panel-response').follow_up_date)}"
     assert expected in inbox.text and expected in page.text
+    # and the rapid review it responds to, pseudonymised: dates and controlled answers, nobody's words
+    shown = " ".join(visible(page.text).split())
+    assert "The rapid review you are responding to" in shown and "Agency summaries 3 received" in shown
+    assert "Decision on a local review No local review" in shown and "May be of national importance No" in shown
+    assert "Information sharing" in shown and "Agencies did not share information." not in page.text
     assert case.case_ref not in page.text and case_id not in page.text and "Agrees with the decision" in page.text
     assert (await panel.get(f"/cases/{case_id}")).status_code == 404
     assert (await panel.get(f"/cases/{case_id}/tasks/notification")).status_code == 404

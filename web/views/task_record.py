@@ -5,6 +5,8 @@
 * ``sent_back``: a decision sent back by a partner says who refused, when and why, and starts from the earlier
   answers (``form_values``).
 * ``next_steps``: what happens after a completed task, in words, for its confirmation.
+* ``panel_view``: the rapid review the national Panel responds to, pseudonymised: dates, the decision and its
+  controlled answers (national importance, learning themes), the partners' sign-offs; never what people typed.
 
 Local pages only: the national body's view stays pseudonymised (no one's answers)."""
 
@@ -18,6 +20,7 @@ from sqlmodel import Session, select
 
 from safeguarding import forms
 from safeguarding.tables import Case, Task
+from safeguarding.wording import long_date
 from web import schema_forms as sf
 from web.views.common import display_names
 
@@ -113,3 +116,39 @@ def next_steps(task: Task) -> str:
     if task.type == "panel_submission":
         return "The submission is recorded. The national Panel is now asked for its response."
     return "What you recorded is on the case’s timeline, and the case moves on to its next step."
+
+
+def panel_view(engine, case: Case, themes: Any) -> list[dict[str, Any]]:
+    """Summary-list rows of the rapid review the Panel responds to: no names, no free text (issue 17.1)."""
+    done = _done(engine, case.id)
+    rows: list[dict[str, Any]] = []
+
+    def row(key: str, text: str) -> None:
+        rows.append({"key": {"text": key}, "value": {"text": text}})
+
+    meeting = [t for t in done if t.type == "rr_meeting"]
+    if meeting:
+        held = json.loads(meeting[-1].data or "{}").get("held_on")
+        row("Rapid review meeting", _long(held))
+    summaries = [t for t in done if t.type == "agency_summary"]
+    row("Agency summaries", f"{len(summaries)} received")
+    decisions = [t for t in done if t.type == "lcspr_decision"]
+    if decisions:
+        data = json.loads(decisions[-1].data or "{}")
+        row("Decision on a local review", "Hold a local review" if data.get("hold_lcspr") == "yes"
+            else "No local review")
+        if data.get("decided_on"):
+            row("Decided on", _long(data["decided_on"]))
+        row("May be of national importance", "Yes" if data.get("national_importance") else "No")
+        chosen = [(themes or {}).get(t, t) for t in data.get("learning_themes") or []]
+        row("Learning themes", ", ".join(chosen) if chosen else "None chosen")
+        if len(decisions) > 1:
+            row("Decision made", f"{len(decisions)} times (sent back by a partner before sign-off)")
+    signed = [t for t in done if t.type == "partner_signoff" and json.loads(t.data or "{}").get("agree")]
+    if signed:
+        row("Signed off by", "; ".join(f"{t.title.split(': ', 1)[-1]} ({_long(_when(t))})" for t in signed))
+    return rows
+
+
+def _long(value: Any) -> str:
+    return long_date(value) if value else "–"

@@ -142,6 +142,8 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
     record = (task_record.signing_record(engine, case, options)
               if task.type == "partner_signoff" and not national else [])
     returned = task_record.sent_back(engine, case, task) if not national else None
+    responding_to = (task_record.panel_view(engine, case, facts.themes if facts else None)
+                     if task.type == "panel_response" else [])
     if returned and values is None and task.status == "open":
         values = task_record.form_values(schema, returned["data"])  # starts from the earlier answers
     left = facts.working_days_left(london_today(), task.due_date) if facts else None
@@ -160,7 +162,7 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
         answers=sf.answers(schema, data, options) if task.status == "done" else [],
         confirmed=request.query_params.get("done") == "1" and task.status == "done",
         next_steps=task_record.next_steps(task) if task.status == "done" else "",
-        record=record, sent_back=returned, unsaved=unsaved or [],
+        record=record, sent_back=returned, unsaved=unsaved or [], responding_to=responding_to,
         flash=flash, back=task_href(case.id, case.national_ref, key, national),
         case_href="/tasks" if national else f"/cases/{case_id}")
     return render(request, "reviewer/task.html", context, block="task", status_code=status_code)
