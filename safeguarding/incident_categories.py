@@ -66,7 +66,7 @@ def notification_title(cat: dict[str, Any]) -> str:
     return f"Notify {recipients_text(recipients(cat))}"
 
 
-def _ages_text(low: int | None, high: int | None) -> str:
+def ages_text(low: int | None, high: int | None) -> str:
     if low is not None and high is not None:
         return f"from {low} to {high}"
     if low is not None:
@@ -95,8 +95,8 @@ def category_problems(doc: dict[str, Any], category_id: str, age: int | None) ->
     low, high = ages
     if age is None:
         return [("age_at_incident", f"Enter the age at the date of the incident: ‘{label}’ covers ages "
-                                    f"{_ages_text(low, high)}")]
+                                    f"{ages_text(low, high)}")]
     if (low is not None and age < low) or (high is not None and age > high):
-        return [("age_at_incident", f"‘{label}’ covers ages {_ages_text(low, high)} at the date of the incident, "
+        return [("age_at_incident", f"‘{label}’ covers ages {ages_text(low, high)} at the date of the incident, "
                                     f"not {age}: check the age, or choose another category")]
     return []

@@ -21,7 +21,7 @@ from safeguarding.case_commands import DEFAULT_TIMEOUT, actor_of, request_digest
 from safeguarding.case_records import ENGINE, IncidentInput
 from safeguarding.clock import london_today
 from safeguarding.cross_boundary import intake_fields
-from safeguarding.pinned import Pinned
+from safeguarding.pinned import Pinned, current
 from safeguarding.refusals import ApiError, FieldError, NotApplied, StillApplying
 from safeguarding.tables import Case
 from safeguarding.versions import VersionNotFoundError, document_of, get_version
@@ -136,14 +136,12 @@ def may_open_incident(principal: Principal, doc: dict[str, Any]) -> bool:
 
 
 def may_record_incidents(engine: Engine, principal: Principal) -> bool:
+    """Whether the person may record an incident (the inbox and cases list offer it): read from the cached current
+    version (``pinned.current``), as every page load asks."""
     if principal.partnership_id is None:
         return False
-    with Session(engine) as session:
-        try:
-            doc = document_of(get_version(session, principal.partnership_id))
-        except VersionNotFoundError:
-            return False
-    return may_open_incident(principal, doc)
+    found = current(engine, principal.partnership_id)
+    return found is not None and may_open_incident(principal, dict(found.document))
 
 
 def intake_doc(engine: Engine, principal: Principal) -> dict[str, Any]:

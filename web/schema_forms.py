@@ -109,6 +109,28 @@ def parse(schema: Mapping[str, Any], form: Mapping[str, Any]) -> tuple[dict[str,
     return data, errors
 
 
+def form_values(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Recorded answers as the form's values (the inverse of ``parse``), to start a form from them."""
+    values: dict[str, Any] = {}
+    for name, prop, _ in properties(schema):
+        if name not in data:
+            continue
+        value, kind = data[name], kind_of(prop)
+        if kind == "date":
+            try:
+                day = date.fromisoformat(value)
+            except (TypeError, ValueError):
+                continue
+            values.update({f"{name}-day": str(day.day), f"{name}-month": str(day.month), f"{name}-year": str(day.year)})
+        elif kind == "boolean":
+            values[name] = "true" if value else "false"
+        elif kind == "checkboxes":
+            values[name] = [str(v) for v in value]
+        else:
+            values[name] = str(value)
+    return values
+
+
 def friendly(schema: Mapping[str, Any], name: str, message: str, value: Any) -> str:
     """The validator's words, except for a missing answer, which GOV.UK words as an instruction."""
     prop = schema.get("properties", {}).get(name, {})

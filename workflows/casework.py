@@ -55,6 +55,14 @@ def rejected(kind: str, message: str, fields: list[dict[str, Any]] | None = None
     return ApplicationError(message, {"kind": kind, "fields": fields or []}, type=kind, non_retryable=True)
 
 
+def iso_day(value: str) -> date | None:
+    """A form's ISO date, or None when it is not one (the form's schema reports that; rules skip it)."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 class Casework:
     def __init__(self, *, case_id: str, partnership_id: str, case_ref: str, process: str,
                  calendar: WorkingCalendar, arrangements: dict[str, Any], engine: int = 1):

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from safeguarding.themes import themes_for
     from safeguarding.wording import clock_start_text, long_date, plural
 
-from workflows.casework import Casework, TaskUpdates, rejected
+from workflows.casework import Casework, TaskUpdates, iso_day, rejected
 from workflows.lcspr import lcspr_workflow_id
 
 PROCESS = "incident"
@@ -328,9 +328,8 @@ class IncidentCase(TaskUpdates):
             value = cmd.data.get(name)
             if not isinstance(value, str):
                 continue
-            try:
-                day = date.fromisoformat(value)
-            except ValueError:
+            day = iso_day(value)
+            if day is None:
                 continue
             if day > today:
                 fields.append({"path": f"/{name}", "value": value,

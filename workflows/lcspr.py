@@ -40,15 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from safeguarding.wording import long_date, plural
 
-from workflows.casework import Casework, TaskUpdates, rejected
-
-
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
+from workflows.casework import Casework, TaskUpdates, iso_day, rejected
 
 PROCESS = "lcspr"
 STEP_DEFAULTS = {
@@ -458,7 +450,7 @@ class LocalReview(TaskUpdates):
             "reviewed_on",
         ):
             value = cmd.data.get(name)
-            if isinstance(value, str) and _day(value) is not None and _day(value) > today:
+            if isinstance(value, str) and iso_day(value) is not None and iso_day(value) > today:
                 fields.append(
                     {
                         "path": f"/{name}",
@@ -472,7 +464,7 @@ class LocalReview(TaskUpdates):
             earliest = today + timedelta(days=1)
             while cw.calendar.nth_working_day_before(earliest, notice) < today:
                 earliest += timedelta(days=1)
-            if _day(planned) is not None and _day(planned) < earliest:
+            if iso_day(planned) is not None and iso_day(planned) < earliest:
                 fields.append(
                     {
                         "path": "/planned_publication_date",

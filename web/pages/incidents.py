@@ -12,13 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from safeguarding.accounts import Principal
 from safeguarding.audit_log import audit
+from safeguarding.incident_categories import age_range, ages_text
 from safeguarding.intake import IncidentIn, incident_problems, intake_doc, open_incident
-from safeguarding.tables import Partnership
+from safeguarding.national import partnerships
 from web import schema_forms as sf
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError
@@ -56,8 +57,8 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
                     for c in sin.get("categories", [])],
         agencies=[{"value": aid, "text": name, "checked": aid in values.get("agencies", [])} for aid, name in agencies],
         max_children=min(MAX_CHILDREN, int(sin.get("max_children_per_notification", MAX_CHILDREN))),
-        aged_categories=[f"{c.get('label', c['id'])} ({_ages(c)})" for c in sin.get("categories", [])
-                         if c.get("age_at_incident")],
+        aged_categories=[f"{c.get('label', c['id'])} (ages {ages_text(*age_range(c))})"
+                         for c in sin.get("categories", []) if age_range(c)],
         other_partnerships=[{"value": "", "text": "Choose a partnership"}] + [
             {"value": pid, "text": name, "selected": values.get("resident_partnership_id") == pid}
             for pid, name in _other_partnerships(request, principal)],
@@ -65,20 +66,10 @@ def _intake_page(request: Request, principal: Principal, doc: dict[str, Any], *,
     return render(request, "reviewer/incident_new.html", context, status_code=status_code)
 
 
-def _ages(cat: dict[str, Any]) -> str:
-    ages = cat.get("age_at_incident") or {}
-    low, high = ages.get("min"), ages.get("max")
-    if low is not None and high is not None:
-        return f"ages {low} to {high}"
-    return f"ages {low} and over" if low is not None else f"ages up to {high}"
-
-
 def _other_partnerships(request: Request, principal: Principal) -> list[tuple[str, str]]:
     """The other partnerships on this service (where a child may live): public names, not cases."""
-    p = Partnership.__table__.c
-    with engine_of(request).connect() as conn:
-        return [(row.id, row.name) for row in conn.execute(
-            select(p.id, p.name).where(p.id != principal.partnership_id).order_by(p.name))]
+    with Session(engine_of(request)) as session:
+        return [(pid, name) for pid, name in partnerships(session) if pid != principal.partnership_id]
 
 
 @router.get("/incidents/new")

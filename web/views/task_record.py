@@ -3,7 +3,7 @@
 * ``signing_record``: a partner signing off sees the decision, its rationale against the criteria, the agency
   summaries and the meeting record they are signing (the latest round's decision).
 * ``sent_back``: a decision sent back by a partner says who refused, when and why, and starts from the earlier
-  answers (``form_values``).
+  answers (``schema_forms.form_values``).
 * ``next_steps``: what happens after a completed task, in words, for its confirmation.
 * ``panel_view``: the rapid review the national Panel responds to, pseudonymised: dates, the decision and its
   controlled answers (national importance, learning themes), the partners' sign-offs; never what people typed.
@@ -73,28 +73,6 @@ def sent_back(engine, case: Case, task: Task) -> dict[str, Any] | None:
             "data": json.loads(previous.data or "{}")}
 
 
-def form_values(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Recorded answers as the form's values (the inverse of ``schema_forms.parse``), to start a form from them."""
-    values: dict[str, Any] = {}
-    for name, prop, _ in sf.properties(schema):
-        if name not in data:
-            continue
-        value, kind = data[name], sf.kind_of(prop)
-        if kind == "date":
-            try:
-                day = date.fromisoformat(value)
-            except (TypeError, ValueError):
-                continue
-            values.update({f"{name}-day": str(day.day), f"{name}-month": str(day.month), f"{name}-year": str(day.year)})
-        elif kind == "boolean":
-            values[name] = "true" if value else "false"
-        elif kind == "checkboxes":
-            values[name] = [str(v) for v in value]
-        else:
-            values[name] = str(value)
-    return values
-
-
 def next_steps(task: Task) -> str:
     """What happens now that this task is done, for its confirmation."""
     data = json.loads(task.data or "{}")
@@ -151,4 +129,4 @@ def panel_view(engine, case: Case, themes: Any) -> list[dict[str, Any]]:
 
 
 def _long(value: Any) -> str:
-    return long_date(value) if value else "–"
+    return long_date(value) if value else "–"  # long_date keeps what it cannot read; "–" for nothing

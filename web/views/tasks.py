@@ -145,7 +145,7 @@ def task_response(request: Request, principal: Principal, case_id: str, key: str
     responding_to = (task_record.panel_view(engine, case, facts.themes if facts else None)
                      if task.type == "panel_response" else [])
     if returned and values is None and task.status == "open":
-        values = task_record.form_values(schema, returned["data"])  # starts from the earlier answers
+        values = sf.form_values(schema, returned["data"])  # starts from the earlier answers
     left = facts.working_days_left(london_today(), task.due_date) if facts else None
     summary = sf.error_list(schema, errors, general or [])
     context = page_context(
