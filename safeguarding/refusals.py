@@ -76,6 +76,16 @@ def plain_message(error: Mapping[str, Any], labels: Mapping[str, str],
         return f"{_sentence(label)} must have at most {ctx.get('max_length')}"
     if kind.startswith("date"):
         return f"{_sentence(label)} must be a real date, for example 2026-03-27"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{_sentence(label)} must be a whole number, for example 17"
+    if kind == "greater_than_equal":
+        return f"{_sentence(label)} must be {ctx.get('ge')} or more"
+    if kind == "greater_than":
+        return f"{_sentence(label)} must be more than {ctx.get('gt')}"
+    if kind == "less_than_equal":
+        return f"{_sentence(label)} must be {ctx.get('le')} or less"
+    if kind == "less_than":
+        return f"{_sentence(label)} must be less than {ctx.get('lt')}"
     if kind in ("value_error", "assertion_error") and ctx.get("error") is not None:
         return _sentence(str(ctx["error"]))
     message = str(error.get("msg", "is not valid"))

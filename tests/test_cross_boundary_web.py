@@ -143,3 +143,28 @@ async def test_the_intake_form_asks_the_age_and_where_the_child_lives(app, seede
     with Session(seeded_engine) as session:
         case = session.get(Case, case_id)
     assert (case.resident_partnership_id, case.panel_sees) == (NE, False)
+
+
+async def test_a_bad_age_or_area_is_refused_naming_the_field(app, api):
+    """Bad input on the new intake fields: a clear error that names the field, nothing opened."""
+    for extra, path, words in (({"age_at_incident": 31}, "/age_at_incident", "the child's age"),
+                               ({"age_at_incident": "nineteen"}, "/age_at_incident", "the child's age"),
+                               ({"resident_area_name": "x" * 201}, "/resident_area_name", "area")):
+        refused = await api.post(f"/api/partnerships/{RV}/incidents", auth=LEAD,
+                                 json=incident(category="care_leaver_death_to_24", **extra))
+        assert refused.status_code == 422, extra
+        (field,) = [f for f in refused.json()["error"]["fields"] if f["path"] == path]
+        assert words in field["message"].lower() and "input should" not in field["message"].lower()
+    page = Pages(app)
+    try:
+        await page.sign_in(*LEAD)
+        await page.get("/incidents/new")
+        today = london_today()
+        bad = await page.post("/incidents/new", {
+            "case_ref": "RV-AGE-1", "aware_date-day": str(today.day), "aware_date-month": str(today.month),
+            "aware_date-year": str(today.year), "category": "care_leaver_death_to_24",
+            "child-1-pseudonym": "Child A", "summary": "Died.", "age_at_incident": "nineteen"})
+        assert bad.status_code == 422 and 'href="#age_at_incident"' in bad.text
+        assert "Input should" not in bad.text
+    finally:
+        await page.close()
