@@ -51,7 +51,7 @@ from safeguarding.tables import (
 _DATE_FIELDS = {"aware_date", "notification_due", "notification_sent_on", "rapid_review_due",
                 "rapid_review_submitted_on", "report_due", "publication_date"}
 _DATETIME_FIELDS = {"opened_at", "closed_at"}
-_JSON_FIELDS = {"children", "agencies"}
+_JSON_FIELDS = {"children", "agencies", "plan"}
 
 CASES, TASKS, CANDIDATES = Case.__table__, Task.__table__, TaskCandidate.__table__
 EVENTS, OUTBOX, TAGS = CaseEvent.__table__, OutboxMessage.__table__, LearningTag.__table__

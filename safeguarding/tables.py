@@ -112,6 +112,8 @@ class Case(SQLModel, table=True):
     children: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     agencies: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))  # JSON
+    # engine 6: the process's planned steps, in order (JSON: [{type, title, applies, ...}]); None for older cases
+    plan: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     opened_by: str = Field(max_length=100)
     opened_at: datetime = Field(sa_column=_ts(nullable=False))
     closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -83,3 +83,34 @@ def test_the_engine_4_paths_are_recorded():
     assert cross["resident_contributor"]["members"] == ["u-ne-business-manager", "u-ne-review-coordinator"]
     assert _started_input("engine4_incident_full_path")["engine"] == 4
     assert "age_at_incident" not in _started_input("engine3_incident_full_path")
+
+
+def _published_plans(stem: str) -> list[list[str]]:
+    """The step plans (their step types) each read-model write of a recorded history sent, in order."""
+    import base64
+    import json
+
+    history = json.loads((Path(__file__).parent / "histories" / f"{stem}.json").read_text())
+    plans = []
+    for event in history["events"]:
+        scheduled = event.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "sync_case":
+            fields = json.loads(base64.b64decode(scheduled["input"]["payloads"][0]["data"]))["fields"]
+            if "plan" in fields:
+                plans.append([step["type"] for step in fields["plan"]])
+    return plans
+
+
+def test_the_engine_6_paths_are_recorded_with_their_step_plans():
+    """Issue 18: started under engine 6, every process publishes its step plan (again when a decision changes it);
+    the recordings from before it publish none."""
+    assert _published_plans("engine6_incident_full_path")[0][0] == "notification_sent"
+    assert _published_plans("engine6_ladder_urgent_withdrawn") == [["ladder_stage"] * 4]
+    handed_back = _published_plans("engine6_lcspr_handed_back_and_published")
+    assert handed_back[0] == ["lcspr_national_info", "lcspr_immediate_actions", "national_review_outcome"]
+    assert handed_back[-1][-3:] == ["lcspr_prepublication", "lcspr_published", "lcspr_action"]
+    assert _published_plans("engine6_lcspr_not_published_with_action")[-1][-2:] == ["lcspr_not_published",
+                                                                                   "lcspr_action"]
+    assert len(_published_plans("engine6_learning_round_table_with_action")) == 2  # again after the triage
+    for stem in ("engine5_incident_late_steps_without_reminders", "engine5_ladder_names_the_overdue_step"):
+        assert _started_input(stem)["engine"] == 5 and _published_plans(stem) == []

@@ -47,6 +47,7 @@ OVERDUE_LADDER_PATCH = "overdue-work-ladder-child"  # cases from before it only 
 ONE_TIMER_PATCH = "one-timer-per-deadline"  # cases from before it started and cancelled a timer on every wait
 NO_PAST_REMINDER_PATCH = "no-reminder-before-opening"  # cases from before it posted a late task's reminder at once
 OVERDUE_STEP_TITLES_PATCH = "overdue-ladder-names-the-step"  # cases from before it titled every ladder's tasks alike
+STEP_PLAN_PATCH = "step-plan-in-snapshot"  # cases from before it published no step plan (the page fell back)
 DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
 
 
@@ -80,6 +81,7 @@ class Casework:
         self._pending_messages: list[MessageRecord] = []
         self.on_overdue: Callable[[TaskRecord], None] = self.escalate_overdue  # a process may hand it on otherwise
         self.not_yet: dict[str, str] = {}  # task key -> why that step cannot start yet (a clear 409, not a 404)
+        self._plans: bool | None = None  # whether this case publishes its step plan (decided once, at its first)
         self.ladders: dict[str, str] = {}  # task key -> id of the overdue-work ladder climbing for it
         self._children: list[tuple[str, Any, str, dict[str, str]]] = []
         self._dirty: set[str] = set()  # tasks changed since the read model last had them
@@ -114,6 +116,19 @@ class Casework:
             if self.calendar.is_working_day(day):
                 counted += 1
         return day
+
+    # --- the step plan: what the process means to do, in order, for the case page -----------------------------
+    def publish_plan(self, steps: list[dict[str, Any]]) -> None:
+        """The process's planned steps, in order, as the case row's ``plan`` (the read model): each a dict with
+        ``type`` (the task type its tasks have), ``title`` (plain English), ``applies`` (False: this case will not
+        take it) and optionally ``key`` (one task's key, when several steps share a type, such as a ladder's
+        stages) and step details the page shows. A process publishes it again when a decision changes it.
+        Decided once per case (the first call, as the workflow starts): cases from before engine 6 decide by the
+        ``STEP_PLAN_PATCH`` marker, so a case replaying from its start never publishes half a plan."""
+        if self._plans is None:
+            self._plans = self.has(STEP_PLAN_PATCH, since=6)
+        if self._plans:
+            self.fields["plan"] = [dict(step) for step in steps]
 
     # --- people --------------------------------------------------------------------------------------------
     def role_members(self, role_id: str) -> list[str]:

@@ -106,6 +106,7 @@ class IncidentCase(TaskUpdates):
                  data={"notify": list(self.notify)} if by_category else None)
         if inp.resident_area_name or inp.resident_partnership_id:
             self._record_resident_area()
+        cw.publish_plan(self._plan())
         due = cw.calendar.add_working_days(self.aware, self.sin["deadline"]["value"])
         cw.fields["notification_due"] = due.isoformat()
         role = self.sin["notifier_role"]
@@ -121,6 +122,18 @@ class IncidentCase(TaskUpdates):
                 await cw.sync()
         await cw.finish()
         return self.status
+
+    def _plan(self) -> list[dict[str, Any]]:
+        """The steps this case will take, in order (engine 6: the case page shows the ones not reached yet)."""
+        rr = self.rr_required
+        return [{"type": "notification_sent", "title": f"Notify {self._to()}", "applies": True},
+                {"type": "agency_summary", "title": "Agency summaries", "applies": rr},
+                {"type": "rr_meeting", "title": "Record the rapid review meeting", "applies": rr},
+                {"type": "lcspr_decision", "title": "Decide on a local child safeguarding practice review",
+                 "applies": rr},
+                {"type": "partner_signoff", "title": "Partner sign-off", "applies": rr},
+                {"type": "panel_submission", "title": "Submit the rapid review to the national Panel", "applies": rr},
+                {"type": "panel_response", "title": "The national Panel’s response", "applies": rr}]
 
     def _to(self) -> str:
         """Whom the notification goes to, in words: "the national Panel", "the Secretary of State and Ofsted"."""

@@ -22,6 +22,7 @@ are titled with the overdue step (``LadderInput.task_title_prefix``: "Overdue: A
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from temporalio import workflow
 
@@ -76,6 +77,7 @@ class EscalationLadder(TaskUpdates):
         cw.event("ladder_raised", f"Raised on ‘{self.ladder['name']}’" + (" as urgent" if inp.urgent else "")
                  + f": {inp.subject}", actor=inp.raised_by.user_ref,
                  data={"ladder": self.ladder["id"], "urgent": inp.urgent})
+        cw.publish_plan(self._plan(first))
         self._enter(first, self.raised_on)
         await cw.sync()
         while self.status == "open":
@@ -84,6 +86,19 @@ class EscalationLadder(TaskUpdates):
                 await cw.sync()
         await cw.finish()
         return self.status
+
+    def _plan(self, first: int) -> list[dict[str, Any]]:
+        """The ladder's stages, in order, from the arrangements version it started with (engine 6): who handles
+        each and its time limit; an urgent ladder skips the stages before the one it starts at."""
+        cw, plan = self.cw, []
+        for number in sorted(self.stages):
+            stage = self.stages[number]
+            plan.append({"type": "ladder_stage", "key": f"stage-{number}", "title": f"Stage {number}: {stage['name']}",
+                         "applies": number >= first, "stage": number, "name": stage["name"],
+                         "handler": cw.role_title(stage["handler_role"]),
+                         "time_limit_working_days": stage["time_limit_working_days"],
+                         "clock_start": stage.get("clock_start", "previous_stage_deadline")})
+        return plan
 
     # --- stages ----------------------------------------------------------------------------------------------
     def _due(self, number: int, starting: date) -> date:

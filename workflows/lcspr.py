@@ -88,6 +88,7 @@ class LocalReview(TaskUpdates):
         self.checks = 0
         self.publication_settled = False
         self.planned: date | None = None
+        self.publication: str | None = None  # the publication decision, once made: "yes" or the next step's title
         self.cw.not_yet.update(
             {k: NOT_SIGNED_OFF for k in ("publication-plan", "prepublication", "published", "not-published")}
         )
@@ -109,6 +110,7 @@ class LocalReview(TaskUpdates):
     async def run(self, inp: LcsprInput) -> str:
         cw = self.cw
         if inp.national_review:
+            cw.publish_plan(self._plan())
             cw.event(
                 "national_review",
                 "The national Panel holds a national review: the local process is "
@@ -216,6 +218,39 @@ class LocalReview(TaskUpdates):
             }
         )
         self.next_check = decision + timedelta(weeks=self.cfg["progress_checks"]["every"])
+        cw.publish_plan(self._plan())
+
+    def _plan(self) -> list[dict[str, Any]]:
+        """The steps, in order (engine 6): the national review's, then (once the review is local) the local
+        review's; the publication decision settles which steps follow it."""
+        steps = []
+        if self.inp.national_review:
+            steps += [{"type": "lcspr_national_info", "title": "Supply information to the national review"},
+                      {"type": "lcspr_immediate_actions",
+                       "title": "Keep the immediate safeguarding actions under review"},
+                      {"type": "national_review_outcome", "title": "Record the national review’s outcome"}]
+        if self.report_due is not None:  # the local review has started
+            every = self.cfg["progress_checks"]["every"]
+            steps += [{"type": "lcspr_terms", "title": "Agree the terms of reference"},
+                      {"type": "lcspr_reviewer", "title": "Commission the reviewer"},
+                      {"type": "lcspr_family", "title": "Record family engagement"},
+                      {"type": "lcspr_progress", "title": f"Progress checks, every {plural(every, 'week', 'weeks')}"},
+                      {"type": "lcspr_draft", "title": "Record the draft report received"},
+                      {"type": "lcspr_final_report", "title": "Accept the final report"},
+                      {"type": "partner_signoff", "title": "Partner sign-off of the final report"},
+                      {"type": "lcspr_recommendations", "title": "Record the recommendations and their actions"},
+                      {"type": "lcspr_publication_plan", "title": "Decide on publication"}]
+            if self.publication is None:
+                steps.append({"type": "lcspr_publication",
+                              "title": "Publish the report, or send notice of not publishing"})
+            elif self.publication == "yes":
+                copy_to = recipients_text(self.cfg["pre_publication"]["copy_to"])
+                steps += [{"type": "lcspr_prepublication", "title": f"Send the pre-publication copy to {copy_to}"},
+                          {"type": "lcspr_published", "title": "Record publication"}]
+            elif self.publication:
+                steps.append({"type": "lcspr_not_published", "title": self.publication})
+            steps.append({"type": "lcspr_action", "title": "Actions from the recommendations"})
+        return [{**step, "applies": True} for step in steps]
 
     # --- progress checks: every N weeks until the final report is accepted ---
     def _next_check_at(self) -> datetime | None:
@@ -337,6 +372,8 @@ class LocalReview(TaskUpdates):
                 )
                 cw.fields.update(publication_date=planned.isoformat(), stage="Pre-publication")
                 self.planned = planned
+                self.publication = "yes"
+                cw.publish_plan(self._plan())
                 return f"To be published on {long_date(planned)}; the copy is due by {long_date(copy_by)}"
             cw.not_yet.pop("not-published", None)
             cw.not_yet.update({k: "the partners decided not to publish" for k in ("prepublication", "published")})
@@ -356,10 +393,14 @@ class LocalReview(TaskUpdates):
                 title = "Record where the improvements summary is published"
             else:  # the arrangements ask for neither a notice nor a summary: publication is settled
                 self.publication_settled = True
+                self.publication = ""
+                cw.publish_plan(self._plan())
                 cw.fields.update(published=False, stage="Actions")
                 self._maybe_close()
                 return said + "; the arrangements ask for no notice and no improvements summary"
             cw.open_task("not-published", "lcspr_not_published", title, "lcspr_not_published.v2", due=due, **people)
+            self.publication = title
+            cw.publish_plan(self._plan())
             cw.fields["stage"] = "Not published: notice"
             return said
         if kind == "lcspr_prepublication":

@@ -58,6 +58,7 @@ class LearningEvent(TaskUpdates):
                  data={"expected": inp.what_was_expected, "factors": inp.factors, "themes": inp.themes})
         reported = cw.calendar.local_date(datetime.fromisoformat(inp.reported_at))
         days = int(self.cfg.get("triage_working_days", TRIAGE_DEFAULT_WORKING_DAYS))
+        cw.publish_plan(self._plan(None))
         cw.open_task("triage", "learning_triage", "Choose a proportionate learning response", "learning_triage.v1",
                      **self._lead(), due=cw.calendar.add_working_days(reported, days))
         await cw.sync()
@@ -67,6 +68,14 @@ class LearningEvent(TaskUpdates):
                 await cw.sync()
         await cw.finish()
         return self.status
+
+    def _plan(self, choice: str | None) -> list[dict]:
+        """The steps, in order (engine 6): the triage decides the learning response (none: straight to feedback)."""
+        response = self.responses.get(choice or "")
+        return [{"type": "learning_triage", "title": "Choose a proportionate learning response", "applies": True},
+                {"type": "learning_response", "title": response["label"] if response else "The learning response",
+                 "applies": choice != NO_FURTHER_ACTION},
+                {"type": "learning_feedback", "title": "Feed back to the reporter", "applies": True}]
 
     def _lead(self) -> dict:
         cw = self.cw
@@ -82,6 +91,7 @@ class LearningEvent(TaskUpdates):
         cw, data = self.cw, task.data
         if task.type == "learning_triage":
             choice = data["response"]
+            cw.publish_plan(self._plan(choice))
             if choice == NO_FURTHER_ACTION:
                 self._open_feedback()
                 return f"Triaged: no further action. {data['rationale']}"

@@ -304,6 +304,12 @@ SCENARIOS = {"incident_full_path": scenario_full_path,
              # engine 5 (issue 17.11): no reminder dated before its task opened; overdue ladders name their step
              "engine5_incident_late_steps_without_reminders": scenario_late_steps_without_reminders,
              "engine5_ladder_names_the_overdue_step": scenario_overdue_ladder_names_the_step,
+             # engine 6 (issue 18): every process publishes its step plan in its snapshot (and again on a decision)
+             "engine6_incident_full_path": scenario_full_path,
+             "engine6_ladder_urgent_withdrawn": scenario_ladder_urgent_withdrawn,
+             "engine6_lcspr_handed_back_and_published": scenario_lcspr_handed_back_and_published,
+             "engine6_lcspr_not_published_with_action": scenario_lcspr_not_published_with_action,
+             "engine6_learning_round_table_with_action": scenario_learning_round_table_with_action,
              "yearly_report_sent_back_published_next_started":
                  scenario_yearly_report_sent_back_published_next_started}
 

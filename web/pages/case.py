@@ -19,6 +19,7 @@ from safeguarding.clock import london_today
 from safeguarding.pinned import Pinned, pinned
 from safeguarding.tables import AuditEntry, Case, CaseEvent, Task, User
 from safeguarding.themes import LEARNING_KINDS
+from safeguarding.wording import plural
 from web.auth import (
     page_principal_on,
 )
@@ -39,13 +40,41 @@ from web.views.common import (
 
 router = APIRouter(include_in_schema=False)
 
-# The incident process's steps in order, so the case page can show steps not reached yet.
-INCIDENT_STEPS = [("notification_sent", "Notify the national Panel", False),
-                  ("agency_summary", "Agency summaries", True), ("rr_meeting", "Record the rapid review meeting", True),
-                  ("lcspr_decision", "Decide on a local child safeguarding practice review", True),
-                  ("partner_signoff", "Partner sign-off", True),
-                  ("panel_submission", "Submit the rapid review to the national Panel", True),
-                  ("panel_response", "The national Panel’s response", True)]
+# An incident's steps as the page showed them before its workflow published its plan (engine 6): cases started
+# earlier have no ``plan`` on their row, and keep this rendering.
+_INCIDENT_STEPS_BEFORE_PLANS = [
+    {"type": "notification_sent", "title": "Notify the national Panel", "applies": True},
+    *({"type": step_type, "title": title, "needs_rr": True} for step_type, title in (
+        ("agency_summary", "Agency summaries"), ("rr_meeting", "Record the rapid review meeting"),
+        ("lcspr_decision", "Decide on a local child safeguarding practice review"),
+        ("partner_signoff", "Partner sign-off"),
+        ("panel_submission", "Submit the rapid review to the national Panel"),
+        ("panel_response", "The national Panel’s response")))]
+
+
+def case_plan(case: Any) -> list[dict[str, Any]]:
+    """The case's planned steps, in order, as its workflow published them (the case row's ``plan``); a case from
+    before plans: an incident's usual steps, any other process none (its tasks as they opened)."""
+    raw = getattr(case, "plan", None)
+    if raw:
+        try:
+            plan = json.loads(raw)
+        except ValueError:
+            plan = None
+        if isinstance(plan, list) and all(isinstance(step, dict) and "type" in step for step in plan):
+            return plan
+    if case.process == "incident":
+        return [{**step, "applies": step.get("applies", bool(case.rapid_review_required))}
+                for step in _INCIDENT_STEPS_BEFORE_PLANS]
+    return []
+
+
+def _step_of(plan: list[dict[str, Any]], task: Any) -> int:
+    """The index of the plan step a task belongs to (by its key when the step names one, else by its type)."""
+    for index, step in enumerate(plan):
+        if step.get("key") == task.key if step.get("key") else step["type"] == task.type:
+            return index
+    return len(plan)
 
 
 def _step_status(task: Task, today: date) -> dict[str, Any]:
@@ -60,44 +89,123 @@ def _step_status(task: Task, today: date) -> dict[str, Any]:
     return {"tag": {"text": "Not yet started", "classes": "govuk-tag--blue"}}
 
 
+def _not_yet_hint(step: dict[str, Any]) -> str:
+    if step["type"] == "ladder_stage" and step.get("handler"):
+        limit = step.get("time_limit_working_days")
+        return (f"Only if the escalation reaches it: for {step['handler']}"
+                + (f", within {plural(limit, 'working day', 'working days')}" if limit else ""))
+    return "Opens when the earlier steps are done"
+
+
+def _task_item(case: Case, task: Task, names: dict[str, str], today: date, facts: Pinned | None) -> dict[str, Any]:
+    hint = [f"For {task.candidate_label}"]
+    if task.status == "done":
+        who = names.get(task.completed_by or "", task.completed_by or "")
+        hint.append(f"done by {who}" + (f" on {_date_text(task.completed_at)}" if task.completed_at else ""))
+        if task.days_late:
+            hint.append(f"{task.days_late} working day{'s' if task.days_late != 1 else ''} late")
+    elif task.status == "open":
+        if task.due_date:
+            hint.append(f"due {_date_text(task.due_date)}")
+            left = days_left_text(facts.working_days_left(today, task.due_date) if facts else None)
+            if left:
+                hint.append(left.lower())
+        elif task.follow_up_date:
+            hint.append(f"expected by {_date_text(task.follow_up_date)}")
+        if task.claimed_by:
+            hint.append(f"claimed by {names.get(task.claimed_by, task.claimed_by)}")
+    item = {"title": {"text": task.title}, "hint": {"text": ", ".join(hint)}, "status": _step_status(task, today)}
+    if task.status != "cancelled":
+        item["href"] = f"/cases/{case.id}/tasks/{task.key}"
+    return item
+
+
 def task_list_items(case: Case, tasks: list[Task], names: dict[str, str], today: date,
                     facts: Pinned | None) -> list[dict[str, Any]]:
+    """The case's steps in the order of its plan: each step's tasks (in the order they opened), or, while the case
+    is open, a step it will take that has not opened yet; tasks outside the plan (actions, a chase) come last."""
+    plan = case_plan(case)
+    by_step: dict[int, list[Task]] = {}
+    for task in tasks:  # opened order within a step
+        by_step.setdefault(_step_of(plan, task), []).append(task)
     items = []
-    order = {step_type: index for index, (step_type, _, _) in enumerate(INCIDENT_STEPS)}
-    for task in sorted(tasks, key=lambda t: order.get(t.type, len(order))):  # stable: opened order within a step
-        hint = [f"For {task.candidate_label}"]
-        if task.status == "done":
-            who = names.get(task.completed_by or "", task.completed_by or "")
-            hint.append(f"done by {who}" + (f" on {_date_text(task.completed_at)}" if task.completed_at else ""))
-            if task.days_late:
-                hint.append(f"{task.days_late} working day{'s' if task.days_late != 1 else ''} late")
-        elif task.status == "open":
-            if task.due_date:
-                hint.append(f"due {_date_text(task.due_date)}")
-                left = days_left_text(facts.working_days_left(today, task.due_date) if facts else None)
-                if left:
-                    hint.append(left.lower())
-            elif task.follow_up_date:
-                hint.append(f"expected by {_date_text(task.follow_up_date)}")
-            if task.claimed_by:
-                hint.append(f"claimed by {names.get(task.claimed_by, task.claimed_by)}")
-        item = {"title": {"text": task.title}, "hint": {"text": ", ".join(hint)},
-                "status": _step_status(task, today)}
-        if task.status != "cancelled":
-            item["href"] = f"/cases/{case.id}/tasks/{task.key}"
-        items.append(item)
-    if case.status == "open" and case.process == "incident":
-        seen = {t.type for t in tasks}
-        for step_type, title, needs_rr in INCIDENT_STEPS:
-            if step_type in seen or (needs_rr and not case.rapid_review_required):
-                continue
-            items.append({"title": {"text": title}, "hint": {"text": "Opens when the earlier steps are done"},
+    for index, step in enumerate(plan):
+        for task in by_step.get(index, []):
+            items.append(_task_item(case, task, names, today, facts))
+        if index not in by_step and case.status == "open" and step.get("applies", True):
+            items.append({"title": {"text": step["title"]}, "hint": {"text": _not_yet_hint(step)},
                           "status": {"text": "Cannot start yet",
                                      "classes": "govuk-task-list__status--cannot-start-yet"}})
+    items += [_task_item(case, task, names, today, facts) for task in by_step.get(len(plan), [])]
     return items
 
 
+def _ladder_stages(case: Any, facts: Pinned | None) -> list[dict[str, Any]]:
+    """An escalation's stages: from its published plan, else (a case from before plans) from the arrangements
+    version it started with."""
+    planned = [step for step in case_plan(case) if step["type"] == "ladder_stage" and "stage" in step]
+    if planned:
+        return planned
+    ladders = ((facts.document.get("escalation") or {}).get("ladders") or []) if facts else []
+    ladder = next((lad for lad in ladders if lad.get("id") == case.ladder_id), None)
+    if ladder is None:
+        return []
+    return [{"stage": stage["stage"], "name": stage["name"], "title": f"Stage {stage['stage']}: {stage['name']}",
+             "handler": facts.role_titles.get(stage["handler_role"], stage["handler_role"]),
+             "time_limit_working_days": stage.get("time_limit_working_days")} for stage in ladder["stages"]]
+
+
+def ladder_view(case: Any, tasks: list[Any], facts: Pinned | None) -> dict[str, Any] | None:
+    """An escalation as an escalation (issue 18): its ladder's name and every stage, in order, with where it stands:
+    the current stage marked, earlier stages with when they were reached and how they ended, later stages with
+    who would handle them and their time limit."""
+    if case.process != "escalation":
+        return None
+    stages = _ladder_stages(case, facts)
+    if not stages:
+        return None
+    by_key = {task.key: task for task in tasks}
+    reached = [number for number in (s["stage"] for s in stages) if f"stage-{number}" in by_key]
+    first = min(reached) if reached else None
+    rows = []
+    for stage in stages:
+        number = stage["stage"]
+        task = by_key.get(f"stage-{number}")
+        limit = stage.get("time_limit_working_days")
+        limit_text = plural(limit, "working day", "working days") if limit else ""
+        current = task is not None and task.status == "open" and case.status == "open"
+        if task is None:
+            if first is not None and number < first:
+                where = "Skipped: raised as urgent at a later stage"
+            elif case.status == "open":
+                where = "Not reached"
+            else:
+                where = "Not reached: the escalation closed first"
+        else:
+            where = f"Reached {date_uk(aware(task.opened_at))}"
+            if task.status == "open":
+                where += f", due {_date_text(task.due_date)}" if task.due_date else ""
+                if task.overdue:
+                    where += ": overdue"
+            elif task.status == "done":
+                outcome = json.loads(task.data or "{}").get("outcome") if isinstance(task.data, str) else None
+                ended = {"resolved": "resolved", "escalated": "escalated to the next stage"}.get(outcome or "",
+                                                                                                  "completed")
+                where += f"; {ended} {date_uk(aware(task.completed_at))}" if task.completed_at else f"; {ended}"
+            elif f"stage-{number + 1}" in by_key:
+                where += "; no outcome by " + (_date_text(task.due_date) if task.due_date else "its deadline") \
+                         + ": escalated to the next stage"
+            else:
+                where += "; stopped when the escalation closed"
+        rows.append({"stage": number, "title": stage["title"], "handler": stage.get("handler", ""),
+                     "limit": limit_text, "where": where, "current": current})
+    name = facts.ladders[case.ladder_id].name if facts and case.ladder_id in facts.ladders else ""
+    return {"name": name, "stages": rows, "urgent": bool(case.urgent)}
+
+
 CATEGORY_KEYS = {"escalation": "Issue", "learning": "Kind of event"}
+AWARE_KEYS = {"escalation": "Raised on"}  # an escalation's date is the day it was raised
+OPENER_KEYS = {"escalation": "Raised by"}
 LEARNING_KIND_LABELS = dict(LEARNING_KINDS)
 
 
@@ -187,7 +295,9 @@ def case_page(request: Request, engine: DbEngine):
         status_classes=STATUS_TAGS.get(case.status, "govuk-tag--grey"),
         children=children_of(case),
         agencies=[facts.agencies.get(a, a) if facts else a for a in json.loads(case.agencies or "[]")],
-        items=task_list_items(case, tasks, names, today, facts),
+        items=task_list_items(case, tasks, names, today, facts), ladder=ladder_view(case, tasks, facts),
+        aware_key=AWARE_KEYS.get(case.process, "Local authority became aware"),
+        opener_key=OPENER_KEYS.get(case.process, "Recorded by"),
         opened_at=aware(case.opened_at),
         events=[{"at": aware(e.at), "who": names.get(e.actor, e.actor) if e.actor != "system" else "sgflow",
                  "message": e.message} for e in reversed(events)],
