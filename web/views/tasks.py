@@ -122,8 +122,11 @@ async def claim_or_release(request: Request, principal: Principal, case_id: str,
     if back.startswith("/tasks"):
         from urllib.parse import parse_qsl, urlsplit
 
-        return inbox_response(request, principal, inbox_filters(dict(parse_qsl(urlsplit(back).query))), flash=flash)
-    return task_response(request, principal, case_id, key, flash=flash, national_route=national_route)
+        # the page is read in the thread pool, as a sync route's is: never database work on the event loop
+        return await run_in_threadpool(inbox_response, request, principal,
+                                       inbox_filters(dict(parse_qsl(urlsplit(back).query))), flash=flash)
+    return await run_in_threadpool(task_response, request, principal, case_id, key, flash=flash,
+                                   national_route=national_route)
 
 
 def task_response(request: Request, principal: Principal, case_id: str, key: str, *, values: dict | None = None,
@@ -184,8 +187,9 @@ async def complete_task_form(request: Request, case_id: str, key: str, principal
         await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
                                 case_id=case.id, outcome="rejected",
                                 detail=f"{key}: invalid: {len(errors)} field(s) not readable (page)")
-        return task_response(request, principal, case_id, key, values=values, errors={**more, **errors},
-                             general=general, status_code=422, national_route=national_route)
+        return await run_in_threadpool(task_response, request, principal, case_id, key, values=values,
+                                       errors={**more, **errors}, general=general, status_code=422,
+                                       national_route=national_route)
     try:
         await act(request, principal, case, key, "complete", data, idempotency_key=form_key(values))
     except ApiError as exc:
@@ -193,11 +197,13 @@ async def complete_task_form(request: Request, case_id: str, key: str, principal
             by_name, general = sf.field_errors(schema, exc.fields)
             if not by_name and not general:
                 general = [exc.message]
-            return task_response(request, principal, case_id, key, values=values, errors=by_name,
-                                 general=general, status_code=422, national_route=national_route)
+            return await run_in_threadpool(task_response, request, principal, case_id, key, values=values,
+                                           errors=by_name, general=general, status_code=422,
+                                           national_route=national_route)
         if exc.status == 403:  # someone claimed it meanwhile (or it is no longer theirs): keep what they typed
-            return task_response(request, principal, case_id, key, values=values, flash=exc.message,
-                                 unsaved=sf.answers(schema, data), status_code=409, national_route=national_route)
+            return await run_in_threadpool(task_response, request, principal, case_id, key, values=values,
+                                           flash=exc.message, unsaved=sf.answers(schema, data), status_code=409,
+                                           national_route=national_route)
         if exc.status == 409:
             return error_page(request, 409, exc.message, heading="This task has already been done",
                               details=["Nothing was changed by sending the form again."],
