@@ -31,7 +31,11 @@ from web.api.case_models import (
     CaseStatus,
     CaseSummaryOut,
     FileStored,
+    MyTaskOut,
+    NationalCaseListed,
+    NationalCaseOut,
     NationalTaskResultOut,
+    PanelTaskOut,
     TaskResultOut,
 )
 from web.deps import ApiPrincipal, AppSettings, DbEngine, TemporalClient, TemporalTimeout, engine_of, timeout_of
@@ -177,7 +181,7 @@ def case(request: Request, engine: DbEngine, case_id: str, principal: LocalPrinc
     return detail
 
 
-@router.get("/tasks", responses=READ_ERRORS)
+@router.get("/tasks", response_model=list[MyTaskOut] | list[PanelTaskOut], responses=READ_ERRORS)
 def tasks(request: Request, principal: ApiPrincipal, engine: DbEngine,
           status: str = Query("open", pattern="^(open|done|cancelled)$"),
           overdue: bool | None = None) -> list[dict[str, Any]]:
@@ -280,7 +284,7 @@ async def _national_act(request: Request, principal: Principal, national_ref: st
     return {"national_ref": national_ref, **result}  # task_key, status, case_status, message: no local names
 
 
-@router.get("/national/cases", responses=READ_ERRORS)
+@router.get("/national/cases", response_model=list[NationalCaseListed], responses=READ_ERRORS)
 def national_cases(request: Request, engine: DbEngine, partnership: str | None = Query(None, max_length=63),
                    status: str | None = Query(None, max_length=40), limit: int = Query(50, ge=1, le=500),
                    offset: int = Query(0, ge=0, le=MAX_INT),
@@ -292,7 +296,7 @@ def national_cases(request: Request, engine: DbEngine, partnership: str | None =
     return [national.case_out(r, []) | {"url": f"/api/national/cases/{r.national_ref}"} for r in rows]
 
 
-@router.get("/national/cases/{national_ref}", responses=READ_ERRORS)
+@router.get("/national/cases/{national_ref}", response_model=NationalCaseOut, responses=READ_ERRORS)
 def national_case(request: Request, engine: DbEngine, national_ref: str,
                   principal: Principal = Depends(national_principal)):
     """One case by its national reference, with its steps (no people, no free text, no local reference)."""
@@ -356,7 +360,8 @@ async def upload_file(request: Request, engine: DbEngine, settings: AppSettings,
     return JSONResponse({"file_id": stored.file_id, "name": stored.name, "size": stored.size}, status_code=201)
 
 
-@router.get("/cases/{case_id}/files/{file_id}", responses=READ_ERRORS)
+@router.get("/cases/{case_id}/files/{file_id}", response_class=FileResponse, responses={
+    **READ_ERRORS, 200: {"description": "The file, as stored.", "content": {"application/octet-stream": {}}}})
 def download_file(request: Request, engine: DbEngine, settings: AppSettings, case_id: str, file_id: str,
                   principal: LocalPrincipal):
     """Download a case's file: always as an attachment, never shown inline."""
@@ -379,7 +384,7 @@ class ActionIn(BaseModel):
     due_date: str = Field(max_length=10, description="When it is due (YYYY-MM-DD).")
 
 
-@router.post("/cases/{case_id}/actions", responses=TEMPORAL_ERRORS)
+@router.post("/cases/{case_id}/actions", response_model=TaskResultOut, responses=TEMPORAL_ERRORS)
 @bounded
 async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
                      case_id: str, body: ActionIn, principal: LocalPrincipal,
