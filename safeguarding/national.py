@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cachetools import LRUCache
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -449,29 +450,31 @@ def case_out(found: NationalCase, tasks: list[NationalTask]) -> dict[str, Any]:
 
 # --- category labels (from the pinned arrangements version; versions never change, so they are cached) -------
 
-_LABELS: dict[tuple[str, str, int], dict[str, str]] = {}  # (database, partnership, version) -> labels
+# (database, partnership, version) -> labels: the least recently used go first when it is full (as pinned.py's
+# cache); cachetools' caches are not thread-safe by themselves, so every use holds the lock
+CACHED_LABELS = 5000
+_LABELS: LRUCache = LRUCache(maxsize=CACHED_LABELS)
 _LABELS_LOCK = threading.Lock()
-_LABELS_MAX = 5000
 
 
 def category_labels(session: Session, versions: set[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
     """category id -> label for each (partnership, version number): at most one query, for the uncached ones."""
     db = str(session.get_bind().url)
     with _LABELS_LOCK:
-        missing = [v for v in versions if (db, *v) not in _LABELS]
+        known = {v: _LABELS[(db, *v)] for v in versions if (db, *v) in _LABELS}
+    missing = [v for v in versions if v not in known]
     if missing:
         condition = or_(*[and_(ArrangementsVersion.partnership_id == pid, ArrangementsVersion.number == number)
                           for pid, number in missing])
-        found: dict[tuple[str, str, int], dict[str, str]] = {}
+        found: dict[tuple[str, int], dict[str, str]] = {}
         for pid, number, document in session.execute(select(
                 ArrangementsVersion.partnership_id, ArrangementsVersion.number, ArrangementsVersion.document)
                 .where(condition)):
             doc = json.loads(document)
-            found[(db, pid, number)] = {c["id"]: c.get("label", c["id"]) for c in
+            found[(pid, number)] = {c["id"]: c.get("label", c["id"]) for c in
                                     doc.get("serious_incident_notification", {}).get("categories", [])}
         with _LABELS_LOCK:
-            if len(_LABELS) + len(found) > _LABELS_MAX:
-                _LABELS.clear()
-            _LABELS.update(found)
-    with _LABELS_LOCK:
-        return {v: _LABELS.get((db, *v), {}) for v in versions}
+            for version, labels in found.items():
+                _LABELS[(db, *version)] = labels
+        known.update(found)
+    return {v: known.get(v, {}) for v in versions}
