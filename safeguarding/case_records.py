@@ -22,7 +22,8 @@ CONTRIBUTOR = "contributor:"  # "contributor:<partnership id>": a task for anoth
 # 3: the LCSPR decision's own date, the Panel chased, notices from config, the scrutineer told once.
 # 4: the notification goes to whom the category says (issue 16); cross-boundary cases (a contributor's summary).
 # 5: no reminder for a task opened on or after its reminder day; overdue ladders' tasks name their step (issue 17).
-# 6: every process publishes its step plan in its snapshot (the case row's ``plan``; issue 18).
+# 6: every process publishes its step plan in its snapshot (the case row's ``plan``; issue 18); reminders are
+#    counted by the calendar's before-event rule.
 ENGINE = 6
 
 

@@ -24,7 +24,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from safeguarding import forms
-    from safeguarding.calendar import WorkingCalendar
+    from safeguarding.calendar import CalendarRangeError, WorkingCalendar
     from safeguarding.case_records import (
         CONTRIBUTOR,
         NATIONAL_PANEL,
@@ -47,6 +47,7 @@ OVERDUE_LADDER_PATCH = "overdue-work-ladder-child"  # cases from before it only 
 ONE_TIMER_PATCH = "one-timer-per-deadline"  # cases from before it started and cancelled a timer on every wait
 NO_PAST_REMINDER_PATCH = "no-reminder-before-opening"  # cases from before it posted a late task's reminder at once
 OVERDUE_STEP_TITLES_PATCH = "overdue-ladder-names-the-step"  # cases from before it titled every ladder's tasks alike
+REMINDER_RULE_PATCH = "reminders-by-the-calendars-rule"  # cases from before it ignored the before-event rule
 STEP_PLAN_PATCH = "step-plan-in-snapshot"  # cases from before it published no step plan (the page fell back)
 DELIVERY_GIVE_UP = timedelta(hours=12)  # then the email stays in the outbox, marked failed, for a person to see
 
@@ -105,9 +106,18 @@ class Casework:
         return self.calendar.local_date(workflow.now())
 
     def working_days_before(self, due: date, n: int) -> date | None:
-        """The working day ``n`` working days before ``due`` (reminders), or None for no reminder."""
+        """The working day ``n`` working days before ``due`` (reminders), or None for no reminder (``n`` of 0, or
+        a day outside the calendar's years). Counted by the calendar's own rule (``nth_working_day_before``: with
+        ``clear_days_both_ends``, ``n`` clear working days between the reminder and the due date). Cases from before
+        engine 6 decide by the ``REMINDER_RULE_PATCH`` marker: those that counted before it keep the old count (the
+        nth working day before, whatever the rule), so their reminders stay on the days they were set for."""
         if n <= 0:
             return None
+        if self.has(REMINDER_RULE_PATCH, since=6):
+            try:
+                return self.calendar.nth_working_day_before(due, n)
+            except CalendarRangeError:
+                return None
         day, counted = due, 0
         while counted < n:
             day -= timedelta(days=1)
