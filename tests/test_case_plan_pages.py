@@ -101,6 +101,7 @@ async def test_an_escalation_page_shows_its_ladder_and_where_it_stands(site):
     assert len(steps) == 4
     text = visible(page.text)
     assert "Raised on" in text and "Raised by" in text
+    assert re.search(r"What it is about\s*</dt>", page.text) and not re.search(r"What happened\s*</dt>", page.text)
     for words in INCIDENT_WORDS:
         assert words not in text, words
 

@@ -206,6 +206,7 @@ def ladder_view(case: Any, tasks: list[Any], facts: Pinned | None) -> dict[str, 
 CATEGORY_KEYS = {"escalation": "Issue", "learning": "Kind of event"}
 AWARE_KEYS = {"escalation": "Raised on"}  # an escalation's date is the day it was raised
 OPENER_KEYS = {"escalation": "Raised by"}
+SUMMARY_KEYS = {"escalation": "What it is about"}  # a disagreement, or overdue work: not an incident's events
 LEARNING_KIND_LABELS = dict(LEARNING_KINDS)
 
 
@@ -298,6 +299,7 @@ def case_page(request: Request, engine: DbEngine):
         items=task_list_items(case, tasks, names, today, facts), ladder=ladder_view(case, tasks, facts),
         aware_key=AWARE_KEYS.get(case.process, "Local authority became aware"),
         opener_key=OPENER_KEYS.get(case.process, "Recorded by"),
+        summary_key=SUMMARY_KEYS.get(case.process, "What happened"),
         opened_at=aware(case.opened_at),
         events=[{"at": aware(e.at), "who": names.get(e.actor, e.actor) if e.actor != "system" else "sgflow",
                  "message": e.message} for e in reversed(events)],
