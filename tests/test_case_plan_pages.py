@@ -140,3 +140,33 @@ async def test_an_escalation_from_before_plans_shows_its_ladder_from_its_arrange
     assert len(rows) == 4 and "Current stage" in rows[0]
     assert rows[1] == "Stage 2: Manager to manager Line managers 5 working days Not reached"
     assert len(steps_of(page.text)) == 1  # today's rendering: only the tasks it has
+
+
+async def test_a_learning_events_page_follows_its_plan_as_the_triage_settles_it(site):
+    from datetime import timedelta
+
+    from safeguarding.intake import LearningIn, record_learning
+
+    browser, driver = site
+    learning, _ = await record_learning(
+        driver.engine, driver.env.client, driver.settings.task_queue, principal(driver.engine, "u-rv-health-visitor"),
+        RV, LearningIn(occurred_on=london_today() - timedelta(days=2), kind="near_miss",
+                       what_happened="A referral sent on Friday was not picked up until Tuesday.",
+                       what_was_expected="Referrals are triaged within one working day.",
+                       agencies=["riverford-council"], factors=["inter-agency-working"],
+                       themes=["information-sharing"]))
+    await eventually(lambda: case_row(driver.engine, learning) is not None)
+    lead = browser()
+    await lead.sign_in(LEAD)
+    steps = steps_of((await lead.get(f"/cases/{learning}")).text)
+    assert [s.split(" For ")[0].split(" Opens ")[0] for s in steps] == [
+        "Choose a proportionate learning response", "The learning response", "Feed back to the reporter"]
+    assert steps[1].endswith("Cannot start yet") and steps[2].endswith("Cannot start yet")
+    driver.case_id = learning
+    await driver.complete("triage", {"response": "after_action_review", "rationale": "A recurring weekend gap."},
+                          "u-rv-learning-lead")
+    await eventually(lambda: case_row(driver.engine, learning).stage == "After action review")
+    steps = steps_of((await lead.get(f"/cases/{learning}")).text)
+    assert [s.split(" For ")[0].split(" Opens ")[0] for s in steps] == [
+        "Choose a proportionate learning response", "After action review", "Feed back to the reporter"]
+    assert steps[0].endswith("Completed") and not steps[1].endswith("Cannot start yet")
