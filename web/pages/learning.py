@@ -23,15 +23,15 @@ import csv
 import io
 import threading
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from cachetools import TTLCache
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import func
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
@@ -49,9 +49,12 @@ from safeguarding.tables import Case, LearningReporter, LearningTag, Task, User
 from safeguarding.themes import FACTORS, LEARNING_KINDS, themes_for
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError, error_page
+from web.form_errors import error_summary, field_errors, named_in, sentence, unknown_fields
+from web.form_models import posted, posted_names, read_form
 from web.pages import bounded_page, form_key, page_context
-from web.schema_forms import DATE_PARTS, parse_date
 from web.templating import env, render
+from web.views.action_form import ACTION_ANCHORS, ACTION_FIELDS, ACTION_MAX, ActionForm
+from web.views.common import aware
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,16 +63,12 @@ KIND_SHORT: dict[str, str] = {"harm": "Harm", "near_miss": "Near miss", "good_pr
                               "future_risk": "Future risk", "escalation": "Escalation"}
 FACTOR_LABELS: dict[str, str] = dict(FACTORS)
 TEXT_MAX = 5000
-ACTION_MAX = 2000
 SUMMARY_CHARS = 240
 CLOSED_SHOWN = 20
 EVENTS_SHOWN = 50
 FORM_FIELDS = ["occurred_on", "kind", "what_happened", "what_was_expected", "agencies", "factors", "themes",
                "anonymous"]
-FORM_ANCHORS = {"occurred_on": "#occurred_on-day", "kind": "#kind", "agencies": "#agencies", "factors": "#factors",
-                "themes": "#themes", "anonymous": "#anonymous"}
-ACTION_FIELDS = ["owner", "description", "due_date"]
-ACTION_ANCHORS = {"due_date": "#due_date-day"}
+FORM_ANCHORS = {"occurred_on": "#occurred_on-day", "form": "#learning-form"}
 # Where an event is, for the learning lead's list (in this order on the page).
 GROUPS: dict[str, tuple[str, str]] = {
     "triage": ("Awaiting triage", "Choose a proportionate response for each."),
@@ -81,12 +80,6 @@ GROUPS: dict[str, tuple[str, str]] = {
 # Bars: the GOV.UK palette, each at least 3:1 against white (WCAG 1.4.11).
 SOURCE_COLOURS = {"learning": "#1d70b8", "escalation": "#912b88", "rapid_review": "#505a5f"}
 TEXT_COLOUR, MUTED_COLOUR, GRID_COLOUR = "#0b0c0c", "#505a5f", "#b1b4b6"
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _short(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -129,13 +122,10 @@ def _may_list(facts: Pinned, principal: Principal) -> bool:
 
 
 def _form_page(request: Request, principal: Principal, facts: Pinned, *, values: dict | None = None,
-               errors: dict[str, str] | None = None, general: list[str] | None = None,
-               status_code: int = 200) -> Response:
+               errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
     values = values or {}
     errors = errors or {}
-    summary = [{"text": text, "href": "#learning-form"} for text in general or []]
-    summary += [{"text": errors[name], "href": FORM_ANCHORS.get(name, f"#{name}")} for name in FORM_FIELDS
-                if name in errors]
+    summary = error_summary(errors, ["form", *FORM_FIELDS], FORM_ANCHORS)
 
     def items(choices: dict[str, str], chosen: list[str], hints: dict[str, str] | None = None) -> list[dict]:
         return [{"value": value, "text": label, "checked": value in chosen,
@@ -161,50 +151,64 @@ def learning_form(request: Request, principal: PagePrincipal) -> Response:
     return _form_page(request, principal, facts)
 
 
-def _form_errors(facts: Pinned, values: dict[str, Any], today: date) -> tuple[dict[str, str], date | None]:
-    errors: dict[str, str] = {}
-    occurred, date_error = parse_date("The date it happened", *(values.get(f"occurred_on-{p}", "")
-                                                                 for p in DATE_PARTS))
-    day = date.fromisoformat(occurred) if occurred else None
-    if date_error:
-        errors["occurred_on"] = date_error
-    elif day is None:
-        errors["occurred_on"] = "Enter the date it happened"
-    elif day > today:
-        errors["occurred_on"] = "The date it happened must be today or in the past"
-    kind = values.get("kind", "")
-    if not kind:
-        errors["kind"] = "Select what kind of event this was"
-    elif kind not in KIND_LABELS:
-        errors["kind"] = "Select one of the kinds of event listed"
-    for name, empty in (("what_happened", "Describe what happened"),
-                        ("what_was_expected", "Describe what was expected to happen")):
-        text = values.get(name, "").strip()
-        if not text:
-            errors[name] = empty
-        elif len(text) > TEXT_MAX:
-            errors[name] = f"Keep it to {TEXT_MAX:,} characters or fewer"
-    for name, allowed, empty, unknown in (
-            ("agencies", facts.agencies, "Select the agencies involved",
-             "Select agencies from the list: one you sent is not a partner or agency of this partnership"),
-            ("factors", FACTOR_LABELS, "Select at least one contributory factor",
-             "Select factors from the list: one you sent is not a contributory factor"),
-            ("themes", facts.themes, "Select at least one theme",
-             "Select themes from the list: one you sent is not one of this partnership’s themes")):
-        chosen = values.get(name, [])
-        if not chosen:
-            errors[name] = empty
-        elif any(value not in allowed for value in chosen):
-            errors[name] = unknown
-    if values.get("anonymous") and not facts.allow_anonymous_reports:
-        errors["anonymous"] = ("Your partnership does not take anonymous reports, so nothing was recorded. "
-                               "Send the form again with your name")
-    return errors, day
+UNLISTED = {"agencies": "Select agencies from the list: one you sent is not a partner or agency of this partnership",
+            "factors": "Select factors from the list: one you sent is not a contributory factor",
+            "themes": "Select themes from the list: one you sent is not one of this partnership’s themes"}
 
 
-def _field_of(path: str) -> str | None:
-    name = path.lstrip("/").split("/", 1)[0]
-    return name if name in FORM_FIELDS else None
+class LearningForm(LearningIn):
+    """The form's learning event: the JSON API's ``LearningIn`` with the form's words and the checks against the
+    partnership's lists (``context``: ``facts``, ``today``), every problem at once."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    field_labels: ClassVar[dict[str, str]] = {
+        "occurred_on": "the date it happened", "kind": "the kind of event", "what_happened": "what happened",
+        "what_was_expected": "what was expected to happen", "agencies": "the agencies involved",
+        "factors": "the contributory factors", "themes": "the themes"}
+    field_prompts: ClassVar[dict[str, str]] = {
+        "occurred_on": "Enter the date it happened", "kind": "Select what kind of event this was",
+        "what_happened": "Describe what happened", "what_was_expected": "Describe what was expected to happen",
+        "agencies": "Select the agencies involved", "factors": "Select at least one contributory factor",
+        "themes": "Select at least one theme"}
+    date_titles: ClassVar[dict[str, str]] = {"occurred_on": "The date it happened"}
+
+    @field_validator("occurred_on")
+    @classmethod
+    def _not_future(cls, day: date, info: ValidationInfo) -> date:
+        if day > (info.context or {}).get("today", london_today()):
+            raise ValueError("The date it happened must be today or in the past")
+        return day
+
+    @field_validator("kind")
+    @classmethod
+    def _listed_kind(cls, kind: str) -> str:
+        if kind not in KIND_LABELS:
+            raise ValueError("Select one of the kinds of event listed")
+        return kind
+
+    @field_validator("agencies", "factors", "themes")
+    @classmethod
+    def _listed(cls, chosen: list[str], info: ValidationInfo) -> list[str]:
+        facts = (info.context or {}).get("facts")
+        allowed = {"agencies": facts.agencies if facts else None, "factors": FACTOR_LABELS,
+                   "themes": facts.themes if facts else None}[info.field_name]
+        if allowed is not None and any(value not in allowed for value in chosen):
+            raise ValueError(UNLISTED[info.field_name])
+        return chosen
+
+    @field_validator("anonymous", mode="before")
+    @classmethod
+    def _ticked(cls, ticked: Any) -> bool:
+        return bool(ticked)  # a ticked box sends "yes"
+
+    @field_validator("anonymous")
+    @classmethod
+    def _taken(cls, anonymous: bool, info: ValidationInfo) -> bool:
+        facts = (info.context or {}).get("facts")
+        if anonymous and facts is not None and not facts.allow_anonymous_reports:
+            raise ValueError("Your partnership does not take anonymous reports, so nothing was recorded. "
+                             "Send the form again with your name")
+        return anonymous
 
 
 @router.post("/learning/new")
@@ -215,23 +219,11 @@ async def record_learning_page(request: Request, timeout: TemporalTimeout, engin
     if isinstance(facts, Response):
         return facts
     form = await request.form()
-    values: dict[str, Any] = {k: str(v) for k, v in form.items()
-                              if isinstance(v, str) and k not in ("csrf_token", "agencies", "factors", "themes")}
-    for name in ("agencies", "factors", "themes"):
-        values[name] = list(dict.fromkeys(str(v) for v in form.getlist(name)))
-    errors, day = _form_errors(facts, values, london_today())
-    body = None
-    if not errors:
-        try:
-            body = LearningIn(occurred_on=day, kind=values["kind"], what_happened=values["what_happened"],
-                              what_was_expected=values["what_was_expected"], agencies=values["agencies"],
-                              factors=values["factors"], themes=values["themes"],
-                              anonymous=bool(values.get("anonymous")))
-        except ValidationError as exc:
-            for error in exc.errors():
-                name = _field_of("/" + "/".join(str(p) for p in error["loc"])) or "what_happened"
-                errors.setdefault(name, error["msg"][:1].upper() + error["msg"][1:])
-    if errors or body is None:
+    values = posted(form, lists=("agencies", "factors", "themes"))
+    unknown = unknown_fields(form.keys(), posted_names(LearningForm))
+    body, errors = (None, {"form": unknown}) if unknown else read_form(
+        LearningForm, values, context={"facts": facts, "today": london_today()})
+    if body is None:
         # no actor: the audit log records that someone tried, never who (no blame, by construction)
         await run_in_threadpool(audit, engine, None, "learning.record", partnership_id=facts.partnership_id,
                                 outcome="rejected",
@@ -248,15 +240,8 @@ async def record_learning_page(request: Request, timeout: TemporalTimeout, engin
                                 detail=f"{exc.code}: {exc.message} (page)")
         if exc.status != 422:
             raise
-        errors, general = {}, []
-        for field in exc.fields:
-            name = _field_of(field.path)
-            if name:
-                errors.setdefault(name, field.message[:1].upper() + field.message[1:])
-            else:
-                general.append(field.message[:1].upper() + field.message[1:])
-        return _form_page(request, principal, facts, values=values, errors=errors,
-                          general=general or ([] if errors else [exc.message]), status_code=422)
+        errors = field_errors(exc.fields, name_of=named_in(FORM_FIELDS)) or {"form": sentence(exc.message)}
+        return _form_page(request, principal, facts, values=values, errors=errors, status_code=422)
     return RedirectResponse(f"/learning/recorded/{case_id}", status_code=303)
 
 
@@ -369,7 +354,7 @@ def learning_list(request: Request, principal: PagePrincipal, engine: DbEngine, 
                "actions_overdue": sum(1 for t in actions if t.status == "open" and t.overdue),
                "actions_done": sum(1 for t in actions if t.status == "done"),
                "may_add_action": is_lead and case.status != "closed" and past_triage,
-               "opened_at": _aware(case.opened_at), "closed_at": _aware(case.closed_at)}
+               "opened_at": aware(case.opened_at), "closed_at": aware(case.closed_at)}
         if is_lead:
             row["reporter"] = reporters.get(case.id) or ("Reported anonymously" if case.opened_by == "anonymous"
                                                          else "Not known")
@@ -394,12 +379,11 @@ def _action_case(request: Request, principal: Principal, facts: Pinned, case_id:
 
 
 def _action_page(request: Request, principal: Principal, facts: Pinned, case: Case, *,
-                 values: dict | None = None, errors: dict[str, str] | None = None, general: list[str] | None = None,
+                 values: dict | None = None, errors: dict[str, str] | None = None,
                  status_code: int = 200) -> Response:
     values = values or {}
     errors = errors or {}
-    summary = [{"text": text, "href": "#action-form"} for text in general or []]
-    summary += [{"text": errors[n], "href": ACTION_ANCHORS.get(n, f"#{n}")} for n in ACTION_FIELDS if n in errors]
+    summary = error_summary(errors, ["form", *ACTION_FIELDS], {**ACTION_ANCHORS, "form": "#action-form"})
     with Session(engine_of(request)) as session:
         tasks = list(session.exec(select(Task).where(Task.case_id == case.id).order_by(Task.opened_at, Task.key)))
     triaged = any(t.key == "triage" and t.status == "done" for t in tasks)
@@ -436,31 +420,17 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
     if isinstance(case, Response):
         return case
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    errors: dict[str, str] = {}
-    owner = values.get("owner", "")
-    if not owner:
-        errors["owner"] = "Choose the agency that owns the action"
-    elif owner not in facts.agencies:
-        errors["owner"] = "Choose an agency from the list"
-    description = values.get("description", "").strip()
-    if not description:
-        errors["description"] = "Enter what must be done"
-    elif len(description) > ACTION_MAX:
-        errors["description"] = f"Keep it to {ACTION_MAX:,} characters or fewer"
-    due, date_error = parse_date("The due date", *(values.get(f"due_date-{p}", "") for p in DATE_PARTS))
-    if date_error:
-        errors["due_date"] = date_error
-    elif due is None:
-        errors["due_date"] = "Enter the date the action is due"
-    elif date.fromisoformat(due) <= london_today():
-        errors["due_date"] = "The due date must be in the future"
-    if errors:
+    values = posted(form)
+    unknown = unknown_fields(form.keys(), posted_names(ActionForm))
+    action, errors = (None, {"form": unknown}) if unknown else read_form(
+        ActionForm, values, context={"agencies": facts.agencies, "today": london_today()})
+    if action is None:
         await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
                                 case_id=case.id,
                                 outcome="rejected", detail=f"invalid: {', '.join(sorted(errors))} (page)")
         return _action_page(request, principal, facts, case, values=values, errors=errors, status_code=422)
-    command = ActionCommand(actor=actor_of(principal), owner=owner, description=description, due_date=due)
+    command = ActionCommand(actor=actor_of(principal), owner=action.owner, description=action.description,
+                            due_date=action.due_date.isoformat())
     try:
         await update_case(temporal, case.id, "add_action", command,
                           update_id=update_id_of(principal, "add_action", form_key(values)),
@@ -469,22 +439,11 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
         await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
                                 case_id=case.id,
                                 outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
-        if exc.status == 422:
-            by_name: dict[str, str] = {}
-            general: list[str] = []
-            for field in exc.fields:
-                name = field.path.lstrip("/").split("/", 1)[0]
-                message = field.message[:1].upper() + field.message[1:]
-                if name in ACTION_FIELDS:
-                    by_name.setdefault(name, message)
-                else:
-                    general.append(message)
-            return _action_page(request, principal, facts, case, values=values, errors=by_name,
-                                general=general or ([] if by_name else [exc.message]), status_code=422)
-        if exc.status == 409:
-            return _action_page(request, principal, facts, case, values=values,
-                                general=[exc.message[:1].upper() + exc.message[1:]], status_code=409)
-        raise
+        if exc.status not in (409, 422):
+            raise
+        errors = field_errors(exc.fields, name_of=named_in(ACTION_FIELDS)) if exc.status == 422 else {}
+        return _action_page(request, principal, facts, case, values=values,
+                            errors=errors or {"form": sentence(exc.message)}, status_code=exc.status)
     return RedirectResponse("/learning?" + urlencode({"added": case.id}), status_code=303)
 
 
@@ -496,13 +455,32 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
 TRIAGE_FIELDS = ["response", "rationale"]
 
 
+class TriageForm(BaseModel):
+    """The learning lead's choice: one of the partnership's responses (``context``: ``responses``), and why."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    field_labels: ClassVar[dict[str, str]] = {"response": "the learning response",
+                                              "rationale": "why this response is proportionate"}
+    field_prompts: ClassVar[dict[str, str]] = {"response": "Choose a learning response, or no further action",
+                                               "rationale": "Say why this response is proportionate"}
+
+    response: str
+    rationale: str = Field(min_length=1, max_length=TEXT_MAX)
+
+    @field_validator("response")
+    @classmethod
+    def _offered(cls, response: str, info: ValidationInfo) -> str:
+        if response not in (info.context or {}).get("responses", ()):
+            raise ValueError("Choose one of the learning responses listed")
+        return response
+
+
 def _triage_page(request: Request, principal: Principal, facts: Pinned, case: Case, task: Task | None, *,
-                 values: dict | None = None, errors: dict[str, str] | None = None, general: list[str] | None = None,
+                 values: dict | None = None, errors: dict[str, str] | None = None,
                  status_code: int = 200) -> Response:
     values = values or {}
     errors = errors or {}
-    summary = [{"text": text, "href": "#triage-form"} for text in general or []]
-    summary += [{"text": errors[n], "href": f"#{n}"} for n in TRIAGE_FIELDS if n in errors]
+    summary = error_summary(errors, ["form", *TRIAGE_FIELDS], {"form": "#triage-form"})
     with Session(engine_of(request)) as session:
         themes = _tags_of(session, [case.id]).get(case.id, [])
     choices = [{"value": rid, "text": label, "checked": values.get("response") == rid}
@@ -547,25 +525,16 @@ async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, t
         return case
     task = _triage_task(request, case)
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    errors: dict[str, str] = {}
-    response = values.get("response", "")
-    if not response:
-        errors["response"] = "Choose a learning response, or no further action"
-    elif response not in facts.learning_responses:
-        errors["response"] = "Choose one of the learning responses listed"
-    rationale = values.get("rationale", "").strip()
-    if not rationale:
-        errors["rationale"] = "Say why this response is proportionate"
-    elif len(rationale) > TEXT_MAX:
-        errors["rationale"] = f"Keep it to {TEXT_MAX:,} characters or fewer"
-    if errors:
+    values = posted(form)
+    unknown = unknown_fields(form.keys(), posted_names(TriageForm))
+    choice, errors = (None, {"form": unknown}) if unknown else read_form(
+        TriageForm, values, context={"responses": facts.learning_responses})
+    if choice is None:
         await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
                                 case_id=case.id,
                                 outcome="rejected", detail=f"triage: invalid: {', '.join(sorted(errors))} (page)")
         return _triage_page(request, principal, facts, case, task, values=values, errors=errors, status_code=422)
-    command = TaskCommand(task_key="triage", actor=actor_of(principal),
-                          data={"response": response, "rationale": rationale},
+    command = TaskCommand(task_key="triage", actor=actor_of(principal), data=choice.model_dump(),
                           request_id=f"page-{uuid.uuid4().hex}")
     try:
         await act_on_task(temporal, case.id, "complete", command,
@@ -574,21 +543,11 @@ async def triage(request: Request, timeout: TemporalTimeout, engine: DbEngine, t
         await run_in_threadpool(audit, engine, principal, "task.complete", partnership_id=case.partnership_id,
                                 case_id=case.id,
                                 outcome="rejected", detail=f"triage: {exc.code}: {exc.message} (page)")
-        if exc.status in (409, 422, 403):
-            by_name: dict[str, str] = {}
-            general: list[str] = []
-            for field in exc.fields:
-                name = field.path.lstrip("/").split("/", 1)[0]
-                message = field.message[:1].upper() + field.message[1:]
-                if name in TRIAGE_FIELDS:
-                    by_name.setdefault(name, message)
-                else:
-                    general.append(message)
-            if not by_name and not general:
-                general = [exc.message[:1].upper() + exc.message[1:]]
-            return _triage_page(request, principal, facts, case, _triage_task(request, case), values=values,
-                                errors=by_name, general=general, status_code=exc.status)
-        raise
+        if exc.status not in (409, 422, 403):
+            raise
+        errors = field_errors(exc.fields, name_of=named_in(TRIAGE_FIELDS)) or {"form": sentence(exc.message)}
+        return _triage_page(request, principal, facts, case, _triage_task(request, case), values=values,
+                            errors=errors, status_code=exc.status)
     return RedirectResponse("/learning?" + urlencode({"triaged": case.id}), status_code=303)
 
 
