@@ -203,6 +203,30 @@ async def test_bad_forms_are_refused_inline_and_record_nothing(site, who, overri
             == ["anonymous"]
 
 
+async def test_a_field_the_form_does_not_have_is_refused_by_name_and_every_problem_shown(site):
+    """Issue 18: the form is read into a model; a field it does not have (a forged ``reporter_name``) is refused by
+    name, as the API refuses one, and nothing is recorded; otherwise every problem is reported in one round."""
+    browser, _env, engine = site
+    b = await browser(PRACTITIONER)
+    await b.get("/learning/new")
+    forged = await b.post("/learning/new", form(reporter_name="Somebody Else"))
+    assert forged.status_code == 422
+    summary = re.search(r'<div class="govuk-error-summary".*?</ul>', forged.text, re.S).group(0)
+    assert "This form does not take ‘reporter_name’" in words(summary) and 'href="#learning-form"' in summary
+    assert learning_cases(engine) == []
+    every = await b.post("/learning/new", form(kind=None, what_happened="", factors=None,
+                                               themes=["astrology"], **{"occurred_on-month": "13"}))
+    summary = words(re.search(r'<div class="govuk-error-summary".*?</ul>', every.text, re.S).group(0))
+    for message in ("The date it happened must be a real date", "Select what kind of event this was",
+                    "Describe what happened", "Select at least one contributory factor",
+                    "not one of this partnership’s themes"):
+        assert message in summary, message
+    too_long = await b.post("/learning/new", form(what_was_expected="x" * 5001))
+    assert too_long.status_code == 422
+    assert "What was expected to happen must be 5000 characters or fewer" in words(too_long.text)
+    assert learning_cases(engine) == []
+
+
 async def test_people_without_a_partnership_are_sent_elsewhere(site):
     browser, _env, _engine = site
     panel = await browser(PANEL)
@@ -266,6 +290,11 @@ async def test_the_learning_lead_adds_an_action(site):
                  "The due date must be in the future"):
         assert text in summary
     due = london_today() + timedelta(days=30)
+    dated = {"due_date-day": str(due.day), "due_date-month": str(due.month), "due_date-year": str(due.year)}
+    forged = await lead.post(url, {"owner": "riverford-housing", "description": "Rota", **dated, "actor": "someone"})
+    assert forged.status_code == 422 and "This form does not take ‘actor’" in words(forged.text)
+    unlisted = await lead.post(url, {"owner": "eastholme-police", "description": "Rota", **dated})
+    assert unlisted.status_code == 422 and "Choose the agency that owns the action from the list" in unlisted.text
     ok = await lead.post(url, {"owner": "riverford-housing", "description": "A weekend rota for the shared inbox",
                                "due_date-day": str(due.day), "due_date-month": str(due.month),
                                "due_date-year": str(due.year)})
@@ -564,6 +593,8 @@ async def test_the_learning_lead_chooses_a_response(site):
     bad = await lead.post(url, {"response": "seance", "rationale": " "})
     assert bad.status_code == 422
     assert "Choose one of the learning responses listed" in bad.text and "Say why this response" in bad.text
+    forged = await lead.post(url, {"response": "round_table_review", "rationale": "Why.", "task_key": "feedback"})
+    assert forged.status_code == 422 and "This form does not take ‘task_key’" in words(forged.text)
     assert task_row(engine, case_id, "triage").status == "open"
     ok = await lead.post(url, {"response": "round_table_review", "rationale": "Two agencies, one gap."})
     assert ok.status_code == 303 and "triaged=" in ok.headers["location"]

@@ -20,6 +20,18 @@ def first_segment(path: str) -> str:
     return path.lstrip("/").split("/")[0]
 
 
+def named_in(names: Iterable[str], general: str = "form") -> Callable[[str], str]:
+    """A ``name_of`` for ``field_errors``: the pointer's first segment when the form has that field, else
+    ``general`` (the form as a whole: its message links to the form)."""
+    names = frozenset(names)
+    return lambda path: first_segment(path) if first_segment(path) in names else general
+
+
+def sentence(message: str) -> str:
+    """A message as people read it: its first letter a capital."""
+    return message[:1].upper() + message[1:]
+
+
 def field_errors(refused: ValidationError | Iterable[FieldError], *, model: type[BaseModel] | None = None,
                  name_of: Callable[[str], str] = first_segment) -> dict[str, str]:
     """``{form field name: message}`` from a ``ValidationError`` (its messages in plain English, naming fields as
@@ -30,8 +42,7 @@ def field_errors(refused: ValidationError | Iterable[FieldError], *, model: type
                                getattr(model, "field_prompts", None))
     errors: dict[str, str] = {}
     for field in refused:
-        message = field.message
-        errors.setdefault(name_of(field.path), message[:1].upper() + message[1:])
+        errors.setdefault(name_of(field.path), sentence(field.message))
     return errors
 
 

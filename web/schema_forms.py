@@ -22,6 +22,10 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from safeguarding.refusals import FieldError
+from web import form_errors
+from web.form_errors import first_segment, sentence
+
 DATE_PARTS = ("day", "month", "year")
 
 
@@ -144,28 +148,23 @@ def friendly(schema: Mapping[str, Any], name: str, message: str, value: Any) -> 
 
 
 def field_errors(schema: Mapping[str, Any], fields: list[Any]) -> tuple[dict[str, str], list[str]]:
-    """Validator errors (``[{path, message, value}]`` or FieldError) -> (by field name, form-level)."""
-    by_name: dict[str, str] = {}
-    general: list[str] = []
+    """Validator errors (``[{path, message, value}]`` or FieldError) -> (by field name, form-level), through the one
+    mapper (``web.form_errors.field_errors``), each field's message worded by ``friendly``."""
     known = schema.get("properties", {})
-    for item in fields:
-        path = item["path"] if isinstance(item, Mapping) else item.path
-        message = item["message"] if isinstance(item, Mapping) else item.message
-        value = item.get("value") if isinstance(item, Mapping) else item.value
-        name = path.lstrip("/").split("/", 1)[0]
-        if name in known:
-            by_name.setdefault(name, friendly(schema, name, message, value))
-        else:
-            general.append(message[:1].upper() + message[1:])
-    return by_name, general
+    refused = [item if isinstance(item, FieldError) else FieldError(path=item["path"], message=item["message"],
+                                                                    value=item.get("value")) for item in fields]
+    by_name = form_errors.field_errors(
+        FieldError(path=f.path, message=friendly(schema, first_segment(f.path), f.message, f.value))
+        for f in refused if first_segment(f.path) in known)
+    return by_name, [sentence(f.message) for f in refused if first_segment(f.path) not in known]
 
 
 def error_list(schema: Mapping[str, Any], errors: Mapping[str, str], general: list[str] = ()) -> list[dict]:
     """The error summary's links, in the order of the fields on the page."""
     order = [name for name, _, _ in properties(schema)]
-    items = [{"text": message, "href": "#task-form"} for message in general]
-    items += [{"text": errors[name], "href": anchor(schema, name)} for name in order if name in errors]
-    return items
+    return [{"text": message, "href": "#task-form"} for message in general] + form_errors.error_summary(
+        {name: errors[name] for name in order if name in errors}, order,
+        {name: anchor(schema, name) for name in order})
 
 
 def widgets(schema: Mapping[str, Any], values: Mapping[str, Any], errors: Mapping[str, str],

@@ -3,8 +3,9 @@
 ``/reviews`` lists the partnership's reviews: those in progress with their next dates (the report's due date, the
 next open step and its due date, the planned publication date), those suspended while the national Panel holds a
 national review, and closed ones (published or not). ``/reviews/{id}`` shows one review with its open steps and
-actions, an "Add an action" form (through ``case_commands.update_case(..., "add_action", ActionCommand)``: the
-workflow checks the owner, the description and the date, and who may add actions) and the final report's upload
+actions, an "Add an action" form (read into ``web.views.action_form.ActionForm``, every problem in one round, then
+``case_commands.update_case(..., "add_action", ActionCommand)``: the workflow checks the owner, the description and
+the date again, and who may add actions and when) and the final report's upload
 (``web.uploads.store``). After an upload the page offers the final-report task with the file already filled in:
 ``/reviews/{id}/final-report?file=<id>`` renders the task page (``web.views.tasks.task_response``) with that
 value, and its form posts to the task page as usual.
@@ -16,7 +17,7 @@ token in it): the upload form sends it with htmx, so without JavaScript a report
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,26 +38,20 @@ from safeguarding.refusals import NotApplied
 from safeguarding.tables import Case, Task
 from web import uploads
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
-from web.errors import ApiError, FieldError, error_page
+from web.errors import ApiError, error_page
+from web.form_errors import error_summary, field_errors, named_in, sentence, unknown_fields
+from web.form_models import posted, posted_names, read_form
 from web.pages import bounded_page, form_key, page_context
-from web.schema_forms import DATE_PARTS, parse_date
 from web.templating import is_fragment_request, render
+from web.views.action_form import ACTION_ANCHORS, ACTION_FIELDS, ActionForm
+from web.views.common import aware
 
 router = APIRouter(include_in_schema=False)
 
 STATUS_TAGS = {"open": ("In progress", "govuk-tag--blue"), "suspended": ("Suspended: national review",
                                                                           "govuk-tag--purple"),
                "closed": ("Closed", "govuk-tag--grey")}
-ACTION_FIELDS = ["owner", "description", "due_date"]
-ACTION_ANCHORS = {"due_date": "#due_date-day"}
 FINAL_REPORT = "final-report"
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
 
 
 def _own_partnership(principal: Principal) -> str:
@@ -126,7 +121,7 @@ def reviews_page(request: Request, engine: DbEngine, principal: PagePrincipal):
             "next_overdue": bool(nxt and (nxt.overdue or (nxt.due_date is not None and nxt.due_date < today))),
             "next_href": f"/cases/{case.id}/tasks/{nxt.key}" if nxt else "",
             "publication_date": case.publication_date, "published": case.published, "open_actions": open_actions,
-            "closed": _aware(case.closed_at)})
+            "closed": aware(case.closed_at)})
     context = page_context(request, principal, page_title="Local reviews", today=today, in_progress=rows["open"],
                            suspended=rows["suspended"], closed=rows["closed"])
     return render(request, "reviews/index.html", context, block="reviews")
@@ -136,8 +131,8 @@ def reviews_page(request: Request, engine: DbEngine, principal: PagePrincipal):
 
 
 def _review_page(request: Request, principal: Principal, case: Case, *, values: dict[str, Any] | None = None,
-                 errors: dict[str, str] | None = None, general: list[str] | None = None,
-                 upload_error: str = "", status_code: int = 200, block: str = "review") -> Response:
+                 errors: dict[str, str] | None = None, upload_error: str = "", status_code: int = 200,
+                 block: str = "review") -> Response:
     engine = engine_of(request)
     today = london_today()
     facts = pinned(engine, case.partnership_id, case.arrangements_version)
@@ -146,7 +141,6 @@ def _review_page(request: Request, principal: Principal, case: Case, *, values: 
     keys = {t.key: t for t in tasks}
     values = values or {}
     errors = errors or {}
-    general = general or []
     steps = [t for t in tasks if t.status == "open" and t.type != "lcspr_action"]
     actions = [t for t in tasks if t.type == "lcspr_action"]
     recommendations = keys.get("recommendations")
@@ -166,9 +160,7 @@ def _review_page(request: Request, principal: Principal, case: Case, *, values: 
     uploaded = request.query_params.get("uploaded", "")
     uploaded = uploaded if uploads.path_of(request.app.state.settings, case.id, uploaded) else ""
     data = json.loads(final.data or "{}") if final is not None and final.status == "done" else {}
-    summary = [{"text": m, "href": "#add-action"} for m in general] + [
-        {"text": errors[name], "href": ACTION_ANCHORS.get(name, f"#{name}")} for name in ACTION_FIELDS
-        if name in errors]
+    summary = error_summary(errors, ["form", *ACTION_FIELDS], {**ACTION_ANCHORS, "form": "#add-action"})
     if upload_error:
         summary.append({"text": upload_error, "href": "#file"})
     tag_text, tag_classes = STATUS_TAGS.get(case.status, (case.status, "govuk-tag--grey"))
@@ -204,19 +196,6 @@ def review_page(request: Request, engine: DbEngine, case_id: str, principal: Pag
     return _review_page(request, principal, case)
 
 
-def _action_errors(fields: list[FieldError]) -> tuple[dict[str, str], list[str]]:
-    errors: dict[str, str] = {}
-    general: list[str] = []
-    for item in fields:
-        name = item.path.lstrip("/").split("/", 1)[0]
-        message = item.message[:1].upper() + item.message[1:]
-        if name in ACTION_FIELDS:
-            errors.setdefault(name, message)
-        else:
-            general.append(message)
-    return errors, general
-
-
 @router.post("/reviews/{case_id}/actions")
 @bounded_page
 async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngine, temporal: TemporalClient,
@@ -224,12 +203,18 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
 
     case = await run_in_threadpool(_own_review, engine, principal, case_id)
     form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    due, date_error = parse_date("The due date", *(values.get(f"due_date-{p}", "") for p in DATE_PARTS))
-    if due is None and date_error is None:
-        date_error = "Enter the date the action is due"
-    command = ActionCommand(actor=actor_of(principal), owner=values.get("owner", "").strip(),
-                            description=values.get("description", "").strip()[:2000], due_date=due or "")
+    values = posted(form)
+    unknown = unknown_fields(form.keys(), posted_names(ActionForm))
+    facts = pinned(engine, case.partnership_id, case.arrangements_version)
+    action, errors = (None, {"form": unknown}) if unknown else read_form(
+        ActionForm, values, context={"agencies": facts.agencies if facts else None, "today": london_today()})
+    if action is None:
+        await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
+                                case_id=case.id,
+                                outcome="rejected", detail=f"invalid: {', '.join(sorted(errors))} (page)")
+        return _review_page(request, principal, case, values=values, errors=errors, status_code=422)
+    command = ActionCommand(actor=actor_of(principal), owner=action.owner, description=action.description,
+                            due_date=action.due_date.isoformat())
     try:
         result = await update_case(temporal, case.id, "add_action", command,
                                    update_id=update_id_of(principal, "add_action", form_key(values)),
@@ -240,17 +225,11 @@ async def add_action(request: Request, timeout: TemporalTimeout, engine: DbEngin
         await run_in_threadpool(audit, engine, principal, "action.add", partnership_id=case.partnership_id,
                                 case_id=case.id,
                                 outcome="rejected", detail=f"{exc.code}: {exc.message} (page)")
-        errors, general = _action_errors(exc.fields)
-        if date_error:
-            errors["due_date"] = date_error
-        if exc.status in (403, 409) or not (errors or general):
-            general = general or [exc.message[:1].upper() + exc.message[1:]]
+        errors = field_errors(exc.fields, name_of=named_in(ACTION_FIELDS))
+        if exc.status in (403, 409) or not errors:
+            errors.setdefault("form", sentence(exc.message))
         status = exc.status if exc.status in (403, 409, 422) else 422
-        return _review_page(request, principal, case, values=values, errors=errors, general=general,
-                            status_code=status)
-    if date_error:  # cannot happen (the workflow refuses an empty date), but never add an action without one
-        return _review_page(request, principal, case, values=values, errors={"due_date": date_error},
-                            status_code=422)
+        return _review_page(request, principal, case, values=values, errors=errors, status_code=status)
     return RedirectResponse(f"/reviews/{case.id}?" + urlencode({"added": result.task_key}) + "#actions",
                             status_code=303)
 
