@@ -141,6 +141,32 @@ async def test_raising_a_disagreement_errors_inline_then_its_case_page(site):
     assert audit_outcomes(engine, "escalation.raise")[-2:] == ["ok", "ok"]
 
 
+async def test_the_forms_name_every_problem_at_once_in_plain_english_and_refuse_fields_they_do_not_have(site):
+    browser, _env, engine, _settings = site
+    b = await browser(SOCIAL_WORKER)
+    await b.get("/escalations/new")
+    many = await b.post("/escalations/new", {**GOOD, "issue_type": "", "child_pseudonym": "C" * 41,
+                                             "subject": "x" * 5001})
+    assert many.status_code == 422
+    assert "Select the type of issue" in many.text  # and, in the same round, the lengths, named in plain English
+    assert "The child&#39;s pseudonym must be 40 characters or fewer" in many.text
+    assert "What was disagreed must be 5000 characters or fewer" in many.text and "String should" not in many.text
+    assert 'href="#child_pseudonym"' in many.text and 'href="#subject"' in many.text
+    extra = await b.post("/escalations/new", {**GOOD, "ladder": "some-other-ladder"})  # the API's field, not the form's
+    assert extra.status_code == 422 and "This form does not take ‘ladder’" in extra.text
+    assert escalations(engine) == []  # nothing started
+    case_id, _case = await raise_one(b)
+    await b.get(f"/escalations/{case_id}/withdraw")
+    sneaky = await b.post(f"/escalations/{case_id}/withdraw", {"reason": "Agreed", "outcome": "resolved"})
+    assert sneaky.status_code == 422 and "This form does not take ‘outcome’" in sneaky.text
+    long = await b.post(f"/escalations/{case_id}/withdraw", {"reason": "r" * 2001})
+    assert long.status_code == 422 and "The reason must be 2000 characters or fewer" in long.text
+    with Session(engine) as session:
+        assert session.get(Case, case_id).status == "open"  # nothing withdrawn
+    assert audit_outcomes(engine, "escalation.raise") == ["rejected", "rejected", "ok"]
+    assert audit_outcomes(engine, "escalation.withdraw") == ["rejected", "rejected"]
+
+
 # --- the partnership's view, withdrawing, the challenge log -------------------------------------------------------
 
 

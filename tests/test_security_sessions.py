@@ -200,6 +200,27 @@ async def test_signing_in_starts_a_new_session_id(site):
     assert not signed_in(await planted.get("/tasks"))
 
 
+async def test_the_sign_in_form_refuses_a_field_it_does_not_have_and_stays_vague_about_credentials(site, engine):
+    _app, browser = site
+    a = browser()
+    await a.get("/sign-in")
+    empty = await a.post("/sign-in", {"email": "  ", "password": ""})
+    assert empty.status_code == 422 and "Enter your email address" in empty.text and "Enter your password" in empty.text
+    assert 'href="#email"' in empty.text and 'href="#password"' in empty.text
+    extra = await a.post("/sign-in", {"email": DCS, "password": DEMO_PASSWORD, "is_admin": "1"})
+    assert extra.status_code == 422 and "This form does not take ‘is_admin’" in extra.text
+    assert not signed_in(await a.get("/tasks"))  # refused before any password was looked at
+    spaced = await a.post("/sign-in", {"email": f" {DCS} ", "password": f" {DEMO_PASSWORD}"})  # the password as typed
+    assert spaced.status_code == 422 and "Enter a correct email address and password" in spaced.text
+    assert f'value="{DCS}"' in spaced.text  # the address is kept for another try, the password is not
+    with Session(engine) as session:
+        outcomes = session.exec(select(AuditEntry.outcome, AuditEntry.detail).where(
+            AuditEntry.action == "sign_in")).all()
+    assert [o for o, _ in outcomes] == ["rejected"] and "wrong credentials" in outcomes[0][1]
+    done = await a.post("/sign-in", {"email": f" {DCS} ", "password": DEMO_PASSWORD, "next": "/cases"})
+    assert done.status_code == 303 and done.headers["location"] == "/cases"
+
+
 # --- a no-JavaScript upload of a 5 MB report (SQLite, seeded) ---------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""web/templating.py, base.html, errors/error.html and the vendored static assets."""
+"""web/templating.py (with web/template_filters.py and web/template_speed.py), base.html, errors/error.html and the
+vendored static assets."""
 
 from __future__ import annotations
 
@@ -410,7 +411,7 @@ async def test_no_gov_uk_only_assets_are_served(client):
 def test_remembered_components_render_as_the_macro_does_and_keep_escaping():
     from markupsafe import Markup
 
-    from web.templating import RememberedMacro
+    from web.template_speed import RememberedMacro
 
     tag = env.globals["govukTag"]
     assert isinstance(tag, RememberedMacro)
@@ -433,7 +434,7 @@ def test_remembered_components_render_as_the_macro_does_and_keep_escaping():
 
 def test_the_govuk_page_template_and_components_use_the_remembered_macros():
     """The page template imports govukServiceNavigation itself: it gets the remembered one, not a fresh macro."""
-    from web.templating import RememberedMacro
+    from web.template_speed import RememberedMacro
 
     module = env.get_template("govuk_frontend_jinja/components/service-navigation/macro.html").module
     assert isinstance(module.govukServiceNavigation, RememberedMacro)
@@ -469,7 +470,7 @@ def test_quick_dict_look_ups_answer_as_jinja_does():
 
 
 def test_the_components_helper_macros_are_remembered_too():
-    from web.templating import RememberedMacro
+    from web.template_speed import RememberedMacro
 
     module = env.get_template("govuk_frontend_jinja/macros/attributes.html").module
     attributes = module.govukAttributes
@@ -481,7 +482,7 @@ def test_the_components_helper_macros_are_remembered_too():
 
 
 def test_a_templates_globals_see_the_environments_and_their_own():
-    from web.templating import TemplateGlobals
+    from web.template_speed import TemplateGlobals
 
     template = env.from_string("{{ serviceName }} {{ mine }}", globals={"mine": "own"})
     assert isinstance(template.globals, TemplateGlobals)
@@ -496,7 +497,7 @@ def test_the_quicker_indent_filter_answers_as_jinjas():
     from jinja2.filters import do_indent
     from markupsafe import Markup
 
-    from web.templating import indent
+    from web.template_filters import indent
 
     assert env.filters["indent"] is indent
     texts = ["", "\n", "one", "one\ntwo", "a\n\nb\n", "\n\nc\n", "x\r\ny", "<b>\n  c &amp; d\n</b>\n", "line\n  \nend"]
@@ -570,7 +571,7 @@ def test_template_globals_and_loaded_templates_answer_as_jinjas():
 def test_remembered_parameters_never_confuse_values_that_print_differently():
     from markupsafe import Markup
 
-    from web.templating import _UNFREEZABLE, _freeze
+    from web.template_speed import _UNFREEZABLE, _freeze
 
     values = ["1", Markup("1"), 1, 1.0, True, None, "None", date(2026, 6, 1), datetime(2026, 6, 1), [], {}, ["1"],
               [Markup("1")], [1], [True], {"a": "1"}, {"a": Markup("1")}, {"a": 1}, {"a": True}, {"a": None},
@@ -585,7 +586,7 @@ def test_remembered_parameters_never_confuse_values_that_print_differently():
 def test_the_inbox_is_a_remembered_function_of_its_rows():
     """``reviewer/_inbox.html`` renders from its one parameter only; the page remembers its output by it, so any
     change in a row (a name, a claim, a title) is a different parameter and a fresh rendering."""
-    from web.templating import RememberedMacro
+    from web.template_speed import RememberedMacro
 
     inbox = env.globals["reviewer_inbox"]
     assert isinstance(inbox, RememberedMacro)

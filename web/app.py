@@ -143,8 +143,9 @@ def create_app(settings: Settings | None = None, *, engine=None, temporal_client
     return app
 
 
-PAGE_MODULES = ("inbox", "case", "sign_in", "case_list", "tasks", "national_tasks", "incidents", "lead", "national",
-                "escalations", "reviews", "monitoring", "learning", "yearly_report")
+PAGE_MODULES = ("inbox", "case", "sign_in", "case_list", "tasks", "national_tasks", "incidents", "lead",
+                "arrangements", "national", "escalations", "escalation_forms", "reviews", "monitoring", "learning",
+                "yearly_report")
 
 
 def page_modules() -> list[Any]:

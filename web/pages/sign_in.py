@@ -1,9 +1,17 @@
-"""Home, sign-in and sign-out."""
+"""Home, sign-in and sign-out.
+
+The sign-in form is read into ``SignInForm`` (a pydantic model) and a refusal is shown through ``web.form_errors``,
+as every form is; a field the form does not have is refused by name, before any password is looked at. Wrong
+credentials get one vague message that never says which part was wrong, and every password check is throttled
+(``web.auth.check_password``)."""
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +26,7 @@ from web.auth import (
     session_principal,
 )
 from web.deps import DbEngine, PagePrincipal
+from web.form_errors import error_summary, field_errors, unknown_fields
 from web.pages import page_context
 from web.session import end_session, session_of, start_session
 from web.templating import render
@@ -26,6 +35,32 @@ router = APIRouter(include_in_schema=False)
 
 HOME_BY_KIND = {"national_body": "/national", "partnership_lead": "/cases", "administrator": "/cases"}
 WRONG_SIGN_IN = "Enter a correct email address and password"
+FIELDS = ("email", "password", "next")
+
+
+class SignInForm(BaseModel):
+    """The sign-in form's fields (the password exactly as typed: spaces count)."""
+
+    model_config = ConfigDict(extra="forbid")
+    field_labels: ClassVar[dict[str, str]] = {"email": "your email address", "password": "your password"}
+    field_prompts: ClassVar[dict[str, str]] = {"email": "Enter your email address",
+                                               "password": "Enter your password"}
+
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    password: str = Field(min_length=1)
+    next: str = "/"
+
+
+def read_sign_in(form) -> tuple[SignInForm | None, dict[str, str]]:
+    """(the form, or None; errors by form field name): every problem at once."""
+    unknown = unknown_fields(form.keys(), lambda name: name in FIELDS)
+    if unknown:
+        return None, {"form": unknown}
+    sent = {name: str(form.get(name)) for name in FIELDS if name in form}
+    try:
+        return SignInForm.model_validate(sent), {}
+    except ValidationError as exc:
+        return None, field_errors(exc, model=SignInForm)
 
 
 # --- home, sign-in, sign-out ------------------------------------------------------------------------------------
@@ -62,17 +97,13 @@ def sign_in_form(request: Request, next: str | None = None, expired: str | None 
 @router.post("/sign-in")
 async def sign_in(request: Request, engine: DbEngine):
     form = await request.form()
-    email = str(form.get("email", "")).strip()
-    password = str(form.get("password", ""))
+    email = str(form.get("email", "")).strip()  # shown again as typed
     next_path = safe_next(str(form.get("next", "/")))
-    errors: dict[str, str] = {}
-    if not email:
-        errors["email"] = "Enter your email address"
-    if not password:
-        errors["password"] = "Enter your password"  # noqa: S105 (an error message, not a password)
-    if errors:
-        summary = [{"text": m, "href": f"#{f}"} for f, m in errors.items()]
+    read, errors = read_sign_in(form)
+    if errors or read is None:
+        summary = error_summary(errors, ["form", "email", "password"], {"form": "#email"})
         return _sign_in_page(request, status=422, email=email, next_path=next_path, errors=errors, summary=summary)
+    email, password = read.email, read.password
     engine, ip = engine, client_ip(request)
 
     def check() -> tuple[Principal | None, str | None]:
