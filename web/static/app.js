@@ -21,7 +21,7 @@ if (window.htmx) {
   document.body.addEventListener("htmx:beforeRequest", (event) => {
     const form = event.detail.elt;
     const region = form instanceof HTMLFormElement ? form.closest("#inbox, #task-page") : null;
-    const match = region ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)$/) : null;
+    const match = region ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)(\?.*)?$/) : null;
     if (!match) {
       return;
     }
@@ -49,13 +49,13 @@ if (window.htmx) {
     let target;
     if (done.region === "task-page") {
       // the task page: its one Claim/Release form's button
-      const again = inbox.querySelector('form[action$="/claim"] button, form[action$="/release"] button');
+      const again = inbox.querySelector("form[hx-post] button");
       target = again || inbox.querySelector("h1");
       if (target && target.tagName === "H1") {
         target.setAttribute("tabindex", "-1");
       }
     } else {
-      const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === done.href);
+      const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href").split("?")[0] === done.href);
       const row = link && link.closest("tr");
       target = (row && row.querySelector("button")) || link;
     }
@@ -64,6 +64,45 @@ if (window.htmx) {
     }
     if (status) {
       status.textContent = `${done.verb === "claim" ? "You claimed" : "You released"}: ${done.title}.`;
+    }
+  });
+
+  // The inbox's periodic update (issue 17, point 10): polling answers 204 while nothing changed; when the list did
+  // change htmx swaps #inbox, and #inbox-status says so in one sentence (the list's caption: "4 tasks"). If the
+  // keyboard focus was in the list, it goes back to the same link or button when it is still there.
+  let pollSwap = null;
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const { target, requestConfig } = event.detail;
+    if (!target || target.id !== "inbox" || !requestConfig || !/[?&]poll=1/.test(requestConfig.path || "")) {
+      return;
+    }
+    const active = document.activeElement;
+    const within = active && target.contains(active) ? active : null;
+    const anchor = within && within.closest("a[href], form[action]");
+    pollSwap = { focus: anchor ? (anchor.getAttribute("href") || anchor.getAttribute("action")) : null,
+                 button: within && within.tagName === "BUTTON" };
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const inbox = pollSwap && document.getElementById("inbox");
+    if (!pollSwap || !inbox) {
+      return;
+    }
+    const done = pollSwap;
+    pollSwap = null;
+    if (done.focus) {
+      const again = [...inbox.querySelectorAll("a[href], form[action]")].find(
+        (el) => (el.getAttribute("href") || el.getAttribute("action")) === done.focus);
+      const target = again && (again.tagName === "FORM" ? again.querySelector("button") : again);
+      if (target) {
+        target.focus();
+      }
+    }
+    const status = document.getElementById("inbox-status");
+    const caption = inbox.querySelector("caption");
+    const empty = inbox.querySelector("p.govuk-body");
+    const what = caption ? caption.textContent.trim() : (empty ? empty.textContent.trim() : "");
+    if (status) {
+      status.textContent = `Your task list has been updated${what ? `: ${what}` : ""}.`.replace(/\.\.$/, ".");
     }
   });
 
