@@ -232,6 +232,8 @@ async def test_claim_and_the_inboxs_periodic_update_are_announced(stack, viewpor
         "n => document.querySelectorAll('#inbox tbody tr').length > n", arg=tasks_before, timeout=15_000)
     await page.wait_for_function(
         "() => document.getElementById('inbox-status').textContent.includes('updated')")
+    focused = await page.evaluate("() => document.activeElement.textContent.trim()")
+    assert focused.startswith("Release") and "Notify the national Panel" in focused, focused  # kept across it
     said = await status.inner_text()
     caption = words(await page.locator("#inbox caption").inner_text())  # "4 tasks"
     assert said == f"Your task list has been updated: {caption}.", said

@@ -72,6 +72,12 @@ async def test_the_panels_task_goes_back_to_where_the_panel_came_from(site):
         assert page.status_code == 200, (arrival, page.text[:300])
         assert back_link(page.text) == (href, text), arrival
         assert active_menu(page.text) == [menu], arrival
+    # the open Panel task page's watch: the same scope as the page
+    assert 'hx-get="' + task + '/status?seen=ok"' in (await panel.get(task)).text
+    assert (await panel.get(f"{task}/status?seen=ok", headers=HX)).status_code == 204
+    local = browser()
+    await local.sign_in(DCS)
+    assert (await local.get(f"{task}/status?seen=ok", headers=HX)).status_code == 404
 
 
 async def test_an_open_task_page_hears_when_someone_else_claims_it(site):
