@@ -137,6 +137,15 @@ async def test_someone_else_claiming_an_open_task_is_said_and_typed_text_kept(st
     await page.goto(f"/cases/{case_id}/tasks/notification")
     notes = page.get_by_label("Notes (optional)")
     await notes.fill("Spoke to the duty manager at 9.")
+    await page.locator("#local_partners_notified").check()
+    # Claim and Release redraw the page's content with htmx: what was typed stays
+    await page.get_by_role("button", name="Claim it").click()
+    await page.get_by_role("button", name="Release it").wait_for()
+    assert await notes.input_value() == "Spoke to the duty manager at 9."
+    assert await page.locator("#local_partners_notified").is_checked()
+    await page.get_by_role("button", name="Release it").click()
+    await page.get_by_role("button", name="Claim it").wait_for()
+    assert await notes.input_value() == "Spoke to the duty manager at 9."
     live = page.locator("#task-live")
     assert await live.get_attribute("aria-live") == "polite" and await live.get_attribute("role") == "status"
     assert await live.locator("form").count() == 0
@@ -144,10 +153,14 @@ async def test_someone_else_claiming_an_open_task_is_said_and_typed_text_kept(st
     await act_on_task(driver.env.client, case_id, "claim",
                       TaskCommand(task_key="notification", actor=actor_of(principal(driver.engine, claimer))))
     await page.clock.fast_forward(21_000)  # the page's next look (every 20 seconds)
-    await live.get_by_text("claimed this task").wait_for()
+    await live.get_by_role("heading", name="Someone else claimed this task").wait_for()
     said = words(await live.inner_text())
     assert re.search(r"claimed this task at \d", said) and "What you typed is kept on this page" in said, said
+    assert "<" not in said, said  # markup, not text
     assert await notes.input_value() == "Spoke to the duty manager at 9."  # the form was not replaced
+    # where Claim was, the page says who has the task now
+    await page.locator("#task-claim").get_by_text("has claimed this task").wait_for()
+    assert await page.get_by_role("button", name="Claim it").count() == 0
     await assert_accessible(page, "task claimed by someone else")
 
     await page.get_by_role("button", name="Save and complete").click()

@@ -101,15 +101,22 @@ async def test_an_open_task_page_hears_when_someone_else_claims_it(site):
     assert task_row(driver.engine, case_id, "notification").claimed_by == "u-rv-la-head-qa"
     notice = await mine.get(f"{task}/status?seen=ok", headers=HX)
     assert notice.status_code == 200 and notice.text.lstrip().startswith('<div id="task-watch"')
+    assert "&lt;" not in notice.text and '<h3 class="govuk-notification-banner__heading">' in notice.text
     words = " ".join(visible(notice.text).split())
     assert re.search(r"\S.* claimed this task at \d{1,2}(:\d\d)?(am|pm)\.", words), words
     assert "What you typed is kept on this page" in words and "ask" in words and "to release it" in words
+    # where Claim was, the page now says who has the task (out of band: the form is not touched)
+    assert re.search(r'<div id="task-claim" hx-swap-oob="true">.*has claimed this task.*</div>', notice.text, re.S)
+    assert "Claim it" not in notice.text and "<form" not in notice.text
     seen = re.search(r"seen=([0-9a-f]+)", notice.text).group(1)
     assert (await mine.get(f"{task}/status?seen={seen}", headers=HX)).status_code == 204  # said once
 
     await theirs.post(f"{task}/release", {"back": task})
     free = await mine.get(f"{task}/status?seen={seen}", headers=HX)
     assert free.status_code == 200 and "You can complete this task again" in free.text
+    assert f'action="{task}/claim"' in free.text and 'name="csrf_token"' in free.text  # Claim is back
+    kept = await mine.get(f"{task}/status?seen={seen}&from=tasks", headers=HX)  # as the page arrived
+    assert f'action="{task}/claim?from=tasks"' in kept.text and "seen=ok&amp;from=tasks" in kept.text
 
     # whoever may not see the task page may not poll it either
     stranger = browser()

@@ -16,6 +16,7 @@ from safeguarding.clock import london_today
 from safeguarding.tables import CaseEvent, Task
 from web.deps import DbEngine, PagePrincipal, engine_of
 from web.pages import bounded_page
+from web.session import csrf_token
 from web.templating import LONDON, datetime_uk, render
 from web.views.common import display_names, task_href
 from web.views.tasks import (
@@ -144,9 +145,17 @@ def watch_response(request: Request, principal: Principal, case_id: str, key: st
     key_now, seen = watch_key(state), request.query_params.get("seen", "ok")
     if key_now == seen:
         return Response(status_code=204)
-    context = {"watch_href": task_href(case.id, case.national_ref, key, national) + "/status",
-               "watch_key": key_now, "watch_seconds": WATCH_SECONDS,
-               "notice": watch_notice(engine, task, state, seen)}
+    back = task_href(case.id, case.national_ref, key, national)
+    notice = watch_notice(engine, task, state, seen)
+    # where Claim was (#task-claim, out of band): who has the task now, or Claim (or Release) again once it is free
+    claim = "taken" if state.startswith("claimed:") else ("free" if state == "ok" else "")
+    claimed_text = ""
+    if claim == "taken":
+        name = display_names(engine, {task.claimed_by or ""}).get(task.claimed_by or "", "Someone else")
+        claimed_text = f"{name} has claimed this task. They must release it before anyone else can complete it."
+    context = {"watch_href": back + "/status", "watch_key": key_now, "watch_seconds": WATCH_SECONDS,
+               "notice": notice, "claim": claim, "claimed_text": claimed_text, "back": back, "national": national,
+               "mine": task.claimed_by == principal.user_ref, "csrf_token": csrf_token(request)}
     # 286: htmx stops polling (the task is done or cancelled: nothing more can change for this person)
     final = task.status != "open"
     return render(request, "reviewer/_task_watch.html", context, status_code=286 if final else 200,

@@ -18,6 +18,38 @@ if (window.htmx) {
   // happened in one sentence. When the answer shows an error summary, GOV.UK Frontend's error summary takes the
   // focus instead.
   let claimAction = null;
+
+  // The answers typed in a form (not its hidden fields), to put back after htmx draws the form again.
+  const typedIn = (id) => {
+    const form = document.getElementById(id);
+    if (!form) {
+      return null;
+    }
+    const fields = [...form.elements].filter((el) => el.name && el.type !== "hidden" && el.type !== "submit");
+    return fields.map((el) => ({ name: el.name, value: el.value, type: el.type, checked: el.checked }));
+  };
+  const restoreTyped = (id, typed) => {
+    const form = document.getElementById(id);
+    if (!form || !typed) {
+      return;
+    }
+    for (const field of typed) {
+      const el = [...form.elements].find((candidate) => candidate.name === field.name
+        && (field.type === "radio" || field.type === "checkbox" ? candidate.value === field.value : true));
+      if (!el) {
+        continue;
+      }
+      if (field.type === "radio" || field.type === "checkbox") {
+        if (el.checked !== field.checked) {
+          el.checked = field.checked;
+          // GOV.UK Frontend shows a radio's or checkbox's conditional question on click
+          el.dispatchEvent(new Event("click", { bubbles: true }));
+        }
+      } else {
+        el.value = field.value;
+      }
+    }
+  };
   document.body.addEventListener("htmx:beforeRequest", (event) => {
     const form = event.detail.elt;
     const region = form instanceof HTMLFormElement ? form.closest("#inbox, #task-page") : null;
@@ -28,11 +60,20 @@ if (window.htmx) {
     const heading = region.id === "task-page" ? region.querySelector("h1")
       : form.closest("tr") && form.closest("tr").querySelector("a[href]");
     claimAction = { form, region: region.id, href: match[1], verb: match[2],
-                    title: heading ? heading.textContent.trim() : "the task" };
+                    title: heading ? heading.textContent.trim() : "the task", typed: typedIn("task-form") };
   });
   document.body.addEventListener("htmx:afterRequest", (event) => {
     if (claimAction && event.detail.elt === claimAction.form && !event.detail.successful) {
       claimAction = null;
+    }
+  });
+  // What was typed in the task's form before Claim or Release stays: put back as soon as the swap has drawn the
+  // form afresh (in the same task as the swap, so nobody sees it empty).
+  document.body.addEventListener("htmx:afterSwap", () => {
+    const page = claimAction && claimAction.region === "task-page" && document.getElementById("task-page");
+    if (page && !page.contains(claimAction.form) && claimAction.typed) {
+      restoreTyped("task-form", claimAction.typed);
+      claimAction.typed = null;
     }
   });
   document.body.addEventListener("htmx:afterSettle", () => {
