@@ -257,7 +257,7 @@ async def test_claim_and_the_inboxs_periodic_update_are_announced(stack, viewpor
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 async def test_the_back_link_and_menu_follow_how_you_arrived(stack, viewport):
     """Journey 11: from My tasks, the task page leads back there (and My tasks is highlighted); from the case page,
-    back to the case."""
+    back to the case; the Panel's task from its overview, back to the overview."""
     driver = stack[2]()
     case_id = await driver.open(london_today())
     page = await open_as(stack, DCS, viewport)
@@ -281,3 +281,17 @@ async def test_the_back_link_and_menu_follow_how_you_arrived(stack, viewport):
     assert [words(t) for t in await active.all_text_contents()] == ["Cases"]
     await back.click()
     await page.wait_for_url(re.compile(rf"/cases/{case_id}$"))
+
+    # the Panel, from its overview's "Respond": back to the overview, which stays highlighted
+    await driver.through_rapid_review(today=london_today(), decision="no")
+    panel = await open_as(stack, "panel@demo.test", viewport)
+    await panel.goto("/national")
+    await panel.locator("a[href$='/tasks/panel-response']").first.click()
+    await panel.locator("#task-form").wait_for()
+    back = panel.locator(".govuk-back-link")
+    assert words(await back.inner_text()) == "Back to the overview"
+    assert [words(t) for t in await panel.locator(".govuk-service-navigation__item--active").all_text_contents()
+            ] == ["Overview"]
+    await assert_accessible(panel, "the Panel's task from the overview")
+    await back.click()
+    await panel.wait_for_url(re.compile(r"/national$"))

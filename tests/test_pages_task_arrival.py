@@ -44,6 +44,8 @@ async def test_the_back_link_and_the_menu_follow_how_you_arrived(site):
                                    headers=HX)
     assert f'action="{task}/claim?from=tasks"' in fragment.text
 
+    from_list = await b.get(task, headers={"Referer": "http://testserver/tasks?status=open&page=1"})
+    assert back_link(from_list.text) == ("/tasks", "Back to your tasks")
     for arrival in ("", "?from=case", "?from=https://evil.example/", "?from=//evil.example", "?from=overview",
                     "?from=%2Ftasks"):
         page = await b.get(task + arrival)
@@ -72,6 +74,15 @@ async def test_the_panels_task_goes_back_to_where_the_panel_came_from(site):
         assert page.status_code == 200, (arrival, page.text[:300])
         assert back_link(page.text) == (href, text), arrival
         assert active_menu(page.text) == [menu], arrival
+    # the Panel's lists link without ?from=: the page they were on (this site's only) says where to go back
+    for referer, href, text in [("http://testserver/national", "/national", "Back to the overview"),
+                                ("http://testserver/national?partnership=x", "/national", "Back to the overview"),
+                                (f"http://testserver/national/cases/{ref}", f"/national/cases/{ref}",
+                                 "Back to the case"),
+                                ("http://evil.example/national", "/tasks", "Back to your tasks"),
+                                ("http://testserver/national/monitoring", "/tasks", "Back to your tasks")]:
+        page = await panel.get(task, headers={"Referer": referer})
+        assert back_link(page.text) == (href, text), referer
     # the open Panel task page's watch: the same scope as the page
     assert 'hx-get="' + task + '/status?seen=ok"' in (await panel.get(task)).text
     assert (await panel.get(f"{task}/status?seen=ok", headers=HX)).status_code == 204
