@@ -140,3 +140,4 @@ async def test_an_open_task_page_hears_when_someone_else_claims_it(site):
     done = await mine.get(f"{task}/status?seen=ok", headers=HX)
     assert done.status_code == 286  # htmx stops polling: nothing more can change
     assert "completed this task" in done.text
+    assert re.search(r'<div id="task-claim" hx-swap-oob="true">.*has completed this task\.', done.text, re.S)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlmodel import Session
 
 from safeguarding.accounts import Principal
 from safeguarding.clock import london_today
@@ -110,7 +109,7 @@ def _claimed_at(engine, task: Task) -> datetime | None:
             CaseEvent.actor == task.claimed_by).order_by(CaseEvent.seq.desc()).limit(1)).scalar_one_or_none()
 
 
-def watch_notice(engine, task: Task, state: str, seen: str) -> dict[str, str] | None:
+def watch_notice(engine, task: Task, state: str, seen: str, names: dict[str, str]) -> dict[str, str] | None:
     """{title, text} of what changed for this person, or None (nothing to say)."""
     if state == "ok":
         return {"title": "You can complete this task again",
@@ -120,43 +119,45 @@ def watch_notice(engine, task: Task, state: str, seen: str) -> dict[str, str] | 
                                                            "Copy it if you need it."}
     if state == "done":
         return None
-    who = display_names(engine, {task.completed_by or "", task.claimed_by or ""})
     if state.startswith("done:"):
-        name = who.get(task.completed_by or "", "Someone else")
+        name = names.get(task.completed_by or "", "Someone else")
         when = _when(task.completed_at)
         return {"title": "Someone else completed this task",
                 "text": f"{name} completed this task{' ' + when if when else ''}. What you typed has not been "
                         "saved: copy it if you need it."}
-    name = who.get(task.claimed_by or "", "Someone else")
+    name = names.get(task.claimed_by or "", "Someone else")
     when = _when(_claimed_at(engine, task))
     return {"title": "Someone else claimed this task",
             "text": f"{name} claimed this task{' ' + when if when else ''}. What you typed is kept on this page, "
                     f"but you cannot save it while they have the task: copy it, or ask {name} to release it."}
 
 
+def claim_text(task: Task, state: str, names: dict[str, str]) -> str:
+    """What stands where Claim was once the task is not this person's to claim (empty: Claim stays)."""
+    if state.startswith("claimed:"):
+        name = names.get(task.claimed_by or "", "Someone else")
+        return f"{name} has claimed this task. They must release it before anyone else can complete it."
+    if state.startswith("done:"):
+        return f"{names.get(task.completed_by or '', 'Someone else')} has completed this task."
+    return "This task was cancelled." if state == "cancelled" else ""
+
+
 def watch_response(request: Request, principal: Principal, case_id: str, key: str, *,
                    national_route: bool) -> Response:
     engine = engine_of(request)
-    case, _task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
-    with Session(engine) as session:
-        task = session.get(Task, f"{case_id}/{key}")
-    assert task is not None  # visible_task found it
+    case, task, national = visible_task(engine, principal, case_id, key, national_route=national_route)
     state = watch_state(task, principal)
     key_now, seen = watch_key(state), request.query_params.get("seen", "ok")
     if key_now == seen:
         return Response(status_code=204)
+    names = display_names(engine, {task.claimed_by or "", task.completed_by or ""})
     back = task_href(case.id, case.national_ref, key, national)
-    notice = watch_notice(engine, task, state, seen)
     # where Claim was (#task-claim, out of band): who has the task now, or Claim (or Release) again once it is free
-    claim = "taken" if state.startswith("claimed:") else ("free" if state == "ok" else "")
-    claimed_text = ""
-    if claim == "taken":
-        name = display_names(engine, {task.claimed_by or ""}).get(task.claimed_by or "", "Someone else")
-        claimed_text = f"{name} has claimed this task. They must release it before anyone else can complete it."
     context = {"watch_href": back + "/status", "watch_key": key_now, "watch_seconds": WATCH_SECONDS,
-               "notice": notice, "claim": claim, "claimed_text": claimed_text, "back": back, "national": national,
+               "notice": watch_notice(engine, task, state, seen, names),
+               "claim": "free" if state == "ok" else ("taken" if state != "done" else ""),
+               "claimed_text": claim_text(task, state, names), "back": back, "national": national,
                "mine": task.claimed_by == principal.user_ref, "csrf_token": csrf_token(request)}
     # 286: htmx stops polling (the task is done or cancelled: nothing more can change for this person)
-    final = task.status != "open"
-    return render(request, "reviewer/_task_watch.html", context, status_code=286 if final else 200,
+    return render(request, "reviewer/_task_watch.html", context, status_code=286 if task.status != "open" else 200,
                   headers={"Cache-Control": "no-store"})
