@@ -143,7 +143,10 @@ if (window.htmx) {
     const empty = inbox.querySelector("p.govuk-body");
     const what = caption ? caption.textContent.trim() : (empty ? empty.textContent.trim() : "");
     if (status) {
-      status.textContent = `Your task list has been updated${what ? `: ${what}` : ""}.`.replace(/\.\.$/, ".");
+      // emptied first, so the same sentence twice (the list changed again, same count) is still announced
+      const message = `Your task list has been updated${what ? `: ${what}` : ""}.`.replace(/\.\.$/, ".");
+      status.textContent = "";
+      window.setTimeout(() => { status.textContent = message; }, 100);
     }
   });
 
