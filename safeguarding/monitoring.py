@@ -107,12 +107,19 @@ def _awaiting_panel() -> ColumnElement[bool]:
                 Case.panel_response.is_(None))
 
 
+def _notif_window(today: date) -> ColumnElement[bool]:
+    """Due in the trend's months (the last ``TREND_MONTHS``, this one included) and by today: every notification
+    figure (the headline, by partnership, the late list, the trend and their CSVs) counts the same ones, so they
+    agree (issue 17, point 12)."""
+    return and_(Case.notification_due >= month_starts(today)[0], Case.notification_due <= today)
+
+
 def _notif_judged(today: date) -> ColumnElement[bool]:
-    return and_(INCIDENT, notification_judged(today))
+    return and_(INCIDENT, notification_judged(today), _notif_window(today))
 
 
 def _notif_late(today: date) -> ColumnElement[bool]:
-    return and_(INCIDENT, notification_late(today))
+    return and_(INCIDENT, notification_late(today), _notif_window(today))
 
 
 def _lcspr_overdue(today: date) -> ColumnElement[bool]:
@@ -154,6 +161,8 @@ def _percent(part: int, whole: int) -> int | None:
 
 @dataclass(frozen=True)
 class Totals:
+    # notifications: those due in the last TREND_MONTHS months (_notif_window), as the trend counts them; the rest
+    # count every case (escalations raised: all of them; the trend has those of the last months)
     notifications_judged: int = 0
     notifications_late: int = 0
     rapid_reviews_in_progress: int = 0
@@ -372,7 +381,7 @@ def _trend(db: _Counter, today: date) -> list[MonthCount]:
     inner = (select(Case.process.label("process"),
                     case((INCIDENT, Case.notification_due), else_=Case.aware_date).label("day"),
                     case((notification_late(today), 1), else_=0).label("late"))
-             .where(or_(and_(INCIDENT, Case.notification_due >= first, Case.notification_due <= today),
+             .where(or_(_notif_judged(today),
                         and_(ESCALATION, Case.aware_date >= first, Case.aware_date <= today))).subquery())
     query = (select(inner.c.process, inner.c.day, func.count(), func.coalesce(func.sum(inner.c.late), 0))
              .group_by(inner.c.process, inner.c.day))
@@ -622,7 +631,8 @@ def table_rows(session: Session, table: str, today: date) -> tuple[list[str], li
     """(header, rows) of one table, every row (no page limit): what its CSV export holds."""
     if table == "timeliness":
         rows, _totals = _timeliness(_Counter(session), today)
-        header = ["Partnership", "Notifications due so far", "Notifications on time", "Notifications on time %",
+        header = ["Partnership", f"Notifications due in the last {TREND_MONTHS} months", "Notifications on time",
+                  "Notifications on time %",
                   "Rapid reviews due so far", "Rapid reviews on time", "Rapid reviews on time %",
                   "Open overdue tasks", "Escalations open"]
         return header, [[r.name, r.notifications_judged, r.notifications_on_time,

@@ -540,3 +540,38 @@ def test_while_one_request_refreshes_the_report_the_others_get_the_previous_one(
     finally:
         monitoring.compute_report = real
     assert monitoring.cached_report(seeded_engine, today) is not first  # the refreshed one
+
+
+async def test_the_headline_figures_agree_with_the_trend_and_its_csv(app, seeded_engine, seeded, signed_in):
+    """Issue 17, point 12: the notifications' headline figures, the table by partnership, the late list, the trend and
+    their CSVs count the same notifications (due in the trend's 12 months, by today), and the page says so; the
+    escalations raised in those months are the trend's sum. Older cases, and a notification due today, do not tip
+    one figure and not the other."""
+    today = london_today()
+    old = today - timedelta(days=420)
+    add(seeded_engine, "old1", RV, aware_date=old, notification_due=old, notification_sent_on=old + timedelta(days=9),
+        notification_days_late=5)
+    add(seeded_engine, "old2", NE, aware_date=old, notification_due=old)  # never sent: late, but long ago
+    add(seeded_engine, "today1", TS, aware_date=today, notification_due=today)  # due today, not yet sent
+    add(seeded_engine, "oldesc", RV, process="escalation", category="threshold", aware_date=old,
+        ladder_purpose="professional_disagreement", highest_stage=1, current_stage=1)
+    client = await signed_in(NATIONAL)
+    page = await client.get("/national/monitoring")
+    figure = lambda name: int(re.search(rf'id="figure-{name}">([^<%]+)', page.text).group(1))  # noqa: E731
+    words = " ".join(text_of(page.text).split())
+    trend = read_csv(await client.get("/national/monitoring/trend.csv"))[1:]
+    due, late, raised = (sum(int(row[i]) for row in trend) for i in (1, 2, 3))
+    assert (figure("notifications-due"), figure("notifications-late"), figure("esc-raised-12")) == (due, late, raised)
+    assert (due, late, raised) == (6, 3, 6)  # the seeded mix; none of the cases added here
+    assert figure("esc-raised") == 7  # every escalation, and the page says which is which
+    first, last = trend[0][0], trend[-1][0]
+    assert f"In the last 12 months ({first} to {last})" in words
+    assert "6 notifications due in the last 12 months" in words
+    assert f"raised in the last 12 months ({first} to {last})" in words and "escalations raised in all" in words
+    timeliness = read_csv(await client.get("/national/monitoring/timeliness.csv"))
+    assert timeliness[0][1] == "Notifications due in the last 12 months"
+    assert sum(int(r[1]) for r in timeliness[1:]) == due
+    assert sum(int(r[1]) - int(r[2]) for r in timeliness[1:]) == late
+    late_rows = read_csv(await client.get("/national/monitoring/late-notifications.csv"))[1:]
+    assert len(late_rows) == late
+    assert f"Late notifications in the last 12 months: {late} late notifications" in words

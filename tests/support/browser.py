@@ -110,3 +110,24 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+PASSWORD = "demo-password"
+
+
+async def signed_in(browser, url: str, email: str, *, width: int, height: int, clock: bool = False):
+    """A new browser context of ``width`` x ``height``, signed in as ``email``; its page. ``clock``: Playwright's
+    fake clock, installed before the first page loads, so a test can move time on (``page.clock.fast_forward``) and
+    polling that waits tens of seconds happens at once."""
+    context = await browser.new_context(base_url=url, viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    if clock:
+        await page.clock.install()
+    await page.goto("/sign-in")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_load_state()
+    assert "/sign-in" not in page.url, f"{email} could not sign in"
+    return page

@@ -5,7 +5,9 @@ Panel's response), escalations by the highest stage reached and by timeouts (and
 body), a timeliness table per partnership, a monthly trend (an inline SVG chart, with the same figures as a table
 for screen readers) and local reviews (in progress, due, overdue, published, not published). Cases link to the
 pseudonymised case page ``/national/cases/{national_ref}``. Each table downloads as CSV from
-``/national/monitoring/<table>.csv``.
+``/national/monitoring/<table>.csv``. The notification figures (headline, by partnership, the late list) count the
+trend's 12 months, as the trend and its CSV do, and say so; "raised in the last 12 months" is the trend's sum of
+escalations, beside all escalations raised (issue 17, point 12).
 
 Everything comes from ``safeguarding.monitoring`` (aggregate SQL, no names, no local references, no free text).
 For the national body only: everyone else gets a 404 (administrators too: they have no monitoring role).

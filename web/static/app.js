@@ -18,21 +18,62 @@ if (window.htmx) {
   // happened in one sentence. When the answer shows an error summary, GOV.UK Frontend's error summary takes the
   // focus instead.
   let claimAction = null;
+
+  // The answers typed in a form (not its hidden fields), to put back after htmx draws the form again.
+  const typedIn = (id) => {
+    const form = document.getElementById(id);
+    if (!form) {
+      return null;
+    }
+    const fields = [...form.elements].filter((el) => el.name && el.type !== "hidden" && el.type !== "submit");
+    return fields.map((el) => ({ name: el.name, value: el.value, type: el.type, checked: el.checked }));
+  };
+  const restoreTyped = (id, typed) => {
+    const form = document.getElementById(id);
+    if (!form || !typed) {
+      return;
+    }
+    for (const field of typed) {
+      const el = [...form.elements].find((candidate) => candidate.name === field.name
+        && (field.type === "radio" || field.type === "checkbox" ? candidate.value === field.value : true));
+      if (!el) {
+        continue;
+      }
+      if (field.type === "radio" || field.type === "checkbox") {
+        if (el.checked !== field.checked) {
+          el.checked = field.checked;
+          // GOV.UK Frontend shows a radio's or checkbox's conditional question on click
+          el.dispatchEvent(new Event("click", { bubbles: true }));
+        }
+      } else {
+        el.value = field.value;
+      }
+    }
+  };
   document.body.addEventListener("htmx:beforeRequest", (event) => {
     const form = event.detail.elt;
     const region = form instanceof HTMLFormElement ? form.closest("#inbox, #task-page") : null;
-    const match = region ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)$/) : null;
+    const match = region ? (form.getAttribute("action") || "").match(/^(.*)\/(claim|release)(\?.*)?$/) : null;
     if (!match) {
       return;
     }
     const heading = region.id === "task-page" ? region.querySelector("h1")
       : form.closest("tr") && form.closest("tr").querySelector("a[href]");
     claimAction = { form, region: region.id, href: match[1], verb: match[2],
-                    title: heading ? heading.textContent.trim() : "the task" };
+                    title: heading ? heading.textContent.trim() : "the task", typed: typedIn("task-form") };
   });
   document.body.addEventListener("htmx:afterRequest", (event) => {
     if (claimAction && event.detail.elt === claimAction.form && !event.detail.successful) {
       claimAction = null;
+    }
+  });
+  // What was typed in the task's form before Claim or Release stays: put back as soon as the swap has drawn the
+  // form afresh (in the same task as the swap, so nobody sees it empty).
+  document.body.addEventListener("htmx:afterSwap", () => {
+    const page = claimAction && claimAction.region === "task-page" && document.getElementById("task-page");
+    if (page && !page.contains(claimAction.form) && claimAction.typed) {
+      restoreTyped("task-form", claimAction.typed);
+      claimAction.typed = null;
     }
   });
   document.body.addEventListener("htmx:afterSettle", () => {
@@ -49,13 +90,13 @@ if (window.htmx) {
     let target;
     if (done.region === "task-page") {
       // the task page: its one Claim/Release form's button
-      const again = inbox.querySelector('form[action$="/claim"] button, form[action$="/release"] button');
+      const again = inbox.querySelector("form[hx-post] button");
       target = again || inbox.querySelector("h1");
       if (target && target.tagName === "H1") {
         target.setAttribute("tabindex", "-1");
       }
     } else {
-      const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === done.href);
+      const link = [...inbox.querySelectorAll("a[href]")].find((a) => a.getAttribute("href").split("?")[0] === done.href);
       const row = link && link.closest("tr");
       target = (row && row.querySelector("button")) || link;
     }
@@ -64,6 +105,48 @@ if (window.htmx) {
     }
     if (status) {
       status.textContent = `${done.verb === "claim" ? "You claimed" : "You released"}: ${done.title}.`;
+    }
+  });
+
+  // The inbox's periodic update (issue 17, point 10): polling answers 204 while nothing changed; when the list did
+  // change htmx swaps #inbox, and #inbox-status says so in one sentence (the list's caption: "4 tasks"). If the
+  // keyboard focus was in the list, it goes back to the same link or button when it is still there.
+  let pollSwap = null;
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const { target, requestConfig } = event.detail;
+    if (!target || target.id !== "inbox" || !requestConfig || !/[?&]poll=1/.test(requestConfig.path || "")) {
+      return;
+    }
+    const active = document.activeElement;
+    const within = active && target.contains(active) ? active : null;
+    const anchor = within && within.closest("a[href], form[action]");
+    pollSwap = { focus: anchor ? (anchor.getAttribute("href") || anchor.getAttribute("action")) : null,
+                 button: within && within.tagName === "BUTTON" };
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const inbox = pollSwap && document.getElementById("inbox");
+    if (!pollSwap || !inbox) {
+      return;
+    }
+    const done = pollSwap;
+    pollSwap = null;
+    if (done.focus) {
+      const again = [...inbox.querySelectorAll("a[href], form[action]")].find(
+        (el) => (el.getAttribute("href") || el.getAttribute("action")) === done.focus);
+      const target = again && (again.tagName === "FORM" ? again.querySelector("button") : again);
+      if (target) {
+        target.focus();
+      }
+    }
+    const status = document.getElementById("inbox-status");
+    const caption = inbox.querySelector("caption");
+    const empty = inbox.querySelector("p.govuk-body");
+    const what = caption ? caption.textContent.trim() : (empty ? empty.textContent.trim() : "");
+    if (status) {
+      // emptied first, so the same sentence twice (the list changed again, same count) is still announced
+      const message = `Your task list has been updated${what ? `: ${what}` : ""}.`.replace(/\.\.$/, ".");
+      status.textContent = "";
+      window.setTimeout(() => { status.textContent = message; }, 100);
     }
   });
 
