@@ -11,42 +11,22 @@ from datetime import timedelta
 import pytest
 
 from safeguarding.clock import london_today
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
-from tests.support.workflow_driver import CaseDriver, running_worker
-from web.app import create_app
+from tests.support.browser import PASSWORD, assert_accessible, browser_skip_reason, fill_incident_form, live_browser
+from tests.support.workflow_driver import CaseDriver
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
-
-PASSWORD = "demo-password"
 
 
 @pytest.fixture
 async def live(time_env, seeded_engine, settings):
     """(base URL, case driver, a new-page factory): the app under uvicorn, Chromium, a worker."""
-    from playwright.async_api import async_playwright
+    async with live_browser(time_env, seeded_engine, settings) as (url, browser):
+        async def new_page():
+            context = await browser.new_context(base_url=url)
+            context.set_default_timeout(10_000)
+            return await context.new_page()
 
-    target = time_env.client.service_client.config.target_host
-    app_settings = settings.model_copy(update={"temporal_address": target})
-    app = create_app(app_settings, engine=seeded_engine, connect_temporal=True)
-    async with running_worker(time_env, seeded_engine, settings):
-        with LiveServer(app) as url:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-                pages = []
-
-                async def new_page():
-                    context = await browser.new_context(base_url=url)
-                    context.set_default_timeout(10_000)
-                    pages.append(await context.new_page())
-                    return pages[-1]
-
-                yield url, CaseDriver(time_env, seeded_engine, settings), new_page
-                await browser.close()
-
-
-async def assert_accessible(page, name: str) -> None:
-    violations = await serious_violations(page)
-    assert violations == [], f"axe: serious/critical violations on {name}: {violations}"
+        yield url, CaseDriver(time_env, seeded_engine, settings), new_page
 
 
 async def sign_in(page, email: str, then: str = "/") -> None:
@@ -140,15 +120,7 @@ async def test_record_an_incident_and_sign_out(live):
 
     today = london_today()
     ref = f"RV-B-{uuid.uuid4().hex[:6]}"
-    await page.get_by_label("Your reference for this incident").fill(ref)
-    await page.locator("#aware_date-day").fill(str(today.day))
-    await page.locator("#aware_date-month").fill(str(today.month))
-    await page.locator("#aware_date-year").fill(str(today.year))
-    await page.locator("input[name=category]").first.check()
-    await page.get_by_label("Child 1: pseudonym").fill("Child A")
-    await page.locator("input[name=agencies]").first.check()
-    await page.get_by_label("What happened").fill("Infant admitted with injuries.")
-    await page.get_by_role("button", name="Record the incident").click()
+    await fill_incident_form(page, ref, today)
     await page.wait_for_url(re.compile(r"/cases/incident-"))
     await page.get_by_role("heading", name=ref, exact=True).wait_for()
     await page.get_by_role("heading", name=f"Incident recorded: {ref}").wait_for()  # the confirmation

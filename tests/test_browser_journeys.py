@@ -20,16 +20,8 @@ import pytest
 from safeguarding.case_commands import act_on_task, actor_of
 from safeguarding.case_records import TaskCommand
 from safeguarding.clock import london_today
-from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LiveServer,
-    browser_skip_reason,
-    serious_violations,
-    signed_in,
-)
-from tests.support.workflow_driver import CaseDriver, principal, running_worker
-from web.app import create_app
+from tests.support.browser import assert_accessible, browser_skip_reason, fill_incident_form, live_browser, signed_in
+from tests.support.workflow_driver import CaseDriver, principal
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 
@@ -45,17 +37,8 @@ def email_of(user_ref: str) -> str:
 @pytest.fixture
 async def stack(time_env, seeded_engine, settings):
     """(base URL, Chromium, a CaseDriver factory): the app under uvicorn, a worker."""
-    from playwright.async_api import async_playwright
-
-    target = time_env.client.service_client.config.target_host
-    app = create_app(settings.model_copy(update={"temporal_address": target}), engine=seeded_engine,
-                     connect_temporal=True)
-    async with running_worker(time_env, seeded_engine, settings):
-        with LiveServer(app) as url:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-                yield url, browser, lambda: CaseDriver(time_env, seeded_engine, settings)
-                await browser.close()
+    async with live_browser(time_env, seeded_engine, settings) as (url, browser):
+        yield url, browser, lambda: CaseDriver(time_env, seeded_engine, settings)
 
 
 async def open_as(stack, email: str, viewport: tuple[int, int], *, clock: bool = False):
@@ -63,35 +46,15 @@ async def open_as(stack, email: str, viewport: tuple[int, int], *, clock: bool =
     return await signed_in(browser, url, email, width=viewport[0], height=viewport[1], clock=clock)
 
 
-async def assert_accessible(page, name: str) -> None:
-    violations = await serious_violations(page)
-    assert violations == [], f"axe: serious/critical violations on {name}: {violations}"
-
-
 def words(text: str) -> str:
     return " ".join(text.split())
-
-
-async def at_signoff(driver: CaseDriver) -> str:
-    today = london_today()
-    case_id = await driver.open(today)
-    for agency, text in (("riverford-council", "Known to children's social care since March."),
-                         ("vale-icb", "Health visiting since birth."),
-                         ("riverford-schools", "Attendance fell in the autumn term.")):
-        await driver.complete(f"summary-{agency}", {"involvement": text})
-    await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered at the meeting."})
-    await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
-                                       "decided_on": today.isoformat(), "learning_themes": ["information-sharing"],
-                                       "rationale": "Agencies did not share information at weekends.",
-                                       "learning": "Information sharing at weekends."})
-    return case_id
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 async def test_a_sign_off_shows_what_is_signed_and_a_refusal_comes_back_with_its_reason(stack, viewport):
     """Journeys 1 and 2."""
     driver = stack[2]()
-    case_id = await at_signoff(driver)
+    case_id = await driver.to_signoff(london_today())
     signer = await open_as(stack, email_of(driver.candidates("signoff-vale-icb")[0]), viewport)
     await signer.goto("/tasks")
     await signer.get_by_role("link", name=re.compile("^Sign off")).first.click()
@@ -187,15 +150,7 @@ async def test_the_incident_form_lists_every_problem_at_once_then_confirms(stack
 
     today = london_today()
     ref = f"RV-J-{uuid.uuid4().hex[:6]}"
-    await page.get_by_label("Your reference for this incident").fill(ref)
-    await page.locator("#aware_date-day").fill(str(today.day))
-    await page.locator("#aware_date-month").fill(str(today.month))
-    await page.locator("#aware_date-year").fill(str(today.year))
-    await page.locator("input[name=category]").first.check()
-    await page.get_by_label("Child 1: pseudonym").fill("Child A")
-    await page.locator("input[name=agencies]").first.check()
-    await page.get_by_label("What happened").fill("Infant admitted with injuries.")
-    await page.get_by_role("button", name="Record the incident").click()
+    await fill_incident_form(page, ref, today)
     await page.get_by_role("heading", name=f"Incident recorded: {ref}").wait_for()
     await assert_accessible(page, "incident recorded")
 

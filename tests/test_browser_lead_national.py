@@ -19,7 +19,13 @@ from safeguarding.clock import london_today
 from safeguarding.db import make_engine, upgrade
 from safeguarding.settings import Settings
 from sgflow.seed import DEMO_PASSWORD, EXAMPLES, seed_demo
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    assert_accessible,
+    browser_skip_reason,
+)
 from tests.support.read_model_rows import NAMES, NE, RV, add_case, add_message, add_task, versions
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
@@ -79,11 +85,6 @@ async def signed_in_page(browser, server: dict, email: str):
     await page.wait_for_load_state()
     assert "/sign-in" not in page.url
     return page
-
-
-async def assert_accessible(page, name: str) -> None:
-    violations = await serious_violations(page)
-    assert violations == [], f"axe: serious/critical violations on {name}: {violations}"
 
 
 # --- tests ----------------------------------------------------------------------------------------------------------

@@ -12,13 +12,10 @@ from datetime import timedelta
 import pytest
 
 from safeguarding.clock import london_today
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_skip_reason, serious_violations
-from tests.support.workflow_driver import running_worker
-from web.app import create_app
+from tests.support.browser import PASSWORD, assert_accessible, browser_skip_reason, live_browser
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 
-PASSWORD = "demo-password"
 PRACTITIONER = "rv-police-officer@demo.test"
 LEARNING_LEAD = "rv-learning-lead@demo.test"
 
@@ -26,35 +23,20 @@ LEARNING_LEAD = "rv-learning-lead@demo.test"
 @pytest.fixture
 async def live(time_env, seeded_engine, settings):
     """A new-page factory over the app under uvicorn (its own Temporal client), Chromium and a worker."""
-    from playwright.async_api import async_playwright
+    async with live_browser(time_env, seeded_engine, settings) as (url, browser):
+        async def new_page(email: str, then: str):
+            context = await browser.new_context(base_url=url)
+            context.set_default_timeout(15_000)
+            page = await context.new_page()
+            await page.goto(then)
+            assert "/sign-in" in page.url
+            await page.get_by_label("Email address").fill(email)
+            await page.get_by_label("Password", exact=True).fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(f"**{then}")
+            return page
 
-    target = time_env.client.service_client.config.target_host
-    app = create_app(settings.model_copy(update={"temporal_address": target}), engine=seeded_engine,
-                     connect_temporal=True)
-    async with running_worker(time_env, seeded_engine, settings):
-        with LiveServer(app) as url:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-
-                async def new_page(email: str, then: str):
-                    context = await browser.new_context(base_url=url)
-                    context.set_default_timeout(15_000)
-                    page = await context.new_page()
-                    await page.goto(then)
-                    assert "/sign-in" in page.url
-                    await page.get_by_label("Email address").fill(email)
-                    await page.get_by_label("Password", exact=True).fill(PASSWORD)
-                    await page.get_by_role("button", name="Sign in").click()
-                    await page.wait_for_url(f"**{then}")
-                    return page
-
-                yield new_page
-                await browser.close()
-
-
-async def assert_accessible(page, name: str) -> None:
-    violations = await serious_violations(page)
-    assert violations == [], f"axe: serious/critical violations on {name}: {violations}"
+        yield new_page
 
 
 async def test_record_an_event_and_see_it_counted(live):

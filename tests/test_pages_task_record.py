@@ -29,17 +29,7 @@ async def at_signoff(time_env, seeded_engine, settings):
     async with running_worker(time_env, seeded_engine, settings):
         app = create_app(settings, engine=seeded_engine, temporal_client=time_env.client, connect_temporal=False)
         driver = CaseDriver(time_env, seeded_engine, settings)
-        today = london_today()
-        await driver.open(today)
-        for agency, text in (("riverford-council", "Known to children's social care since March."),
-                             ("vale-icb", "Health visiting since birth."),
-                             ("riverford-schools", "Attendance fell in the autumn term.")):
-            await driver.complete(f"summary-{agency}", {"involvement": text})
-        await driver.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered at the meeting."})
-        await driver.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
-                                           "decided_on": today.isoformat(), "learning_themes": ["information-sharing"],
-                                           "rationale": "Agencies did not share information at weekends.",
-                                           "learning": "Information sharing at weekends."})
+        await driver.to_signoff(london_today())
         page = Pages(app)
         yield driver, page
         await page.close()

@@ -14,6 +14,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,12 @@ async def serious_violations(page) -> list[dict[str, Any]]:
             found.append({"id": v["id"], "impact": v["impact"], "help": v["help"],
                           "nodes": [n["target"] for n in nodes][:5]})
     return found
+
+
+async def assert_accessible(page, name: str) -> None:
+    """Fails, naming the page, when axe finds a serious or critical violation on it."""
+    violations = await serious_violations(page)
+    assert violations == [], f"axe: serious/critical violations on {name}: {violations}"
 
 
 def _govuk_conditional_radio(rule: str, node: dict[str, Any]) -> bool:
@@ -113,6 +121,40 @@ class LiveServer:
 
 
 PASSWORD = "demo-password"
+
+
+@asynccontextmanager
+async def live_browser(time_env, engine, settings) -> AsyncIterator[tuple[str, Any]]:
+    """``(base URL, Chromium)``: the app under uvicorn (its own Temporal client, to the test's time-skipping
+    server), a worker in the test's loop, and Debian's Chromium, all stopped on the way out."""
+    from playwright.async_api import async_playwright
+
+    from tests.support.workflow_driver import running_worker
+    from web.app import create_app
+
+    target = time_env.client.service_client.config.target_host
+    app = create_app(settings.model_copy(update={"temporal_address": target}), engine=engine, connect_temporal=True)
+    async with running_worker(time_env, engine, settings):
+        with LiveServer(app) as url:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+                try:
+                    yield url, browser
+                finally:
+                    await browser.close()
+
+
+async def fill_incident_form(page, ref: str, today) -> None:
+    """Fills the incident form with a valid incident aware ``today`` (the first category and agency) and sends it."""
+    await page.get_by_label("Your reference for this incident").fill(ref)
+    await page.locator("#aware_date-day").fill(str(today.day))
+    await page.locator("#aware_date-month").fill(str(today.month))
+    await page.locator("#aware_date-year").fill(str(today.year))
+    await page.locator("input[name=category]").first.check()
+    await page.get_by_label("Child 1: pseudonym").fill("Child A")
+    await page.locator("input[name=agencies]").first.check()
+    await page.get_by_label("What happened").fill("Infant admitted with injuries.")
+    await page.get_by_role("button", name="Record the incident").click()
 
 
 async def signed_in(browser, url: str, email: str, *, width: int, height: int, clock: bool = False):

@@ -89,6 +89,21 @@ class CaseDriver:
         return await act_on_task(self.env.client, self.case_id, "complete",
                                  TaskCommand(task_key=key, actor=actor_of(who), data=data))
 
+    async def to_signoff(self, today: date) -> str:
+        """Opens an incident aware ``today`` and takes it to the partners' sign-off: each agency's summary in its
+        own words, the meeting and a decision to hold a local review; the case id."""
+        case_id = await self.open(today)
+        for agency, text in (("riverford-council", "Known to children's social care since March."),
+                             ("vale-icb", "Health visiting since birth."),
+                             ("riverford-schools", "Attendance fell in the autumn term.")):
+            await self.complete(f"summary-{agency}", {"involvement": text})
+        await self.complete("meeting", {"held_on": today.isoformat(), "summary": "Facts gathered at the meeting."})
+        await self.complete("decision", {"hold_lcspr": "yes", "national_importance": False,
+                                         "decided_on": today.isoformat(), "learning_themes": ["information-sharing"],
+                                         "rationale": "Agencies did not share information at weekends.",
+                                         "learning": "Information sharing at weekends."})
+        return case_id
+
     async def through_rapid_review(self, *, today: date, decision="yes", decided_on: date | None = None,
                                    submitted_on: date | None = None):
         for agency in ("riverford-council", "vale-icb", "riverford-schools"):
