@@ -75,7 +75,8 @@ def test_pages_import_no_other_page():
 
 
 def test_tests_import_no_other_test_module():
-    """Shared test helpers live in tests/support/; a test module imports none of the others."""
-    for path in sorted((ROOT / "tests").glob("*.py")):
+    """Shared test helpers live in tests/support/; no test module, helper or history recorder imports a test
+    module."""
+    for path in sorted((ROOT / "tests").rglob("*.py")):
         test_modules = sorted(m for m in imported_modules(path) if m.startswith("tests.test_"))
         assert not test_modules, f"{path.relative_to(ROOT)} imports {test_modules}"

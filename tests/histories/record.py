@@ -55,7 +55,7 @@ async def scenario_notification_only(drv: CaseDriver) -> None:
 
 
 async def scenario_ladder_climbs_to_the_scrutineer(drv: CaseDriver) -> None:
-    from tests.test_ladder_workflow import Ladder
+    from tests.support.ladder import Ladder
 
     ladder = Ladder(drv.env, drv.engine, drv.settings)
     drv.case_id = await ladder.raise_()
@@ -66,8 +66,8 @@ async def scenario_ladder_climbs_to_the_scrutineer(drv: CaseDriver) -> None:
 
 async def scenario_ladder_urgent_withdrawn(drv: CaseDriver) -> None:
     from safeguarding.case_commands import withdraw_escalation
+    from tests.support.ladder import Ladder
     from tests.support.workflow_driver import principal
-    from tests.test_ladder_workflow import Ladder
 
     ladder = Ladder(drv.env, drv.engine, drv.settings)
     drv.case_id = await ladder.raise_(urgent=True)
@@ -115,7 +115,7 @@ async def scenario_incident_decision_themes_sent_back(drv: CaseDriver) -> None:
 async def scenario_learning_round_table_with_action(drv: CaseDriver) -> None:
     import httpx
 
-    from tests.test_learning_workflow import LEAD_REF, Learning
+    from tests.support.learning import LEAD_REF, Learning
     from web.app import create_app
 
     app = create_app(drv.settings, engine=drv.engine, temporal_client=drv.env.client, connect_temporal=False)
@@ -179,7 +179,7 @@ async def scenario_yearly_report_sent_back_published_next_started(drv: CaseDrive
     """Draft, the scrutineer asks for changes, the revision, sign-off, publication, copies, the next report starts."""
     from datetime import date
 
-    from tests.test_yearly_report_workflow import URL, Report
+    from tests.support.yearly_report import URL, Report
 
     report = Report(drv.env, drv.engine, drv.settings)
     today = london_today()
