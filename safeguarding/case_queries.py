@@ -94,20 +94,33 @@ def list_cases(engine: Engine, principal: Principal, *, status: str | None = Non
         return [case_summary(c) for c in rows]
 
 
+_own_task = Task.__table__.alias("own_task")
+
+
 def my_tasks_where(national: bool, by_overdue: bool) -> list[Any]:
     """Conditions on ``task`` for the tasks a principal may do (the inbox and the API share them).
 
     Their values are bound parameters (``my_tasks_params``), so a statement built on them once serves everyone:
-    ``national`` for the national body (the Panel's tasks), ``by_overdue`` to filter on being overdue."""
-    where = [Task.status == bindparam("mine_status")]
+    ``national`` for the national body (the Panel's tasks), ``by_overdue`` to filter on being overdue.
+
+    A partnership's people: the open (or done) tasks they are a candidate for or have claimed, of their own
+    partnership, and those another partnership's case gives them as where the child lives. Written as the ids of
+    two index searches (by partnership and status; by contributor role and status), not as one ``OR`` of the two:
+    with that ``OR`` SQLite, which keeps no statistics unless asked, read every task of that status in every
+    partnership (20,000 rows for 25 in ``benchmarks/pages_cpu.py``'s fill; ``tests/test_query_plans.py``)."""
     if national:
-        where.append(Task.candidate_role == NATIONAL_PANEL)
+        where = [Task.status == bindparam("mine_status"), Task.candidate_role == NATIONAL_PANEL]
     else:
-        mine = select(TaskCandidate.task_id).where(TaskCandidate.user_ref == bindparam("mine_user"))
-        # the partnership's own tasks, and those another partnership's case gives it as where the child lives
-        where += [or_(Task.partnership_id == bindparam("mine_partnership"),
-                      Task.candidate_role == bindparam("mine_contributor_role")),
-                  or_(Task.id.in_(mine), Task.claimed_by == bindparam("mine_user"))]
+        t = _own_task.c
+        mine = or_(t.id.in_(sql_select(TaskCandidate.task_id).where(TaskCandidate.user_ref == bindparam("mine_user"))),
+                   t.claimed_by == bindparam("mine_user"))
+        own = sql_select(t.id).where(t.partnership_id == bindparam("mine_partnership"),
+                                     t.status == bindparam("mine_status"), mine)
+        # the tasks another partnership's case gives this one as where the child lives
+        given = sql_select(t.id).where(t.candidate_role == bindparam("mine_contributor_role"),
+                                       t.partnership_id != bindparam("mine_partnership"),
+                                       t.status == bindparam("mine_status"), mine)
+        where = [Task.id.in_(own.union_all(given))]
     if by_overdue:
         where.append(Task.overdue == bindparam("mine_overdue"))
     return where
