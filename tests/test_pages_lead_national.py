@@ -433,9 +433,12 @@ async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
     fragment = await client.get(f"/national?partnership={NE}", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="results">') and "<html" not in fragment.text
     page = await client.get("/national")
-    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response"' in page.text  # the Panel's open task
+    # the Panel's open task, saying where it comes from (the task page's back link needs no Referer)
+    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response?from=overview"' in page.text
     assert m["a"].id not in page.text and m["a"].case_ref not in page.text
     assert page.text.count("/tasks/panel-response") == 1  # only open Panel tasks get a link
+    one = await client.get(f"/national/cases/{m['a'].national_ref}")
+    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response?from=case"' in one.text
 
 
 async def test_national_pages_paginate(app, seeded_engine, signed_in):
