@@ -82,6 +82,9 @@ class CaseDetailOut(CaseSummaryOut):
     summary: str | None = None
     agencies: Any = None
     opened_by: str | None = None
+    plan: list[dict[str, Any]] | None = Field(
+        default=None, description="The process's planned steps, in order, as its workflow published them (each "
+        "with type, title, applies, and sometimes key and details); null for a case from before plans.")
     tasks: list[TaskOut]
     timeline: list[TimelineEntry]
 
