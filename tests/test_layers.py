@@ -74,6 +74,28 @@ def test_pages_import_no_other_page():
                 assert not named & pages, f"{path.relative_to(ROOT)} imports the page module(s) {named & pages}"
 
 
+def _route_modules() -> set[str]:
+    """The modules that declare routes (a top-level ``router``), as dotted names: web/api/*, web/pages/*."""
+    found = set()
+    for path in _web_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "router" for t in n.targets)
+               for n in tree.body):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_views_import_no_route_module():
+    """What pages share (``web.views``) imports models and helpers, never a module of routes (``web.api.cases``,
+    a page module): a route module imports views, not the other way round."""
+    routes = _route_modules()
+    assert "web.api.cases" in routes and "web.pages.learning" in routes  # the check sees them
+    for path in sorted((ROOT / "web" / "views").rglob("*.py")):
+        found = sorted(imported_modules(path) & routes)
+        assert not found, f"{path.relative_to(ROOT)} imports the route module(s) {found}"
+
+
 def test_tests_import_no_other_test_module():
     """Shared test helpers live in tests/support/; a test module imports none of the others."""
     for path in sorted((ROOT / "tests").glob("*.py")):
