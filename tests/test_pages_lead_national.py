@@ -417,6 +417,10 @@ async def test_the_national_figures_are_right_for_a_seeded_mix(app, seeded_engin
     figure = lambda name: re.search(rf'id="figure-{name}">(\d+)<', page.text).group(1)  # noqa: E731
     assert (figure("late"), figure("overdue"), figure("awaiting"), figure("tasks")) == ("3", "1", "1", "1")
     assert "of 5 due so far (60%)" in text_of(page.text)
+    # the period the figures count is said (the monitoring page's figures count its trend's months only)
+    period = re.search(r'<p class="govuk-body" id="figures-period">(.*?)</p>', page.text, re.S)
+    assert period and "whatever its date" in text_of(period.group(1)) and "last 12 months" in text_of(period.group(1))
+    assert 'id="figures-period"' in (await client.get("/national?status=open", headers={"HX-Request": "true"})).text
 
 
 async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
