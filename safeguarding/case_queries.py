@@ -66,7 +66,7 @@ def load_case(engine: Engine, principal: Principal, case_id: str) -> tuple[Row, 
 def case_detail(engine: Engine, principal: Principal, case_id: str) -> dict[str, Any]:
     case, tasks, events = load_case(engine, principal, case_id)
     return {**case_summary(case), "children": json_or_none(case.children), "summary": case.summary,
-            "agencies": json_or_none(case.agencies), "opened_by": case.opened_by,
+            "agencies": json_or_none(case.agencies), "opened_by": case.opened_by, "plan": json_or_none(case.plan),
             "tasks": [task_out(t) for t in tasks],
             "timeline": [{"at": e.at, "actor": e.actor, "kind": e.kind, "task": e.task_key, "message": e.message}
                          for e in events]}

@@ -86,3 +86,16 @@ async def test_the_answers_validate_and_are_unchanged(api, seeded_engine):
     assert one == jsonable_encoder(national.case_out(*found))
     assert set(one) == set(NationalCaseOut.model_fields) and len(one["tasks"]) == 2
     NationalCaseOut.model_validate(one)
+
+
+async def test_a_cases_answer_has_its_published_plan(api, seeded_engine):
+    """/api/cases/{id} says the steps the case's workflow planned (engine 6), and null for a case from before."""
+    plan = [{"type": "notification_sent", "title": "Notify the national Panel", "applies": True},
+            {"type": "panel_response", "title": "The national Panel’s response", "applies": False}]
+    planned = add_case(seeded_engine, "PL-1", plan=json.dumps(plan))
+    older = add_case(seeded_engine, "PL-2")
+    answer = (await api.get(f"/api/cases/{planned.id}", auth=LEAD)).json()
+    assert answer["plan"] == plan
+    assert (await api.get(f"/api/cases/{older.id}", auth=LEAD)).json()["plan"] is None
+    spec = (await api.get("/openapi.json")).json()
+    assert "plan" in spec["components"]["schemas"]["CaseDetailOut"]["properties"]

@@ -17,6 +17,7 @@ from safeguarding.intake import EscalationIn, raise_escalation
 from safeguarding.tables import Case
 from tests.support.pages import LEAD, visible
 from tests.support.workflow_driver import RV, eventually, principal
+from web.templating import date_uk
 
 INCIDENT_WORDS = ("Local authority became aware", "rapid review", "Rapid review", "national Panel", "Notify",
                   "About the incident", "LCSPR", "Recorded by")
@@ -170,3 +171,60 @@ async def test_a_learning_events_page_follows_its_plan_as_the_triage_settles_it(
     assert [s.split(" For ")[0].split(" Opens ")[0] for s in steps] == [
         "Choose a proportionate learning response", "After action review", "Feed back to the reporter"]
     assert steps[0].endswith("Completed") and not steps[1].endswith("Cannot start yet")
+
+
+def summary_keys(html: str) -> list[str]:
+    """Every summary list row's key on the page, in order."""
+    return [" ".join(visible(k).split()) for k in re.findall(r'<dt class="govuk-summary-list__key">(.*?)</dt>', html,
+                                                               re.S)]
+
+
+async def test_learning_events_and_local_reviews_have_their_own_words(site):
+    """Issue 17.8: a learning event's and a local review's pages say what their dates and details are, in their own
+    words, with none of an incident's ("Local authority became aware", "Recorded by", "About the incident")."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from safeguarding.intake import LearningIn, record_learning
+
+    browser, driver = site
+    today = london_today()
+    incident = await driver.open(today)
+    await driver.complete("notification", {"sent_on": today.isoformat(), "local_partners_notified": True})
+    await driver.through_rapid_review(today=today, decision="yes")
+    await driver.complete("panel-response", {"response": "agrees"}, user_ref="u-panel-analyst")
+
+    def review() -> Case | None:
+        with Session(driver.engine) as session:
+            return session.exec(select(Case).where(Case.parent_case_id == incident, Case.process == "lcspr")).first()
+
+    await eventually(lambda: review() is not None)
+    reporter = principal(driver.engine, "u-rv-health-visitor")
+    learning, _ = await record_learning(
+        driver.engine, driver.env.client, driver.settings.task_queue, reporter, RV,
+        LearningIn(occurred_on=today - timedelta(days=2), kind="near_miss", what_happened="A referral was missed.",
+                   what_was_expected="Triage within a day.", agencies=["riverford-council"],
+                   factors=["inter-agency-working"], themes=["information-sharing"], anonymous=True))
+    await eventually(lambda: case_row(driver.engine, learning) is not None)
+    lead = browser()
+    await lead.sign_in(LEAD)
+
+    page = await lead.get(f"/cases/{review().id}")
+    keys = summary_keys(page.text)
+    assert "Decided on" in keys and "Review of" in keys and "Opened" in keys, keys
+    assert not {"Local authority became aware", "Recorded by", "Children", "What happened"} & set(keys), keys
+    assert "About the review" in page.text and "About the incident" not in page.text
+    incident_ref = case_row(driver.engine, incident).case_ref
+    assert f'<a class="govuk-link" href="/cases/{incident}">Incident {incident_ref}</a>' in page.text
+    assert re.search(r"Opened\s*</dt>\s*<dd[^>]*>\s*sgflow, ", page.text)  # not "system"
+
+    page = await lead.get(f"/cases/{learning}")
+    keys = summary_keys(page.text)
+    assert "Happened on" in keys and "Reported" in keys and "What happened" in keys, keys
+    assert not {"Local authority became aware", "Recorded by", "Children"} & set(keys), keys
+    assert "About the event" in page.text and "About the incident" not in page.text
+    assert re.search(r"Happened on\s*</dt>\s*<dd[^>]*>\s*" + re.escape(date_uk(today - timedelta(days=2))),
+                     page.text)
+    assert re.search(r"Reported\s*</dt>\s*<dd[^>]*>\s*[^<]*, anonymously\s*<", page.text)
+    assert reporter.display_name not in page.text  # never who reported it

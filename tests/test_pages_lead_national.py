@@ -417,6 +417,10 @@ async def test_the_national_figures_are_right_for_a_seeded_mix(app, seeded_engin
     figure = lambda name: re.search(rf'id="figure-{name}">(\d+)<', page.text).group(1)  # noqa: E731
     assert (figure("late"), figure("overdue"), figure("awaiting"), figure("tasks")) == ("3", "1", "1", "1")
     assert "of 5 due so far (60%)" in text_of(page.text)
+    # the period the figures count is said (the monitoring page's figures count its trend's months only)
+    period = re.search(r'<p class="govuk-body" id="figures-period">(.*?)</p>', page.text, re.S)
+    assert period and "whatever its date" in text_of(period.group(1)) and "last 12 months" in text_of(period.group(1))
+    assert 'id="figures-period"' in (await client.get("/national?status=open", headers={"HX-Request": "true"})).text
 
 
 async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
@@ -433,9 +437,12 @@ async def test_the_national_filters(app, seeded_engine, signed_in, mixed_cases):
     fragment = await client.get(f"/national?partnership={NE}", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<div id="results">') and "<html" not in fragment.text
     page = await client.get("/national")
-    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response"' in page.text  # the Panel's open task
+    # the Panel's open task, saying where it comes from (the task page's back link needs no Referer)
+    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response?from=overview"' in page.text
     assert m["a"].id not in page.text and m["a"].case_ref not in page.text
     assert page.text.count("/tasks/panel-response") == 1  # only open Panel tasks get a link
+    one = await client.get(f"/national/cases/{m['a'].national_ref}")
+    assert f'href="/national/cases/{m["a"].national_ref}/tasks/panel-response?from=case"' in one.text
 
 
 async def test_national_pages_paginate(app, seeded_engine, signed_in):

@@ -628,3 +628,18 @@ async def test_the_cookie_is_secure_over_https(site):
     assert "; Secure" in page.headers["set-cookie"]
     ok = await b.post("/sign-in", {"email": DCS, "password": PASSWORD})
     assert ok.status_code == 303 and "; Secure" in ok.headers["set-cookie"]
+
+
+def test_the_intake_forms_refusals_land_on_its_fields():
+    """The service layer's refusals of an incident (JSON pointers) shown by the intake form's fields, through the one
+    mapper (``web.form_errors.named_in``): a field the form has by its name, anything else on the form as a whole."""
+    from safeguarding.refusals import FieldError
+    from web.form_errors import field_errors
+    from web.pages.incidents import intake_field
+
+    refused = [FieldError(path=path, message=message) for path, message in (
+        ("/children/0/pseudonym", "enter a pseudonym"), ("/category", "not listed"),
+        ("/resident_area_name", "too long"), ("/partnership", "not yours"), ("", "the arrangements say no"))]
+    assert field_errors(refused, name_of=intake_field) == {
+        "children": "Enter a pseudonym", "category": "Not listed", "resident_area_name": "Too long",
+        "form": "Not yours"}

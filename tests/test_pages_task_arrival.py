@@ -141,3 +141,52 @@ async def test_an_open_task_page_hears_when_someone_else_claims_it(site):
     assert done.status_code == 286  # htmx stops polling: nothing more can change
     assert "completed this task" in done.text
     assert re.search(r'<div id="task-claim" hx-swap-oob="true">.*has completed this task\.', done.text, re.S)
+
+
+async def test_the_confirmation_page_keeps_how_you_arrived(site):
+    browser, driver = site
+    today = london_today()
+    case_id = await driver.open(today)
+    task = f"/cases/{case_id}/tasks/notification"
+    b = browser()
+    await b.sign_in(DCS)
+    await b.post(f"{task}/claim?from=tasks", {"back": f"{task}?from=tasks"})
+    data = {"sent_on-day": str(today.day), "sent_on-month": str(today.month), "sent_on-year": str(today.year),
+            "local_partners_notified": "true"}
+    done = await b.post(f"{task}?from=tasks", data)
+    assert done.status_code == 303 and done.headers["location"] == f"{task}?done=1&from=tasks"
+    confirmation = await b.get(done.headers["location"])
+    assert "Task complete" in confirmation.text
+    assert back_link(confirmation.text) == ("/tasks", "Back to your tasks")
+    assert active_menu(confirmation.text) == ["My tasks"]
+
+
+async def test_the_confirmation_page_keeps_only_allow_listed_arrivals(site):
+    browser, driver = site
+    today = london_today()
+    await driver.open(today)
+    await driver.through_rapid_review(today=today, decision="no")
+    ref = driver.case().national_ref
+    task = f"/national/cases/{ref}/tasks/panel-response"
+    panel = browser()
+    await panel.sign_in(PANEL)
+    await panel.post(f"{task}/claim", {"back": task})
+    done = await panel.post(f"{task}?from=https://evil.example/", {"response": "agrees"})
+    assert done.status_code == 303 and done.headers["location"] == f"{task}?done=1"  # not kept: not a known place
+
+
+async def test_the_panels_confirmation_page_goes_back_to_the_overview(site):
+    browser, driver = site
+    today = london_today()
+    await driver.open(today)
+    await driver.through_rapid_review(today=today, decision="no")
+    ref = driver.case().national_ref
+    task = f"/national/cases/{ref}/tasks/panel-response"
+    panel = browser()
+    await panel.sign_in(PANEL)
+    await panel.post(f"{task}/claim?from=overview", {"back": f"{task}?from=overview"})
+    done = await panel.post(f"{task}?from=overview", {"response": "agrees"})
+    assert done.status_code == 303 and done.headers["location"] == f"{task}?done=1&from=overview"
+    confirmation = await panel.get(done.headers["location"])
+    assert back_link(confirmation.text) == ("/national", "Back to the overview")
+    assert active_menu(confirmation.text) == ["Overview"]

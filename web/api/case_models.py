@@ -1,5 +1,6 @@
 """What the JSON case routes answer (``web.api.cases``): response models, so OpenAPI describes each answer and
-FastAPI checks it."""
+FastAPI checks it; and the bodies they take that pages share (``ActionIn``: ``web.views.action_form``), so no view
+imports a route module."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 # A moment as the routes wrote it before they had response models (``datetime.isoformat``: "+00:00", where
 # pydantic writes "Z"): for the answers that gained a model, so their bodies stay as they were
 IsoDateTime = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")]
+
+
+class ActionIn(BaseModel):
+    """An action to add (``POST /api/cases/{case_id}/actions``); the "Add an action" form extends it."""
+
+    owner: str = Field(max_length=63, description="The agency that owns the action (a partner or relevant agency).")
+    description: str = Field(max_length=2000, description="What must be done.")
+    due_date: str = Field(max_length=10, description="When it is due (YYYY-MM-DD).")
 
 
 class CaseOpened(BaseModel):
@@ -82,6 +91,9 @@ class CaseDetailOut(CaseSummaryOut):
     summary: str | None = None
     agencies: Any = None
     opened_by: str | None = None
+    plan: list[dict[str, Any]] | None = Field(
+        default=None, description="The process's planned steps, in order, as its workflow published them (each "
+        "with type, title, applies, and sometimes key and details); null for a case from before plans.")
     tasks: list[TaskOut]
     timeline: list[TimelineEntry]
 

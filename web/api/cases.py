@@ -26,6 +26,7 @@ from safeguarding.tables import Task
 from web import uploads
 from web.api import MAX_INT, READ, TEMPORAL, WRITE, error_responses
 from web.api.case_models import (
+    ActionIn,
     CaseDetailOut,
     CaseOpened,
     CaseStatus,
@@ -376,12 +377,6 @@ def download_file(request: Request, engine: DbEngine, settings: AppSettings, cas
     return FileResponse(path, media_type="application/octet-stream", filename=f"{case.case_ref}-{file_id[:12]}"
                         f"{path.suffix}", headers={"X-Content-Type-Options": "nosniff",
                                                    "Content-Security-Policy": "default-src 'none'; sandbox"})
-
-
-class ActionIn(BaseModel):
-    owner: str = Field(max_length=63, description="The agency that owns the action (a partner or relevant agency).")
-    description: str = Field(max_length=2000, description="What must be done.")
-    due_date: str = Field(max_length=10, description="When it is due (YYYY-MM-DD).")
 
 
 @router.post("/cases/{case_id}/actions", response_model=TaskResultOut, responses=TEMPORAL_ERRORS)

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 
 from safeguarding.audit_log import audit
-from safeguarding.case_access import visible_case
+from safeguarding.case_access import may_read_case, visible_case
 from safeguarding.case_queries import CASE_EVENTS, CASE_TASKS
 from safeguarding.clock import london_today
 from safeguarding.pinned import Pinned, pinned
@@ -203,10 +203,13 @@ def ladder_view(case: Any, tasks: list[Any], facts: Pinned | None) -> dict[str, 
     return {"name": name, "stages": rows, "urgent": bool(case.urgent)}
 
 
+# Each process's own words for a case's details (issue 17.8): an incident's are the defaults; an escalation's date
+# is the day it was raised, a learning event's the day it happened, a local review's the day it was decided on.
 CATEGORY_KEYS = {"escalation": "Issue", "learning": "Kind of event"}
-AWARE_KEYS = {"escalation": "Raised on"}  # an escalation's date is the day it was raised
-OPENER_KEYS = {"escalation": "Raised by"}
+AWARE_KEYS = {"escalation": "Raised on", "learning": "Happened on", "lcspr": "Decided on"}
+OPENER_KEYS = {"escalation": "Raised by", "learning": "Reported", "lcspr": "Opened"}
 SUMMARY_KEYS = {"escalation": "What it is about"}  # a disagreement, or overdue work: not an incident's events
+ABOUT_HEADINGS = {"incident": "About the incident", "learning": "About the event", "lcspr": "About the review"}
 LEARNING_KIND_LABELS = dict(LEARNING_KINDS)
 
 
@@ -227,6 +230,17 @@ def _recorded(case: Any, tasks: list[Any], today: date) -> dict[str, Any]:
     steps = [f"{t.title}: for {t.candidate_label}" + (f", due {_date_text(t.due_date)}" if t.due_date else "")
              for t in tasks if t.status == "open"]
     return {"title": what, "reference": case.case_ref, "steps": steps}
+
+
+def _opener(case: Any, names: dict[str, str], opened_at: datetime) -> str:
+    """Who opened the case and when. A learning event never names its reporter here (the learning lead sees them
+    on the triage task): only when it was reported, and whether anonymously."""
+    when = datetime_uk(opened_at)
+    if case.process == "learning":
+        return f"{when}, anonymously" if case.opened_by == "anonymous" else when
+    if case.opened_by == "system":
+        return f"sgflow, {when}"
+    return f"{names.get(case.opened_by) or case.opened_by}, {when}"
 
 
 def _date_text(value: Any) -> str:
@@ -283,6 +297,12 @@ def case_page(request: Request, engine: DbEngine):
                 names[row.actor] = row.actor_name
         if case.opened_by not in names:
             names.update(names_on(conn, {case.opened_by}))
+        review_of = None  # a local review's incident: linked when this reader may read it
+        if case.process == "lcspr" and case.parent_case_id:
+            parent = conn.execute(sql_select(Case).where(Case.id == case.parent_case_id)).first()
+            if parent is not None:
+                review_of = {"case_ref": parent.case_ref,
+                             "href": f"/cases/{parent.id}" if may_read_case(conn, principal, parent) else None}
     if params.get("poll") != "1":  # a person opened the case (htmx's polls of an open page are not new views)
         audit(engine, principal, "case.view", partnership_id=case.partnership_id, case_id=case.id, detail="(page)")
     audit_rows = [{"at": aware(a.at), "actor": a.actor, "action": a.action, "outcome": a.outcome,
@@ -300,7 +320,8 @@ def case_page(request: Request, engine: DbEngine):
         aware_key=AWARE_KEYS.get(case.process, "Local authority became aware"),
         opener_key=OPENER_KEYS.get(case.process, "Recorded by"),
         summary_key=SUMMARY_KEYS.get(case.process, "What happened"),
-        opened_at=aware(case.opened_at),
+        about_heading=ABOUT_HEADINGS.get(case.process, "About this case"),
+        opener=_opener(case, names, aware(case.opened_at)), review_of=review_of,
         events=[{"at": aware(e.at), "who": names.get(e.actor, e.actor) if e.actor != "system" else "sgflow",
                  "message": e.message} for e in reversed(events)],
         names=names, audit_rows=audit_rows, poll_seconds=POLL_SECONDS,

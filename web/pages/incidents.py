@@ -23,7 +23,7 @@ from safeguarding.national import partnerships
 from web import schema_forms as sf
 from web.deps import AppSettings, DbEngine, PagePrincipal, TemporalClient, TemporalTimeout, engine_of
 from web.errors import ApiError
-from web.form_errors import error_summary, field_errors, unknown_fields
+from web.form_errors import error_summary, field_errors, named_in, unknown_fields
 from web.pages import bounded_page, page_context
 from web.templating import render
 
@@ -32,6 +32,7 @@ router = APIRouter(include_in_schema=False)
 MAX_CHILDREN = 4
 INTAKE_FIELDS = ["case_ref", "aware_date", "category", "age_at_incident", "children", "resident_partnership_id",
                  "resident_area_name", "agencies", "summary"]
+intake_field = named_in(INTAKE_FIELDS)  # a refused field's JSON pointer -> the form field showing it, else "form"
 INTAKE_ANCHORS = {"aware_date": "#aware_date-day", "category": "#category", "agencies": "#agencies",
                   "children": "#child-1-pseudonym", "form": "#case_ref"}
 # the form's own field names (a child's row, the date's three boxes): anything else posted is refused
@@ -111,7 +112,7 @@ def _read_form(values: dict[str, Any]) -> tuple[IncidentIn | None, dict[str, str
         parts = path.lstrip("/").split("/")
         if parts[0] == "children" and len(parts) >= 2 and parts[1].isdecimal() and int(parts[1]) < len(rows):
             return f"child-{rows[int(parts[1])]}-pseudonym"
-        return parts[0] if parts[0] in INTAKE_FIELDS else "form"
+        return intake_field(path)
 
     try:
         incident = IncidentIn.model_validate(sent)
@@ -122,8 +123,7 @@ def _read_form(values: dict[str, Any]) -> tuple[IncidentIn | None, dict[str, str
 
 def _intake_errors(fields) -> dict[str, str]:
     """The service layer's refusal (``ApiError.fields``) by form field name."""
-    return field_errors(fields, name_of=lambda path: path.lstrip("/").split("/")[0]
-                        if path.lstrip("/").split("/")[0] in INTAKE_FIELDS else "form")
+    return field_errors(fields, name_of=intake_field)
 
 
 @router.post("/incidents/new")

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from safeguarding import national
 from safeguarding.clock import london_today
+from safeguarding.monitoring import TREND_MONTHS
 from web.deps import DbEngine, PagePrincipal
 from web.errors import error_page
 from web.pages import page_context
@@ -90,7 +91,8 @@ def overview(request: Request, principal: PagePrincipal, engine: DbEngine, partn
         next_href=href(page=number + 1) if number < pages else None, figure_href=href,
         partnerships=everyone, partnership=partnership, status=status, show=show,
         partnership_name=dict(everyone).get(partnership) if partnership else None,
-        show_filters=national.SHOW_FILTERS, status_filters=national.CASE_STATUSES, **_labels()), block="results")
+        show_filters=national.SHOW_FILTERS, status_filters=national.CASE_STATUSES, trend_months=TREND_MONTHS,
+        **_labels()), block="results")
 
 
 @router.get("/national/cases/{national_ref}")

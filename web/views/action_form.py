@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from safeguarding.clock import london_today
-from web.api.cases import ActionIn
+from web.api.case_models import ActionIn
 
 ACTION_FIELDS = ["owner", "description", "due_date"]
 ACTION_ANCHORS = {"due_date": "#due_date-day"}

@@ -210,4 +210,8 @@ async def complete_task_form(request: Request, case_id: str, key: str, principal
                               links=[{"text": "Go back to the case" if not national else "Go to your tasks",
                                       "href": "/tasks" if national else f"/cases/{case_id}"}])
         raise
-    return RedirectResponse(task_href(case.id, case.national_ref, key, national) + "?done=1", status_code=303)
+    # the confirmation page keeps how the person arrived (reviewer/_arrival.html): only the allow-listed places
+    arrived = request.query_params.get("from", "")
+    keep = f"&from={arrived}" if arrived in (("overview", "case") if national else ("tasks",)) else ""
+    return RedirectResponse(task_href(case.id, case.national_ref, key, national) + "?done=1" + keep,
+                            status_code=303)
