@@ -20,12 +20,12 @@ import pytest
 from safeguarding.clock import london_today
 from safeguarding.intake import EscalationIn, raise_escalation
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, axe_source, browser_skip_reason
+from tests.support.browser import signed_in as signed_in_at
 from tests.support.workflow_driver import RV, CaseDriver, principal, running_worker
 from web.app import create_app
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 
-PASSWORD = "demo-password"
 USERS = ["rv-business-manager@demo.test", "rv-la-head-qa@demo.test", "rv-icb-cno@demo.test",
          "rv-scrutineer@demo.test", "panel@demo.test"]
 WIDTHS = [(390, 844), (768, 1024), (1280, 900)]
@@ -92,16 +92,8 @@ async def site(time_env, seeded_engine, settings):
 
 
 async def signed_in(browser, url: str, email: str, width: int = WIDTHS[0][0], height: int = WIDTHS[0][1]):
-    context = await browser.new_context(base_url=url, viewport={"width": width, "height": height})
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    await page.goto("/sign-in")
-    await page.get_by_label("Email address").fill(email)
-    await page.get_by_label("Password", exact=True).fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_load_state()
-    assert "/sign-in" not in page.url, f"{email} could not sign in"
-    return page
+    """Signed in at a phone's size unless told otherwise."""
+    return await signed_in_at(browser, url, email, width=width, height=height)
 
 
 async def walk(browser, url: str, email: str) -> tuple[list[str], int]:

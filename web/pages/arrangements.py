@@ -87,6 +87,14 @@ def _resolve(request: Request, principal: Principal, partnership: str | None) ->
     return pid
 
 
+def _partnership_of_page(request: Request, principal: Principal, partnership: str | None,
+                         target: str) -> str | Response:
+    """The partnership a page is about; else the page that asks an administrator to choose one, or not found."""
+    if partnership is None and principal.partnership_id is None and principal.is_admin:
+        return _choose_partnership(request, principal, target)
+    return _resolve(request, principal, partnership) or not_found(request)
+
+
 def _query(pid: str, principal: Principal) -> str:
     """``?partnership=`` for links, only when it isn't the person's own."""
     return "" if pid == principal.partnership_id else f"partnership={quote(pid)}"
@@ -96,11 +104,9 @@ def _query(pid: str, principal: Principal) -> str:
 def arrangements(request: Request, principal: PagePrincipal, engine: DbEngine,
                  partnership: str | None = None) -> Response:
     """The current version in words, the version history and a form to compare two versions."""
-    if partnership is None and principal.partnership_id is None and principal.is_admin:
-        return _choose_partnership(request, principal, "/arrangements")
-    pid = _resolve(request, principal, partnership)
-    if pid is None:
-        return not_found(request)
+    pid = _partnership_of_page(request, principal, partnership, "/arrangements")
+    if isinstance(pid, Response):
+        return pid
     with Session(engine) as session:
         rows = list_versions(session, pid)
     if not rows:
@@ -164,11 +170,9 @@ def _cannot_edit(request: Request, principal: Principal, pid: str) -> Response:
 def arrangements_editor(request: Request, principal: PagePrincipal, engine: DbEngine,
                         partnership: str | None = None) -> Response:
     """Upload a file or paste the document; the current version is in the box to start from."""
-    if partnership is None and principal.partnership_id is None and principal.is_admin:
-        return _choose_partnership(request, principal, "/arrangements/edit")
-    pid = _resolve(request, principal, partnership)
-    if pid is None:
-        return not_found(request)
+    pid = _partnership_of_page(request, principal, partnership, "/arrangements/edit")
+    if isinstance(pid, Response):
+        return pid
     if not principal.can_manage_arrangements(pid):
         return _cannot_edit(request, principal, pid)
     with Session(engine) as session:
